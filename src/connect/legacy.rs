@@ -1,0 +1,353 @@
+//! Legacy HTTP+SSE (spec 2024-11-05): one long GET stream whose first event names the endpoint
+//! to POST messages to, and whose `message` events carry everything from the server. A dropped
+//! stream loses the session: waiting requests get errors, and the bridge reconnects with backoff
+//! and replays the agent's handshake on the new session.
+
+use super::http;
+use super::outbox::Failure;
+use super::{Shared, fail, forward};
+use crate::jsonrpc::{self, Id};
+use crate::sse;
+use futures_util::StreamExt;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+#[derive(Clone, Debug)]
+enum Endpoint {
+    /// No usable stream yet (connecting, or replaying the handshake).
+    Connecting,
+    Ready(Url),
+    /// The server named an endpoint the bridge will not use.
+    Refused(String),
+}
+
+pub(crate) enum ProbeError {
+    /// The URL answered, but not with an event stream.
+    NotSse,
+    Failed(Failure),
+}
+
+pub(crate) struct Legacy {
+    shared: Shared,
+    endpoint: watch::Sender<Endpoint>,
+    stop: CancellationToken,
+    /// The handshake replay in flight on a new stream.
+    replay: Mutex<Option<Replay>>,
+}
+
+struct Replay {
+    /// The bridge's own id for the replayed `initialize`.
+    id: Id,
+    /// Sent once the replayed `initialize` is answered.
+    initialized: Option<bytes::Bytes>,
+    /// The new session's endpoint, opened to the agent after the handshake.
+    url: Url,
+}
+
+impl Legacy {
+    /// Connects in the background (with `--transport sse`).
+    pub fn start(shared: Shared) -> Arc<Self> {
+        let this = Self::new(shared);
+        let reader = this.clone();
+        this.shared
+            .tasks
+            .spawn(async move { reader.read_loop(None).await });
+        this
+    }
+
+    /// Tries the URL as a legacy SSE endpoint (auto detection); on success keeps the stream.
+    pub async fn probe(shared: Shared) -> Result<Arc<Self>, ProbeError> {
+        let deadline = shared.deadline();
+        let resp = http::send(&shared.link, &shared.target, deadline, || {
+            open_stream(&shared)
+        })
+        .await
+        .map_err(ProbeError::Failed)?;
+        if !resp.status().is_success() || !http::is_event_stream(&resp) {
+            return Err(ProbeError::NotSse);
+        }
+        let this = Self::new(shared);
+        let reader = this.clone();
+        this.shared
+            .tasks
+            .spawn(async move { reader.read_loop(Some(resp)).await });
+        match this.ready(deadline).await {
+            Ok(_) => Ok(this),
+            Err(f) => {
+                this.close();
+                Err(ProbeError::Failed(f))
+            }
+        }
+    }
+
+    fn new(shared: Shared) -> Arc<Self> {
+        let stop = shared.shutdown.child_token();
+        Arc::new(Legacy {
+            shared,
+            endpoint: watch::channel(Endpoint::Connecting).0,
+            stop,
+            replay: Mutex::default(),
+        })
+    }
+
+    pub fn close(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the endpoint is known, at most until `deadline`.
+    async fn ready(&self, deadline: tokio::time::Instant) -> Result<Url, Failure> {
+        let mut rx = self.endpoint.subscribe();
+        let wait = rx.wait_for(|e| !matches!(e, Endpoint::Connecting));
+        let endpoint = match tokio::time::timeout_at(deadline, wait).await {
+            Ok(Ok(e)) => e.clone(),
+            _ => {
+                return Err(Failure::new(
+                    "unreachable",
+                    false,
+                    format!(
+                        "no SSE session with {} (the event stream is not connected)",
+                        self.shared.target
+                    ),
+                ));
+            }
+        };
+        match endpoint {
+            Endpoint::Ready(url) => Ok(url),
+            Endpoint::Refused(why) => Err(Failure::new("endpoint-refused", false, why)),
+            Endpoint::Connecting => unreachable!("waited for another state"),
+        }
+    }
+
+    /// POSTs one message to the session's endpoint; answers come on the event stream.
+    pub async fn send(&self, msg: jsonrpc::Message) {
+        let deadline = self.shared.deadline();
+        let url = match self.ready(deadline).await {
+            Ok(url) => url,
+            Err(f) => return fail(&self.shared, &msg, &f).await,
+        };
+        let post = || {
+            self.shared
+                .client
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(msg.raw.clone())
+        };
+        match http::send(&self.shared.link, &self.shared.target, deadline, post).await {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => {
+                fail(
+                    &self.shared,
+                    &msg,
+                    &http::status_failure(&resp, &self.shared.target),
+                )
+                .await
+            }
+            Err(f) => fail(&self.shared, &msg, &f).await,
+        }
+    }
+
+    async fn read_loop(self: Arc<Self>, mut first: Option<reqwest::Response>) {
+        let mut attempt = 0u32;
+        let mut reconnecting = false;
+        while !self.stop.is_cancelled() {
+            let resp = match first.take() {
+                Some(resp) => resp,
+                None => {
+                    // Cancel-safe: an abandoned GET is dropped.
+                    let sent = tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        r = open_stream(&self.shared).send() => r,
+                    };
+                    match sent {
+                        Ok(resp) if resp.status().is_success() && http::is_event_stream(&resp) => {
+                            resp
+                        }
+                        Ok(resp) => {
+                            tracing::warn!(status = %resp.status(), "the SSE endpoint refused the stream; retrying");
+                            attempt += 1;
+                            self.pause(attempt).await;
+                            continue;
+                        }
+                        Err(e) => {
+                            self.shared.link.down(&self.shared.target, &e);
+                            attempt += 1;
+                            self.pause(attempt).await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            self.shared.link.up(&self.shared.target);
+            if self.read_stream(resp, reconnecting).await {
+                attempt = 0;
+            }
+            if self.stop.is_cancelled() {
+                return;
+            }
+            if matches!(*self.endpoint.borrow(), Endpoint::Refused(_)) {
+                return;
+            }
+            self.endpoint.send_replace(Endpoint::Connecting);
+            tracing::warn!(
+                "the SSE stream from {} dropped: reconnecting",
+                self.shared.target
+            );
+            let lost = Failure::new(
+                "stream-dropped",
+                true,
+                "the SSE stream to the server dropped before the answer came",
+            );
+            self.shared.out.fail_all(&lost).await;
+            reconnecting = true;
+            attempt += 1;
+            self.pause(attempt).await;
+        }
+    }
+
+    async fn pause(&self, attempt: u32) {
+        let delay = http::backoff(attempt, Duration::from_secs(10));
+        tokio::select! {
+            _ = self.stop.cancelled() => {}
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+
+    /// Reads one stream to its end. Returns whether an endpoint was received.
+    async fn read_stream(&self, resp: reqwest::Response, reconnecting: bool) -> bool {
+        let mut parser = sse::Parser::new(self.shared.config.max_message_size);
+        let mut events = Vec::new();
+        let mut body = resp.bytes_stream();
+        let mut got_endpoint = false;
+        loop {
+            // Cancel-safe: unread chunks stay in the body stream, which is dropped on stop.
+            let chunk = tokio::select! {
+                _ = self.stop.cancelled() => return got_endpoint,
+                chunk = body.next() => chunk,
+            };
+            let chunk = match chunk {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => {
+                    tracing::debug!("SSE stream broke: {}", http::error_chain(&e));
+                    return got_endpoint;
+                }
+                None => return got_endpoint,
+            };
+            if let Err(e) = parser.feed(&chunk, &mut events) {
+                tracing::warn!("closing the SSE stream: {e}");
+                return got_endpoint;
+            }
+            for ev in events.drain(..) {
+                if ev.data.is_empty() {
+                    continue;
+                }
+                if ev.event == "endpoint" {
+                    got_endpoint = true;
+                    self.on_endpoint(&ev.data, reconnecting).await;
+                    if matches!(*self.endpoint.borrow(), Endpoint::Refused(_)) {
+                        return got_endpoint;
+                    }
+                } else if ev.is_message() {
+                    let data = jsonrpc::fold_lines(&ev.data);
+                    if self.is_replay_answer(&data).await {
+                        continue;
+                    }
+                    if !forward(&self.shared, data).await {
+                        self.stop.cancel();
+                        return got_endpoint;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_endpoint(&self, data: &[u8], reconnecting: bool) {
+        let text = String::from_utf8_lossy(data);
+        let url = match self.shared.config.url.join(text.trim()) {
+            Ok(url) if url.origin() == self.shared.config.url.origin() => url,
+            Ok(url) => {
+                let why = format!(
+                    "refusing the server's message endpoint {}: it is not on the same origin as {}",
+                    url.origin().ascii_serialization(),
+                    self.shared.config.url.origin().ascii_serialization()
+                );
+                tracing::error!("{why}");
+                self.endpoint.send_replace(Endpoint::Refused(why.clone()));
+                self.shared
+                    .out
+                    .fail_all(&Failure::new("endpoint-refused", false, why))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("ignoring an endpoint event that is not a URL: {e}");
+                return;
+            }
+        };
+        tracing::debug!(endpoint = %url, "SSE session endpoint");
+        if reconnecting {
+            let bridge_id = self.shared.bridge_id();
+            if let Some((init, initialized)) = self.shared.replay(&bridge_id) {
+                tracing::info!("re-initializing the new SSE session");
+                // The endpoint opens to the agent once the replayed initialize is answered.
+                *self.replay.lock().expect("replay lock") = Some(Replay {
+                    id: Id(bridge_id.into()),
+                    initialized,
+                    url: url.clone(),
+                });
+                self.post_raw(&url, init).await;
+                return;
+            }
+        }
+        self.endpoint.send_replace(Endpoint::Ready(url));
+    }
+
+    /// Whether `data` answers the replayed `initialize`; if so, sends the cached
+    /// `notifications/initialized` and opens the endpoint to the agent.
+    async fn is_replay_answer(&self, data: &bytes::Bytes) -> bool {
+        let done = {
+            let mut replay = self.replay.lock().expect("replay lock");
+            let answers = replay.as_ref().is_some_and(|r| {
+                jsonrpc::parse(data.clone()).is_ok_and(|m| m.response_ids().any(|id| *id == r.id))
+            });
+            if !answers {
+                return false;
+            }
+            replay.take().expect("checked above")
+        };
+        if let Some(note) = done.initialized {
+            self.post_raw(&done.url, note).await;
+        }
+        tracing::info!("SSE session re-established");
+        self.endpoint.send_replace(Endpoint::Ready(done.url));
+        true
+    }
+
+    async fn post_raw(&self, url: &Url, body: bytes::Bytes) {
+        let resp = self
+            .shared
+            .client
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        match resp {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "the server refused a replayed handshake message")
+            }
+            Err(e) => tracing::warn!("replaying the handshake failed: {}", http::error_chain(&e)),
+        }
+    }
+}
+
+fn open_stream(shared: &Shared) -> reqwest::RequestBuilder {
+    shared
+        .client
+        .get(shared.config.url.clone())
+        .header(ACCEPT, "text/event-stream")
+}

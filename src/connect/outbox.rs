@@ -1,0 +1,159 @@
+//! Everything that goes to the agent passes here. It remembers which of the agent's requests are
+//! still waiting, so that each gets exactly one answer: the server's, or one error the bridge
+//! makes, whichever comes first; anything later for the same id is dropped.
+
+use crate::jsonrpc::{self, BRIDGE_ERROR, Id, Message};
+use crate::stdio::Stdout;
+use bytes::Bytes;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Why the bridge answers a request itself.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// Short reason for `error.message`.
+    pub message: String,
+    /// Machine-readable cause, e.g. `unreachable`, `http-status`, `stream-ended`.
+    pub reason: &'static str,
+    /// Whether the server may have received (and run) the request.
+    pub may_have_run: bool,
+    /// HTTP status, where one was received.
+    pub status: Option<u16>,
+    /// The `WWW-Authenticate` header of a 401/403, so the agent can see how to authenticate.
+    pub www_authenticate: Option<String>,
+}
+
+impl Failure {
+    pub fn new(reason: &'static str, may_have_run: bool, message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            reason,
+            may_have_run,
+            status: None,
+            www_authenticate: None,
+        }
+    }
+
+    fn response(&self, id: &Id) -> Bytes {
+        let mut data = json!({
+            "source": "mcp-bridge",
+            "reason": self.reason,
+            "mayHaveRun": self.may_have_run,
+        });
+        if let Some(status) = self.status {
+            data["httpStatus"] = json!(status);
+        }
+        if let Some(value) = &self.www_authenticate {
+            data["wwwAuthenticate"] = json!(value);
+        }
+        jsonrpc::error_response(
+            Some(id),
+            BRIDGE_ERROR,
+            &format!("mcp-bridge: {}", self.message),
+            Some(data),
+        )
+    }
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    stdout: Stdout,
+    /// Agent requests not answered yet, with their method (for logs and retry decisions).
+    pending: Arc<Mutex<HashMap<Id, Box<str>>>>,
+}
+
+impl Outbox {
+    pub fn new(stdout: Stdout) -> Self {
+        Outbox {
+            stdout,
+            pending: Arc::default(),
+        }
+    }
+
+    /// Records the agent's requests in `msg` as waiting. Returns false (and records nothing) if one
+    /// of the ids is already waiting: a second request with the same id would make answers ambiguous.
+    pub fn register(&self, msg: &Message) -> Result<(), Id> {
+        let mut pending = self.pending.lock().expect("pending lock");
+        for id in msg.request_ids() {
+            if pending.contains_key(id) {
+                return Err(id.clone());
+            }
+        }
+        for part in &msg.parts {
+            if let jsonrpc::Kind::Request { id, method } = part {
+                pending.insert(id.clone(), method.as_str().into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The agent cancelled `id`: the server will not answer, and neither will the bridge.
+    pub fn forget(&self, id: &Id) {
+        self.pending.lock().expect("pending lock").remove(id);
+    }
+
+    pub fn is_pending(&self, id: &Id) -> bool {
+        self.pending.lock().expect("pending lock").contains_key(id)
+    }
+
+    /// Ids still waiting.
+    pub fn pending_ids(&self) -> Vec<Id> {
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Writes a message from the server. Responses to requests that were already answered (by a
+    /// bridge error, or after the agent cancelled them) are dropped so no id is answered twice.
+    /// Returns false once stdout is gone.
+    pub async fn from_server(&self, msg: Message) -> bool {
+        if msg.response_ids().next().is_some() {
+            let mut pending = self.pending.lock().expect("pending lock");
+            let mut known = false;
+            for id in msg.response_ids() {
+                known |= pending.remove(id).is_some();
+            }
+            let null_id = msg.response_ids().all(|id| id.as_json() == "null");
+            if !known && !msg.batch && !null_id {
+                tracing::debug!(
+                    "dropping a response for an id that is not waiting (answered already or cancelled)"
+                );
+                return true;
+            }
+        }
+        self.stdout.send(msg.raw).await
+    }
+
+    /// Writes a line the bridge made that answers no request (parse errors: `id: null`).
+    pub async fn raw(&self, line: Bytes) -> bool {
+        self.stdout.send(line).await
+    }
+
+    /// Answers `id` with an error, unless it has been answered already.
+    pub async fn fail(&self, id: &Id, failure: &Failure) -> bool {
+        let waiting = self.pending.lock().expect("pending lock").remove(id);
+        if let Some(method) = waiting {
+            tracing::debug!(%method, reason = failure.reason, "answering a request with an error: {}", failure.message);
+            return self.stdout.send(failure.response(id)).await;
+        }
+        true
+    }
+
+    /// Answers every request in `msg` that is still waiting with an error.
+    pub async fn fail_message(&self, msg: &Message, failure: &Failure) {
+        for id in msg.request_ids() {
+            self.fail(id, failure).await;
+        }
+    }
+
+    /// Answers every waiting request with an error (the stream they were to come on is gone).
+    pub async fn fail_all(&self, failure: &Failure) {
+        for id in self.pending_ids() {
+            self.fail(&id, failure).await;
+        }
+    }
+}

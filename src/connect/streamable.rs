@@ -1,0 +1,582 @@
+//! Streamable HTTP (spec 2025-03-26 to 2025-11-25): a POST per message, JSON or SSE answers,
+//! the session id and protocol version headers, the optional GET stream, resuming broken streams
+//! with `Last-Event-ID`, and replaying the handshake when the server has lost the session.
+
+use super::http::{self, Link};
+use super::outbox::Failure;
+use super::{Shared, fail, forward};
+use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::sse;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const SESSION_ID: &str = "mcp-session-id";
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+const LAST_EVENT_ID: &str = "last-event-id";
+/// How many times in a row a broken stream is resumed without receiving anything new.
+const MAX_RESUMES: u32 = 5;
+
+#[derive(Clone, Default)]
+struct Session {
+    id: Option<HeaderValue>,
+    version: Option<HeaderValue>,
+    /// Bumped on every new session, so that work started under an old one can tell.
+    generation: u64,
+}
+
+pub(crate) struct Streamable {
+    shared: Shared,
+    session: Mutex<Session>,
+    /// Held while re-initializing, so concurrent 404s replay the handshake once.
+    reinit: tokio::sync::Mutex<()>,
+    /// Stops the current GET stream.
+    get_stream: Mutex<Option<CancellationToken>>,
+}
+
+/// What the first POST said about the server.
+pub(crate) enum First {
+    Streamable,
+    /// 400, 404 or 405: try legacy HTTP+SSE with this message.
+    NotStreamable(Message),
+    /// Nothing answered; the message has had its error.
+    Unreachable,
+}
+
+enum Outcome {
+    Done,
+    SessionGone,
+}
+
+/// A response to look out for on a stream: the bridge's own requests (kept back from the agent)
+/// and the agent's `initialize` (its protocol version is needed).
+struct Watch<'a> {
+    id: &'a Id,
+    found: Option<Bytes>,
+}
+
+impl Streamable {
+    pub fn new(shared: Shared) -> Arc<Self> {
+        Arc::new(Streamable {
+            shared,
+            session: Mutex::default(),
+            reinit: tokio::sync::Mutex::new(()),
+            get_stream: Mutex::default(),
+        })
+    }
+
+    fn session(&self) -> Session {
+        self.session.lock().expect("session lock").clone()
+    }
+
+    fn link(&self) -> (&Link, &str) {
+        (&self.shared.link, &self.shared.target)
+    }
+
+    /// Sends one message from the agent. Requests run as their own tasks so a slow one never
+    /// holds up the next; `initialize`, notifications and responses are sent in order.
+    pub async fn send(self: &Arc<Self>, msg: Message) {
+        let initialized = msg.method() == Some("notifications/initialized");
+        if msg.has_requests() && msg.method() != Some("initialize") {
+            let this = self.clone();
+            self.shared
+                .tasks
+                .spawn(async move { this.deliver(msg).await });
+        } else {
+            self.deliver(msg).await;
+        }
+        if initialized {
+            self.start_get_stream();
+        }
+    }
+
+    /// The first message of an undecided connection (normally `initialize`).
+    pub async fn send_first(self: &Arc<Self>, msg: Message) -> First {
+        let sess = self.session();
+        let (link, target) = self.link();
+        let resp = match http::send(link, target, self.shared.deadline(), || {
+            self.post(&msg, &sess)
+        })
+        .await
+        {
+            Ok(resp) => resp,
+            Err(f) => {
+                fail(&self.shared, &msg, &f).await;
+                return First::Unreachable;
+            }
+        };
+        if matches!(resp.status().as_u16(), 400 | 404 | 405) {
+            return First::NotStreamable(msg);
+        }
+        let initialized = msg.method() == Some("notifications/initialized");
+        if let Outcome::SessionGone = self.answer(&msg, resp, &sess).await {
+            unreachable!("no session exists before the first message");
+        }
+        if initialized {
+            self.start_get_stream();
+        }
+        First::Streamable
+    }
+
+    /// POSTs `msg` and carries its answer back, re-initializing once if the session is gone.
+    async fn deliver(self: &Arc<Self>, msg: Message) {
+        let mut retried = false;
+        loop {
+            let sess = self.session();
+            let (link, target) = self.link();
+            let resp = match http::send(link, target, self.shared.deadline(), || {
+                self.post(&msg, &sess)
+            })
+            .await
+            {
+                Ok(resp) => resp,
+                Err(f) => return fail(&self.shared, &msg, &f).await,
+            };
+            match self.answer(&msg, resp, &sess).await {
+                Outcome::Done => return,
+                Outcome::SessionGone if !retried => {
+                    retried = true;
+                    if let Err(f) = self.reinit(sess.generation).await {
+                        return fail(&self.shared, &msg, &f).await;
+                    }
+                }
+                Outcome::SessionGone => {
+                    let f = Failure::new(
+                        "session-lost",
+                        false,
+                        "the server lost the session again right after re-initializing",
+                    );
+                    return fail(&self.shared, &msg, &f).await;
+                }
+            }
+        }
+    }
+
+    fn post(&self, msg: &Message, sess: &Session) -> reqwest::RequestBuilder {
+        let mut req = self
+            .shared
+            .client
+            .post(self.shared.config.url.clone())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(msg.raw.clone());
+        // A new `initialize` starts a new session; it must not carry the old one.
+        if msg.method() != Some("initialize") {
+            req = with_session(req, sess);
+        }
+        req
+    }
+
+    /// Handles the HTTP answer to a POSTed message.
+    async fn answer(&self, msg: &Message, resp: reqwest::Response, sess: &Session) -> Outcome {
+        let status = resp.status();
+        let is_init = msg.method() == Some("initialize");
+        if status.is_success() {
+            if is_init {
+                self.start_session(&resp);
+            }
+            let init_id = match msg.kind() {
+                Kind::Request { id, .. } if is_init => Some(id.clone()),
+                _ => None,
+            };
+            let mut watch = init_id.as_ref().map(|id| Watch { id, found: None });
+            let result = if http::is_event_stream(&resp) {
+                // The watched answer (initialize's) is waited for through `watch` instead.
+                let wanted: Vec<Id> = match watch {
+                    Some(_) => Vec::new(),
+                    None => msg.request_ids().cloned().collect(),
+                };
+                self.read_stream(resp, &wanted, watch.as_mut()).await
+            } else if msg.has_requests() && status != StatusCode::ACCEPTED {
+                self.read_json(resp, watch.as_mut()).await
+            } else {
+                // 202: nothing to read; answers to requests, if any, come on the GET stream.
+                Ok(())
+            };
+            if let Some(found) = watch.and_then(|w| w.found) {
+                self.note_version(&found);
+                forward(&self.shared, found).await;
+            }
+            if let Err(f) = result {
+                fail(&self.shared, msg, &f).await;
+            }
+            return Outcome::Done;
+        }
+        if status == StatusCode::NOT_FOUND && sess.id.is_some() && !is_init {
+            return Outcome::SessionGone;
+        }
+        let failure = http::status_failure(&resp, &self.shared.target);
+        // The server may explain itself with a JSON-RPC error of its own: pass that on.
+        if let Ok(body) = http::read_body(resp, 64 * 1024).await
+            && jsonrpc::parse(body.clone()).is_ok_and(|m| m.response_ids().next().is_some())
+        {
+            forward(&self.shared, body).await;
+        }
+        fail(&self.shared, msg, &failure).await;
+        Outcome::Done
+    }
+
+    fn start_session(&self, resp: &reqwest::Response) {
+        let mut sess = self.session.lock().expect("session lock");
+        let id = resp.headers().get(SESSION_ID).cloned();
+        if id.is_some() || sess.id.is_some() {
+            sess.generation += 1;
+        }
+        sess.id = id;
+        sess.version = None;
+    }
+
+    /// Keeps the protocol version from an `initialize` answer for the `MCP-Protocol-Version` header.
+    fn note_version(&self, answer: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            result: Option<InitResult>,
+        }
+        #[derive(serde::Deserialize)]
+        struct InitResult {
+            #[serde(rename = "protocolVersion")]
+            protocol_version: Option<String>,
+        }
+        let version = serde_json::from_slice::<Answer>(answer)
+            .ok()
+            .and_then(|a| a.result?.protocol_version)
+            .and_then(|v| HeaderValue::try_from(v).ok());
+        if let Some(v) = &version {
+            tracing::debug!(version = ?v, "negotiated protocol version");
+        }
+        self.session.lock().expect("session lock").version = version;
+    }
+
+    async fn read_json(
+        &self,
+        resp: reqwest::Response,
+        watch: Option<&mut Watch<'_>>,
+    ) -> Result<(), Failure> {
+        let body = http::read_body(resp, self.shared.config.max_message_size)
+            .await
+            .map_err(|e| Failure::new("bad-response", true, e))?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        self.deliver_data(body, watch).await;
+        Ok(())
+    }
+
+    /// Forwards one message from the server, unless it is the watched answer.
+    async fn deliver_data(&self, data: Bytes, watch: Option<&mut Watch<'_>>) -> bool {
+        let data = jsonrpc::fold_lines(&data);
+        if let Some(w) = watch
+            && is_response_to(&data, w.id)
+        {
+            w.found = Some(data);
+            return true;
+        }
+        forward(&self.shared, data).await
+    }
+
+    /// Reads an SSE answer until every request in `wanted` (and the watched one) is answered,
+    /// resuming with GET + `Last-Event-ID` if the stream ends early.
+    async fn read_stream(
+        &self,
+        mut resp: reqwest::Response,
+        wanted: &[Id],
+        mut watch: Option<&mut Watch<'_>>,
+    ) -> Result<(), Failure> {
+        let mut cursor = Cursor::default();
+        let mut resumes = 0;
+        loop {
+            let progressed = self
+                .read_events(resp, &mut cursor, watch.as_deref_mut(), None)
+                .await;
+            let answered = wanted.iter().all(|id| !self.shared.out.is_pending(id))
+                && watch.as_ref().is_none_or(|w| w.found.is_some());
+            if answered || self.shared.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let Some(last) = cursor.last_id.clone() else {
+                return Err(Failure::new(
+                    "stream-ended",
+                    true,
+                    "the server ended the response stream before the answer",
+                ));
+            };
+            resumes = if progressed { 1 } else { resumes + 1 };
+            if resumes > MAX_RESUMES {
+                return Err(Failure::new(
+                    "stream-ended",
+                    true,
+                    "the response stream broke and could not be resumed",
+                ));
+            }
+            let delay = cursor
+                .retry
+                .unwrap_or_else(|| http::backoff(resumes, Duration::from_secs(2)));
+            tracing::debug!(?delay, last_event_id = %last, "resuming a response stream");
+            tokio::time::sleep(delay).await;
+            let sess = self.session();
+            let (link, target) = self.link();
+            let get = || {
+                with_session(
+                    self.shared.client.get(self.shared.config.url.clone()),
+                    &sess,
+                )
+                .header(ACCEPT, "text/event-stream")
+                .header(LAST_EVENT_ID, last.as_str())
+            };
+            resp = http::send(link, target, self.shared.deadline(), get).await?;
+            if !resp.status().is_success() || !http::is_event_stream(&resp) {
+                let mut f = http::status_failure(&resp, &self.shared.target);
+                f.reason = "resume-failed";
+                f.may_have_run = true;
+                f.message = format!("resuming the response stream failed: {}", f.message);
+                return Err(f);
+            }
+        }
+    }
+
+    /// Reads events until the stream ends or breaks, forwarding each message. Returns whether
+    /// any event arrived.
+    async fn read_events(
+        &self,
+        resp: reqwest::Response,
+        cursor: &mut Cursor,
+        mut watch: Option<&mut Watch<'_>>,
+        stop: Option<&CancellationToken>,
+    ) -> bool {
+        let mut parser = sse::Parser::new(self.shared.config.max_message_size);
+        let mut events = Vec::new();
+        let mut body = resp.bytes_stream();
+        let mut progressed = false;
+        let never = CancellationToken::new();
+        let stop = stop.unwrap_or(&never);
+        loop {
+            // Both branches are cancel-safe: a chunk not yet taken stays in the body stream.
+            let chunk = tokio::select! {
+                _ = self.shared.shutdown.cancelled() => return progressed,
+                _ = stop.cancelled() => return progressed,
+                chunk = body.next() => chunk,
+            };
+            let chunk = match chunk {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => {
+                    tracing::debug!("stream broke: {}", http::error_chain(&e));
+                    return progressed;
+                }
+                None => return progressed,
+            };
+            if let Err(e) = parser.feed(&chunk, &mut events) {
+                tracing::warn!("closing a stream from the server: {e}");
+                return progressed;
+            }
+            for ev in events.drain(..) {
+                progressed = true;
+                if let Some(id) = &ev.id {
+                    cursor.last_id = Some(id.clone());
+                }
+                if let Some(ms) = ev.retry {
+                    cursor.retry = Some(Duration::from_millis(ms));
+                }
+                if ev.data.is_empty() || !ev.is_message() {
+                    continue;
+                }
+                if !self.deliver_data(ev.data, watch.as_deref_mut()).await {
+                    return progressed;
+                }
+            }
+        }
+    }
+
+    /// Opens (or reopens) the GET stream for messages the server starts on its own.
+    fn start_get_stream(self: &Arc<Self>) {
+        let token = self.shared.shutdown.child_token();
+        if let Some(old) = self
+            .get_stream
+            .lock()
+            .expect("get lock")
+            .replace(token.clone())
+        {
+            old.cancel();
+        }
+        let this = self.clone();
+        let generation = self.session().generation;
+        self.shared
+            .tasks
+            .spawn(async move { this.get_loop(token, generation).await });
+    }
+
+    async fn get_loop(self: Arc<Self>, stop: CancellationToken, generation: u64) {
+        let mut cursor = Cursor::default();
+        let mut attempt = 0u32;
+        while !stop.is_cancelled() {
+            let sess = self.session();
+            if sess.generation != generation {
+                return;
+            }
+            let mut req = with_session(
+                self.shared.client.get(self.shared.config.url.clone()),
+                &sess,
+            )
+            .header(ACCEPT, "text/event-stream");
+            if let Some(last) = &cursor.last_id {
+                req = req.header(LAST_EVENT_ID, last.as_str());
+            }
+            // Cancel-safe: an abandoned GET is simply dropped.
+            let resp = tokio::select! {
+                _ = stop.cancelled() => return,
+                resp = req.send() => resp,
+            };
+            let delay = match resp {
+                Err(e) => {
+                    if e.is_connect() {
+                        self.shared.link.down(&self.shared.target, &e);
+                    } else {
+                        tracing::debug!("GET stream request failed: {}", http::error_chain(&e));
+                    }
+                    attempt += 1;
+                    http::backoff(attempt, Duration::from_secs(5))
+                }
+                Ok(resp) if resp.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                    tracing::debug!("the server offers no GET stream (405)");
+                    return;
+                }
+                Ok(resp) if resp.status() == StatusCode::NOT_FOUND && sess.id.is_some() => {
+                    if let Err(f) = self.reinit(generation).await {
+                        tracing::warn!("re-initializing failed: {}", f.message);
+                    }
+                    return;
+                }
+                Ok(resp) if resp.status().is_success() && http::is_event_stream(&resp) => {
+                    self.shared.link.up(&self.shared.target);
+                    if self.read_events(resp, &mut cursor, None, Some(&stop)).await {
+                        attempt = 0;
+                    } else {
+                        attempt += 1;
+                    }
+                    cursor
+                        .retry
+                        .unwrap_or_else(|| http::backoff(attempt, Duration::from_secs(5)))
+                }
+                Ok(resp) => {
+                    attempt += 1;
+                    tracing::debug!(status = %resp.status(), "GET stream refused; will retry");
+                    http::backoff(attempt + 4, Duration::from_secs(30))
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// The server lost the session (404): replay the agent's handshake under the bridge's own id,
+    /// keep its answer from the agent, and carry on under the new session.
+    async fn reinit(self: &Arc<Self>, failed_generation: u64) -> Result<(), Failure> {
+        let _guard = self.reinit.lock().await;
+        if self.session().generation != failed_generation {
+            return Ok(()); // another task has done it already
+        }
+        let bridge_id = self.shared.bridge_id();
+        let Some((init, initialized)) = self.shared.replay(&bridge_id) else {
+            return Err(Failure::new(
+                "session-lost",
+                false,
+                "the server lost the session and there is no initialize to replay",
+            ));
+        };
+        tracing::warn!("the server no longer knows the session (404): re-initializing");
+        let init =
+            jsonrpc::parse(init).map_err(|e| Failure::new("session-lost", false, e.to_string()))?;
+        let (link, target) = self.link();
+        let blank = Session::default();
+        let resp = http::send(link, target, self.shared.deadline(), || {
+            self.post(&init, &blank)
+        })
+        .await?;
+        if !resp.status().is_success() {
+            let mut f = http::status_failure(&resp, &self.shared.target);
+            f.reason = "reinitialize-failed";
+            return Err(f);
+        }
+        self.start_session(&resp);
+        let id = Id(bridge_id.into());
+        let mut watch = Watch {
+            id: &id,
+            found: None,
+        };
+        let read = if http::is_event_stream(&resp) {
+            self.read_stream(resp, &[], Some(&mut watch)).await
+        } else {
+            self.read_json(resp, Some(&mut watch)).await
+        };
+        read?;
+        let Some(answer) = watch.found else {
+            return Err(Failure::new(
+                "reinitialize-failed",
+                false,
+                "the server did not answer the replayed initialize",
+            ));
+        };
+        self.note_version(&answer);
+        if let Some(note) = initialized.and_then(|n| jsonrpc::parse(n).ok()) {
+            let sess = self.session();
+            let resp = http::send(link, target, self.shared.deadline(), || {
+                self.post(&note, &sess)
+            })
+            .await?;
+            if !resp.status().is_success() {
+                tracing::warn!(status = %resp.status(), "the server refused the replayed notifications/initialized");
+            }
+        }
+        tracing::info!("session re-established");
+        self.start_get_stream();
+        Ok(())
+    }
+
+    /// Ends the session: stop the GET stream and DELETE the session (briefly: the agent is leaving).
+    pub async fn close(&self) {
+        if let Some(token) = self.get_stream.lock().expect("get lock").take() {
+            token.cancel();
+        }
+        let sess = self.session();
+        if sess.id.is_none() {
+            return;
+        }
+        let req = with_session(
+            self.shared.client.delete(self.shared.config.url.clone()),
+            &sess,
+        );
+        match tokio::time::timeout(Duration::from_millis(400), req.send()).await {
+            Ok(Ok(resp)) => tracing::debug!(status = %resp.status(), "session deleted"),
+            Ok(Err(e)) => {
+                tracing::debug!("DELETE of the session failed: {}", http::error_chain(&e))
+            }
+            Err(_) => tracing::debug!("DELETE of the session timed out"),
+        }
+    }
+}
+
+/// Where a stream got to, for resuming it.
+#[derive(Default)]
+struct Cursor {
+    last_id: Option<String>,
+    retry: Option<Duration>,
+}
+
+fn with_session(mut req: reqwest::RequestBuilder, sess: &Session) -> reqwest::RequestBuilder {
+    if let Some(id) = &sess.id {
+        req = req.header(SESSION_ID, id.clone());
+    }
+    if let Some(v) = &sess.version {
+        req = req.header(PROTOCOL_VERSION, v.clone());
+    }
+    req
+}
+
+fn is_response_to(data: &Bytes, id: &Id) -> bool {
+    jsonrpc::parse(data.clone()).is_ok_and(|m| m.response_ids().any(|r| r == id))
+}

@@ -1,0 +1,325 @@
+//! JSON-RPC messages as the bridge sees them: the bytes are kept as they came, and only
+//! `id`, `method` and whether the message is a request, notification or response are looked at.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+/// The JSON-RPC code for a line that is not JSON.
+pub const PARSE_ERROR: i64 = -32700;
+/// The JSON-RPC code for JSON that is not a JSON-RPC message.
+pub const INVALID_REQUEST: i64 = -32600;
+/// Implementation-defined server error range, used for errors the bridge itself makes
+/// (the transport could not deliver a request or could not get its answer).
+pub const BRIDGE_ERROR: i64 = -32000;
+
+/// A request id, kept as its JSON text (`1`, `"abc"`) so it can be a map key and be written back
+/// exactly as the agent sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Id(pub Box<str>);
+
+impl Id {
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a single JSON-RPC message is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Request { id: Id, method: String },
+    Notification { method: String },
+    Response { id: Id },
+}
+
+/// One message, or a batch (2025-03-26 allowed JSON arrays), as parsed from a line or body.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// The message text, without a trailing newline, byte for byte as received
+    /// (multi-line JSON from SSE is folded to one line before it gets here).
+    pub raw: Bytes,
+    /// One entry for a single message; one per element for a batch.
+    pub parts: Vec<Kind>,
+    pub batch: bool,
+}
+
+/// Why a line or body could not be taken as a JSON-RPC message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("parse error: {0}")]
+    NotJson(String),
+    #[error("invalid request: {0}")]
+    NotJsonRpc(String),
+}
+
+impl ParseError {
+    pub fn code(&self) -> i64 {
+        match self {
+            ParseError::NotJson(_) => PARSE_ERROR,
+            ParseError::NotJsonRpc(_) => INVALID_REQUEST,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    result: Option<IgnoredAny>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+fn classify(value: &RawValue) -> Result<Kind, ParseError> {
+    let text = value.get().trim_start();
+    if !text.starts_with('{') {
+        return Err(ParseError::NotJsonRpc(
+            "a JSON-RPC message must be an object".into(),
+        ));
+    }
+    let env: Envelope<'_> = serde_json::from_str(value.get())
+        .map_err(|e| ParseError::NotJsonRpc(format!("malformed message: {e}")))?;
+    // `"id": null` in a response (the answer to an unparseable request) is a response without an id.
+    let id = env.id.map(|raw| Id(raw.get().trim().into()));
+    if let Some(id) = &id {
+        let first = id.0.as_bytes().first().copied().unwrap_or(b' ');
+        let valid = first == b'"' || first == b'-' || first.is_ascii_digit();
+        if !valid {
+            return Err(ParseError::NotJsonRpc(
+                "id must be a string or a number".into(),
+            ));
+        }
+    }
+    match (env.method, id) {
+        (Some(method), Some(id)) => Ok(Kind::Request { id, method }),
+        (Some(method), None) => Ok(Kind::Notification { method }),
+        (None, Some(id)) if env.result.is_some() || env.error.is_some() => {
+            Ok(Kind::Response { id })
+        }
+        // serde reads `"id": null` as no id: an error answering an unparseable request.
+        (None, None) if env.error.is_some() => Ok(Kind::Response {
+            id: Id("null".into()),
+        }),
+        _ => Err(ParseError::NotJsonRpc(
+            "neither a request (method), nor a response (id with result or error)".into(),
+        )),
+    }
+}
+
+/// Parses one message (or batch). `raw` must hold the whole message and nothing else.
+pub fn parse(raw: Bytes) -> Result<Message, ParseError> {
+    let text = std::str::from_utf8(&raw)
+        .map_err(|e| ParseError::NotJson(format!("invalid UTF-8: {e}")))?;
+    let value: &RawValue =
+        serde_json::from_str(text).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let trimmed = value.get().trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(value.get()).map_err(|e| ParseError::NotJson(e.to_string()))?;
+        if items.is_empty() {
+            return Err(ParseError::NotJsonRpc("empty batch".into()));
+        }
+        let parts = items
+            .into_iter()
+            .map(classify)
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Message {
+            raw,
+            parts,
+            batch: true,
+        });
+    }
+    let kind = classify(value)?;
+    Ok(Message {
+        raw,
+        parts: vec![kind],
+        batch: false,
+    })
+}
+
+impl Message {
+    /// The single message's kind (the first element's for a batch).
+    pub fn kind(&self) -> &Kind {
+        &self.parts[0]
+    }
+
+    /// The method, if this is a single request or notification.
+    pub fn method(&self) -> Option<&str> {
+        match self.kind() {
+            Kind::Request { method, .. } | Kind::Notification { method } if !self.batch => {
+                Some(method)
+            }
+            _ => None,
+        }
+    }
+
+    /// Ids of the requests in this message (one, or several for a batch).
+    pub fn request_ids(&self) -> impl Iterator<Item = &Id> {
+        self.parts.iter().filter_map(|k| match k {
+            Kind::Request { id, .. } => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Ids of the responses in this message.
+    pub fn response_ids(&self) -> impl Iterator<Item = &Id> {
+        self.parts.iter().filter_map(|k| match k {
+            Kind::Response { id } => Some(id),
+            _ => None,
+        })
+    }
+
+    pub fn has_requests(&self) -> bool {
+        self.request_ids().next().is_some()
+    }
+}
+
+/// Folds a JSON text that spans several lines into one line. JSON strings cannot hold raw line
+/// breaks, so every CR or LF is insignificant whitespace and becomes a space.
+pub fn fold_lines(data: &[u8]) -> Bytes {
+    if !data.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return Bytes::copy_from_slice(data);
+    }
+    let folded: Vec<u8> = data
+        .iter()
+        .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+        .collect();
+    Bytes::from(folded)
+}
+
+/// Builds an error response line (without the newline). `id` is `None` for `id: null`.
+pub fn error_response(
+    id: Option<&Id>,
+    code: i64,
+    message: &str,
+    data: Option<serde_json::Value>,
+) -> Bytes {
+    let mut error = serde_json::json!({ "code": code, "message": message });
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    let id_text = id.map(Id::as_json).unwrap_or("null");
+    let error_text = serde_json::to_string(&error).expect("a JSON value serialises");
+    Bytes::from(format!(
+        r#"{{"jsonrpc":"2.0","id":{id_text},"error":{error_text}}}"#
+    ))
+}
+
+/// Replaces the `id` of a single request with `new_id` (JSON text), keeping every other member.
+/// Used where the bridge sends a message under its own id (replayed `initialize`) or must keep
+/// several clients' ids apart (a shared child).
+pub fn with_id(raw: &[u8], new_id: &str) -> Result<Bytes, ParseError> {
+    let mut value: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(raw).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let id: serde_json::Value =
+        serde_json::from_str(new_id).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    value.insert("id".into(), id);
+    Ok(Bytes::from(
+        serde_json::to_vec(&value).expect("a JSON value serialises"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(s: &str) -> Result<Kind, ParseError> {
+        parse(Bytes::from(s.to_owned())).map(|m| m.parts[0].clone())
+    }
+
+    #[test]
+    fn classifies_the_three_kinds() {
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#).unwrap(),
+            Kind::Request {
+                id: Id("7".into()),
+                method: "tools/list".into()
+            }
+        );
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap(),
+            Kind::Notification {
+                method: "notifications/initialized".into()
+            }
+        );
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","id":"a b","result":{}}"#).unwrap(),
+            Kind::Response {
+                id: Id(r#""a b""#.into())
+            }
+        );
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"x"}}"#).unwrap(),
+            Kind::Response {
+                id: Id("null".into())
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_members_and_methods_pass() {
+        let m = parse(Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":1,"method":"x/new","params":{"deep":[1,{"a":null}]},"extra":true}"#,
+        ))
+        .unwrap();
+        assert_eq!(m.method(), Some("x/new"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_json_rpc() {
+        assert_eq!(kind("not json").unwrap_err().code(), PARSE_ERROR);
+        assert_eq!(kind("{\"id\":1").unwrap_err().code(), PARSE_ERROR);
+        assert_eq!(kind("42").unwrap_err().code(), INVALID_REQUEST);
+        assert_eq!(kind(r#"{"id":1}"#).unwrap_err().code(), INVALID_REQUEST);
+        assert_eq!(
+            kind(r#"{"id":{},"method":"a"}"#).unwrap_err().code(),
+            INVALID_REQUEST
+        );
+        assert_eq!(kind("[]").unwrap_err().code(), INVALID_REQUEST);
+        let bad_utf8 = parse(Bytes::from_static(b"{\"a\":\"\xff\"}")).unwrap_err();
+        assert!(bad_utf8.to_string().contains("UTF-8"));
+    }
+
+    #[test]
+    fn batches_list_every_part() {
+        let m = parse(Bytes::from_static(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]"#,
+        ))
+        .unwrap();
+        assert!(m.batch);
+        assert_eq!(m.request_ids().count(), 1);
+        assert_eq!(m.method(), None);
+    }
+
+    #[test]
+    fn error_response_keeps_the_id_text() {
+        let line = error_response(Some(&Id(r#""x""#.into())), -32000, "boom", None);
+        assert_eq!(
+            &line[..],
+            br#"{"jsonrpc":"2.0","id":"x","error":{"code":-32000,"message":"boom"}}"#
+        );
+        let line = error_response(None, PARSE_ERROR, "p", None);
+        assert!(line.starts_with(br#"{"jsonrpc":"2.0","id":null"#));
+    }
+
+    #[test]
+    fn fold_lines_makes_one_line() {
+        assert_eq!(&fold_lines(b"{\n\"a\":\r\n1}")[..], b"{ \"a\":  1}");
+    }
+
+    #[test]
+    fn with_id_replaces_only_the_id() {
+        let out = with_id(
+            br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+            r#""b-1""#,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["id"], "b-1");
+        assert_eq!(v["method"], "initialize");
+    }
+}

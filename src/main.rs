@@ -1,0 +1,74 @@
+//! Entry point: parse the command line, send logs to stderr, run the chosen mode, and turn its
+//! outcome into an exit code.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::print_stdout)]
+
+use clap::Parser;
+use mcp_bridge::cli::{Cli, Command};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    // connect relays one agent's traffic: one thread is enough and keeps latency and memory low.
+    // serve handles many sessions and child processes: use every core.
+    let runtime = match &cli.command {
+        Command::Connect(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let result = runtime.block_on(async {
+        mcp_bridge::signal::cancel_on_signal(shutdown.clone())?;
+        match cli.command {
+            Command::Connect(args) => {
+                let config = mcp_bridge::connect::Config::try_from(args)?;
+                mcp_bridge::connect::run(config, shutdown).await
+            }
+            Command::Serve(args) => mcp_bridge::serve::run(args, shutdown).await,
+        }
+    });
+    // Blocking stdin reads must not keep the process alive after the work is done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = if let Some(level) = &cli.log_level {
+        EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"))
+    } else if let Ok(env) = std::env::var("RUST_LOG") {
+        EnvFilter::try_new(env).unwrap_or_else(|_| EnvFilter::new("info"))
+    } else {
+        EnvFilter::new(match cli.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        })
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

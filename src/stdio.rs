@@ -1,0 +1,262 @@
+//! The bridge's own stdin and stdout: newline-delimited messages with a size limit on the way in,
+//! and the one writer of stdout on the way out. Each side runs on a plain thread so that a slow
+//! terminal or pipe never stalls the async runtime, and writes are coalesced and flushed when idle.
+
+use bytes::{Bytes, BytesMut};
+use std::io::{BufRead, BufReader, Read, Write};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// One line from a newline-delimited stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line, without its line end (LF or CRLF).
+    Text(Bytes),
+    /// A line over the limit; its bytes were dropped. `len` is how many were seen.
+    TooLong { len: usize },
+}
+
+/// Splits a byte stream into lines of at most `max` bytes, without holding more than that.
+#[derive(Debug)]
+pub struct LineSplitter {
+    buf: BytesMut,
+    max: usize,
+    /// Bytes of the current over-long line dropped so far; `Some` while skipping to its end.
+    skipping: Option<usize>,
+}
+
+impl LineSplitter {
+    pub fn new(max: usize) -> Self {
+        LineSplitter {
+            buf: BytesMut::new(),
+            max,
+            skipping: None,
+        }
+    }
+
+    /// Takes a chunk and pushes every line it completes.
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Line>) {
+        while !chunk.is_empty() {
+            let nl = memchr(chunk);
+            let (part, rest, done) = match nl {
+                Some(i) => (&chunk[..i], &chunk[i + 1..], true),
+                None => (chunk, &chunk[chunk.len()..], false),
+            };
+            chunk = rest;
+            if let Some(seen) = self.skipping.as_mut() {
+                *seen += part.len() + usize::from(done);
+                if done {
+                    let len = *seen;
+                    self.skipping = None;
+                    out.push(Line::TooLong { len });
+                }
+                continue;
+            }
+            if self.buf.len() + part.len() > self.max {
+                self.skipping = Some(self.buf.len() + part.len());
+                self.buf.clear();
+                if done {
+                    let len = self.skipping.take().unwrap_or(0) + 1;
+                    out.push(Line::TooLong { len });
+                }
+                continue;
+            }
+            self.buf.extend_from_slice(part);
+            if done {
+                let mut line = self.buf.split();
+                if line.last() == Some(&b'\r') {
+                    line.truncate(line.len() - 1);
+                }
+                out.push(Line::Text(line.freeze()));
+            }
+        }
+    }
+
+    /// At end of stream: a last line without a newline still counts.
+    pub fn finish(&mut self, out: &mut Vec<Line>) {
+        if let Some(len) = self.skipping.take() {
+            out.push(Line::TooLong { len });
+        } else if !self.buf.is_empty() {
+            out.push(Line::Text(self.buf.split().freeze()));
+        }
+    }
+}
+
+fn memchr(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+/// Reads the process's stdin on its own thread. The receiver yields lines; it closes at EOF or
+/// on a read error.
+pub fn spawn_stdin_reader(max_line: usize) -> mpsc::Receiver<Line> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut input = BufReader::with_capacity(256 * 1024, std::io::stdin().lock());
+            let mut splitter = LineSplitter::new(max_line);
+            let mut lines = Vec::new();
+            loop {
+                let n = match input.fill_buf() {
+                    Ok([]) => break,
+                    Ok(chunk) => {
+                        splitter.feed(chunk, &mut lines);
+                        chunk.len()
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::warn!("reading stdin failed: {e}");
+                        break;
+                    }
+                };
+                input.consume(n);
+                for line in lines.drain(..) {
+                    if tx.blocking_send(line).is_err() {
+                        return;
+                    }
+                }
+            }
+            splitter.finish(&mut lines);
+            for line in lines {
+                let _ = tx.blocking_send(line);
+            }
+        })
+        .expect("spawning the stdin thread");
+    rx
+}
+
+/// A handle for writing whole messages to stdout, one per line.
+#[derive(Clone, Debug)]
+pub struct Stdout {
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Stdout {
+    /// Starts the writer thread. `closed` is cancelled when stdout can no longer be written
+    /// (the reader went away): that is a normal end of the session, not an error.
+    pub fn spawn(closed: CancellationToken) -> (Stdout, std::thread::JoinHandle<()>) {
+        #[allow(clippy::disallowed_methods)] // the one writer of stdout
+        let stdout = std::io::stdout();
+        Self::spawn_to(stdout, closed)
+    }
+
+    /// As [`Stdout::spawn`], writing to any sink (tests).
+    pub fn spawn_to<W: Write + Send + 'static>(
+        sink: W,
+        closed: CancellationToken,
+    ) -> (Stdout, std::thread::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+        let handle = std::thread::Builder::new()
+            .name("stdout".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
+                let result = (|| -> std::io::Result<()> {
+                    while let Some(msg) = rx.blocking_recv() {
+                        write_line(&mut out, &msg)?;
+                        // Coalesce whatever is already queued, then flush once the queue is idle.
+                        while let Ok(msg) = rx.try_recv() {
+                            write_line(&mut out, &msg)?;
+                        }
+                        out.flush()?;
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = result {
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        tracing::warn!("writing stdout failed: {e}");
+                    } else {
+                        tracing::debug!("stdout closed by the reader");
+                    }
+                }
+                closed.cancel();
+            })
+            .expect("spawning the stdout thread");
+        (Stdout { tx }, handle)
+    }
+
+    /// Queues one message (no trailing newline). Returns false once stdout is gone.
+    pub async fn send(&self, msg: Bytes) -> bool {
+        self.tx.send(msg).await.is_ok()
+    }
+}
+
+fn write_line<W: Write>(out: &mut W, msg: &[u8]) -> std::io::Result<()> {
+    out.write_all(msg)?;
+    out.write_all(b"\n")
+}
+
+/// Drains a reader to the end (used by tests of the splitter on real readers).
+pub fn read_lines<R: Read>(reader: R, max: usize) -> Vec<Line> {
+    let mut input = BufReader::new(reader);
+    let mut s = LineSplitter::new(max);
+    let mut lines = Vec::new();
+    loop {
+        let n = match input.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => {
+                s.feed(chunk, &mut lines);
+                chunk.len()
+            }
+        };
+        input.consume(n);
+    }
+    s.finish(&mut lines);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Line {
+        Line::Text(Bytes::from(s.to_owned()))
+    }
+
+    #[test]
+    fn splits_lines_and_strips_crlf() {
+        let lines = read_lines(&b"a\r\nbc\n\nlast"[..], 100);
+        assert_eq!(lines, vec![text("a"), text("bc"), text(""), text("last")]);
+    }
+
+    #[test]
+    fn over_long_line_is_reported_and_the_next_survives() {
+        let mut s = LineSplitter::new(4);
+        let mut out = Vec::new();
+        s.feed(b"12", &mut out);
+        s.feed(b"345", &mut out);
+        s.feed(b"67\nok\n", &mut out);
+        assert_eq!(out, vec![Line::TooLong { len: 8 }, text("ok")]);
+        let mut out = Vec::new();
+        s.feed(b"123456\n", &mut out);
+        assert_eq!(out, vec![Line::TooLong { len: 7 }]);
+    }
+
+    #[test]
+    fn exactly_max_is_allowed() {
+        assert_eq!(read_lines(&b"1234\n"[..], 4), vec![text("1234")]);
+    }
+
+    #[tokio::test]
+    async fn writer_writes_one_message_per_line() {
+        let closed = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        struct Sink(std::sync::mpsc::Sender<Vec<u8>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.send(b.to_vec()).ok();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (out, handle) = Stdout::spawn_to(Sink(tx), closed.clone());
+        assert!(out.send(Bytes::from_static(b"{}")).await);
+        assert!(out.send(Bytes::from_static(b"[]")).await);
+        drop(out);
+        handle.join().unwrap();
+        let all: Vec<u8> = rx.try_iter().flatten().collect();
+        assert_eq!(all, b"{}\n[]\n");
+        assert!(closed.is_cancelled());
+    }
+}
