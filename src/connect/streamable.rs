@@ -451,6 +451,7 @@ impl Streamable {
                 }
                 Ok(resp) if resp.status().is_success() && http::is_event_stream(&resp) => {
                     self.shared.link.up(&self.shared.target);
+                    tracing::debug!("GET stream open");
                     if self.read_events(resp, &mut cursor, None, Some(&stop)).await {
                         attempt = 0;
                     } else {
@@ -462,7 +463,7 @@ impl Streamable {
                 }
                 Ok(resp) => {
                     attempt += 1;
-                    tracing::debug!(status = %resp.status(), "GET stream refused; will retry");
+                    tracing::debug!(status = %resp.status(), content_type = ?http::content_type(&resp), "GET stream refused; will retry");
                     http::backoff(attempt + 4, Duration::from_secs(30))
                 }
             };
