@@ -143,6 +143,9 @@ impl Streamable {
                     if let Err(f) = self.reinit(sess.generation).await {
                         return fail(&self.shared, &msg, &f).await;
                     }
+                    if msg.method() == Some("notifications/initialized") {
+                        return; // the replayed handshake has sent it already
+                    }
                 }
                 Outcome::SessionGone => {
                     let f = Failure::new(

@@ -65,6 +65,8 @@ pub struct MockState {
     client_answers: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     /// Legacy sessions' event streams.
     legacy: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
+    /// Ends every legacy event stream when sent to.
+    legacy_kill: Mutex<Option<tokio::sync::broadcast::Sender<()>>>,
     /// Cut response streams: event id to resume from -> the answer still owed.
     cut: Mutex<HashMap<String, String>>,
     next: AtomicU64,
@@ -119,6 +121,9 @@ impl MockState {
     /// Closes every legacy event stream (the server "drops" them).
     pub fn drop_legacy_streams(&self) {
         self.legacy.lock().unwrap().clear();
+        if let Some(kill) = self.legacy_kill.lock().unwrap().as_ref() {
+            let _ = kill.send(());
+        }
     }
 
     fn record(&self, method: &str, path: &str, headers: &HeaderMap, body: Value) {
@@ -200,6 +205,7 @@ fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/mcp", post(mcp_post).get(mcp_get).delete(mcp_delete))
         .route("/sse", get(legacy_get).post(legacy_refuse))
+        .route("/old", get(legacy_get).post(legacy_refuse))
         .route("/messages", post(legacy_post))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -448,7 +454,12 @@ async fn mcp_delete(State(state): State<Arc<MockState>>, headers: HeaderMap) -> 
     StatusCode::OK.into_response()
 }
 
-async fn legacy_refuse() -> Response {
+async fn legacy_refuse(
+    State(state): State<Arc<MockState>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    state.record("POST", uri.path(), &headers, Value::Null);
     StatusCode::METHOD_NOT_ALLOWED.into_response()
 }
 
@@ -464,7 +475,21 @@ async fn legacy_get(State(state): State<Arc<MockState>>, headers: HeaderMap) -> 
     tx.send(format!("event: endpoint\ndata: {endpoint}\n\n"))
         .unwrap();
     state.legacy.lock().unwrap().insert(id, tx);
-    sse_response(rx)
+    let mut kill = state
+        .legacy_kill
+        .lock()
+        .unwrap()
+        .get_or_insert_with(|| tokio::sync::broadcast::channel(4).0)
+        .subscribe();
+    let stream = tokio_stream_from(rx)
+        .take_until(async move {
+            let _ = kill.recv().await;
+        })
+        .map(|s| Ok::<_, std::convert::Infallible>(Bytes::from(s)));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
 }
 
 async fn legacy_post(
@@ -493,10 +518,12 @@ async fn legacy_post(
             let tool = msg["params"]["name"].as_str().unwrap_or("").to_owned();
             answer_for(&msg, &method, &tool, &msg["params"]["arguments"])
         };
-        let _ = tx.send(format!(
-            "event: message\n{}",
-            sse_event(None, &answer.to_string())
-        ));
+        let event = format!("event: message\n{}", sse_event(None, &answer.to_string()));
+        let delay = msg["params"]["arguments"]["ms"].as_u64().unwrap_or(0);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let _ = tx.send(event);
+        });
     }
     StatusCode::ACCEPTED.into_response()
 }
