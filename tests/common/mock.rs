@@ -254,6 +254,7 @@ fn result(id: &Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
+#[allow(clippy::result_large_err)]
 fn check_session(state: &MockState, headers: &HeaderMap) -> Result<(), Response> {
     if !state.opts.lock().unwrap().sessions {
         return Ok(());
@@ -435,12 +436,12 @@ async fn mcp_get(State(state): State<Arc<MockState>>, headers: HeaderMap) -> Res
         return resp;
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
-        if let Some(answer) = state.cut.lock().unwrap().remove(last) {
-            let _ = tx.send(sse_event(Some(&format!("{last}-r")), &answer));
-            drop(tx);
-            return sse_response(rx);
-        }
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    if let Some(answer) = last.and_then(|l| state.cut.lock().unwrap().remove(l)) {
+        let last = last.unwrap_or_default();
+        let _ = tx.send(sse_event(Some(&format!("{last}-r")), &answer));
+        drop(tx);
+        return sse_response(rx);
     }
     state.push.lock().unwrap().push(tx);
     sse_response(rx)
