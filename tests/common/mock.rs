@@ -177,6 +177,38 @@ impl Mock {
         Mock { addr, state, tasks }
     }
 
+    /// The same server on a Unix domain socket (its `addr` is meaningless).
+    pub async fn start_unix(path: &std::path::Path, opts: Options) -> Mock {
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let state = Arc::new(MockState {
+            opts: Mutex::new(opts),
+            ..Default::default()
+        });
+        let app = router(state.clone());
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let app = app.clone();
+                conns.spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let svc = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        });
+        Mock {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            state,
+            tasks,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -206,6 +238,11 @@ fn router(state: Arc<MockState>) -> Router {
         .route("/mcp", post(mcp_post).get(mcp_get).delete(mcp_delete))
         .route("/sse", get(legacy_get).post(legacy_refuse))
         .route("/old", get(legacy_get).post(legacy_refuse))
+        .route(
+            "/moved-away",
+            post(|| async { redirect("http://127.0.0.2:9/mcp") }),
+        )
+        .route("/moved-here", post(|| async { redirect("/mcp") }))
         .route("/messages", post(legacy_post))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -453,6 +490,14 @@ async fn mcp_delete(State(state): State<Arc<MockState>>, headers: HeaderMap) -> 
         state.sessions.lock().unwrap().remove(id);
     }
     StatusCode::OK.into_response()
+}
+
+fn redirect(to: &str) -> Response {
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, to.to_owned())],
+    )
+        .into_response()
 }
 
 async fn legacy_refuse(
