@@ -287,3 +287,45 @@ mod tests {
         }
     }
 }
+
+/// The events of an SSE response, one at a time. `next` is cancel-safe: an event not yet
+/// returned stays queued, and unread bytes stay in the body.
+pub struct EventStream {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    parser: crate::sse::Parser,
+    queue: std::collections::VecDeque<crate::sse::Event>,
+    batch: Vec<crate::sse::Event>,
+}
+
+impl EventStream {
+    pub fn new(resp: reqwest::Response, max_event: usize) -> Self {
+        EventStream {
+            body: resp.bytes_stream().boxed(),
+            parser: crate::sse::Parser::new(max_event),
+            queue: Default::default(),
+            batch: Vec::new(),
+        }
+    }
+
+    /// The next event; `None` when the stream ends or breaks (the reason is logged at debug).
+    pub async fn next(&mut self) -> Option<crate::sse::Event> {
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                return Some(ev);
+            }
+            match self.body.next().await? {
+                Ok(chunk) => {
+                    if let Err(e) = self.parser.feed(&chunk, &mut self.batch) {
+                        tracing::warn!("closing a stream from the server: {e}");
+                        return None;
+                    }
+                    self.queue.extend(self.batch.drain(..));
+                }
+                Err(e) => {
+                    tracing::debug!("stream broke: {}", error_chain(&e));
+                    return None;
+                }
+            }
+        }
+    }
+}

@@ -7,8 +7,6 @@ use super::http;
 use super::outbox::Failure;
 use super::{Shared, fail, forward};
 use crate::jsonrpc::{self, Id};
-use crate::sse;
-use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -218,47 +216,32 @@ impl Legacy {
 
     /// Reads one stream to its end. Returns whether an endpoint was received.
     async fn read_stream(&self, resp: reqwest::Response, reconnecting: bool) -> bool {
-        let mut parser = sse::Parser::new(self.shared.config.max_message_size);
-        let mut events = Vec::new();
-        let mut body = resp.bytes_stream();
+        let mut events = http::EventStream::new(resp, self.shared.config.max_message_size);
         let mut got_endpoint = false;
         loop {
-            // Cancel-safe: unread chunks stay in the body stream, which is dropped on stop.
-            let chunk = tokio::select! {
+            // Cancel-safe: EventStream::next keeps what it has not returned.
+            let ev = tokio::select! {
                 _ = self.stop.cancelled() => return got_endpoint,
-                chunk = body.next() => chunk,
+                ev = events.next() => ev,
             };
-            let chunk = match chunk {
-                Some(Ok(chunk)) => chunk,
-                Some(Err(e)) => {
-                    tracing::debug!("SSE stream broke: {}", http::error_chain(&e));
+            let Some(ev) = ev else { return got_endpoint };
+            if ev.data.is_empty() {
+                continue;
+            }
+            if ev.event == "endpoint" {
+                got_endpoint = true;
+                self.on_endpoint(&ev.data, reconnecting).await;
+                if matches!(*self.endpoint.borrow(), Endpoint::Refused(_)) {
                     return got_endpoint;
                 }
-                None => return got_endpoint,
-            };
-            if let Err(e) = parser.feed(&chunk, &mut events) {
-                tracing::warn!("closing the SSE stream: {e}");
-                return got_endpoint;
-            }
-            for ev in events.drain(..) {
-                if ev.data.is_empty() {
+            } else if ev.is_message() {
+                let data = jsonrpc::fold_lines(&ev.data);
+                if self.is_replay_answer(&data).await {
                     continue;
                 }
-                if ev.event == "endpoint" {
-                    got_endpoint = true;
-                    self.on_endpoint(&ev.data, reconnecting).await;
-                    if matches!(*self.endpoint.borrow(), Endpoint::Refused(_)) {
-                        return got_endpoint;
-                    }
-                } else if ev.is_message() {
-                    let data = jsonrpc::fold_lines(&ev.data);
-                    if self.is_replay_answer(&data).await {
-                        continue;
-                    }
-                    if !forward(&self.shared, data).await {
-                        self.stop.cancel();
-                        return got_endpoint;
-                    }
+                if !forward(&self.shared, data).await {
+                    self.stop.cancel();
+                    return got_endpoint;
                 }
             }
         }

@@ -6,9 +6,7 @@ use super::http::{self, Link};
 use super::outbox::Failure;
 use super::{Shared, fail, forward};
 use crate::jsonrpc::{self, Id, Kind, Message};
-use crate::sse;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -372,45 +370,30 @@ impl Streamable {
         mut watch: Option<&mut Watch<'_>>,
         stop: Option<&CancellationToken>,
     ) -> bool {
-        let mut parser = sse::Parser::new(self.shared.config.max_message_size);
-        let mut events = Vec::new();
-        let mut body = resp.bytes_stream();
+        let mut events = http::EventStream::new(resp, self.shared.config.max_message_size);
         let mut progressed = false;
         let never = CancellationToken::new();
         let stop = stop.unwrap_or(&never);
         loop {
-            // Both branches are cancel-safe: a chunk not yet taken stays in the body stream.
-            let chunk = tokio::select! {
+            // Every branch is cancel-safe: EventStream::next keeps what it has not returned.
+            let ev = tokio::select! {
                 _ = self.shared.shutdown.cancelled() => return progressed,
                 _ = stop.cancelled() => return progressed,
-                chunk = body.next() => chunk,
+                ev = events.next() => ev,
             };
-            let chunk = match chunk {
-                Some(Ok(chunk)) => chunk,
-                Some(Err(e)) => {
-                    tracing::debug!("stream broke: {}", http::error_chain(&e));
-                    return progressed;
-                }
-                None => return progressed,
-            };
-            if let Err(e) = parser.feed(&chunk, &mut events) {
-                tracing::warn!("closing a stream from the server: {e}");
-                return progressed;
+            let Some(ev) = ev else { return progressed };
+            progressed = true;
+            if let Some(id) = &ev.id {
+                cursor.last_id = Some(id.clone());
             }
-            for ev in events.drain(..) {
-                progressed = true;
-                if let Some(id) = &ev.id {
-                    cursor.last_id = Some(id.clone());
-                }
-                if let Some(ms) = ev.retry {
-                    cursor.retry = Some(Duration::from_millis(ms));
-                }
-                if ev.data.is_empty() || !ev.is_message() {
-                    continue;
-                }
-                if !self.deliver_data(ev.data, watch.as_deref_mut()).await {
-                    return progressed;
-                }
+            if let Some(ms) = ev.retry {
+                cursor.retry = Some(Duration::from_millis(ms));
+            }
+            if ev.data.is_empty() || !ev.is_message() {
+                continue;
+            }
+            if !self.deliver_data(ev.data, watch.as_deref_mut()).await {
+                return progressed;
             }
         }
     }
