@@ -258,36 +258,6 @@ pub fn status_failure(resp: &reqwest::Response, target: &str) -> Failure {
     f
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expands_variables() {
-        let env = |k: &str| (k == "TOKEN").then(|| "s3cret".to_owned());
-        assert_eq!(expand_env("Bearer ${TOKEN}", env).unwrap(), "Bearer s3cret");
-        assert_eq!(expand_env("$$5 and $x", env).unwrap(), "$5 and $x");
-        assert_eq!(expand_env("${MISSING}", env).unwrap_err(), "MISSING");
-    }
-
-    #[test]
-    fn header_errors_name_the_header_not_the_value() {
-        let err = parse_headers(&["X-Key: ${MCP_BRIDGE_TEST_UNSET_VAR}".into()]).unwrap_err();
-        assert!(err.to_string().contains("MCP_BRIDGE_TEST_UNSET_VAR"));
-        let err = parse_headers(&["Authorization Bearer abc".into()]).unwrap_err();
-        assert!(!err.to_string().contains("abc"));
-    }
-
-    #[test]
-    fn backoff_is_capped_and_jittered() {
-        for attempt in 0..40 {
-            let d = backoff(attempt, Duration::from_secs(2));
-            assert!(d <= Duration::from_secs(2));
-            assert!(d >= Duration::from_millis(25));
-        }
-    }
-}
-
 /// The events of an SSE response, one at a time. `next` is cancel-safe: an event not yet
 /// returned stays queued, and unread bytes stay in the body.
 pub struct EventStream {
@@ -326,6 +296,36 @@ impl EventStream {
                     return None;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_variables() {
+        let env = |k: &str| (k == "TOKEN").then(|| "s3cret".to_owned());
+        assert_eq!(expand_env("Bearer ${TOKEN}", env).unwrap(), "Bearer s3cret");
+        assert_eq!(expand_env("$$5 and $x", env).unwrap(), "$5 and $x");
+        assert_eq!(expand_env("${MISSING}", env).unwrap_err(), "MISSING");
+    }
+
+    #[test]
+    fn header_errors_name_the_header_not_the_value() {
+        let err = parse_headers(&["X-Key: ${MCP_BRIDGE_TEST_UNSET_VAR}".into()]).unwrap_err();
+        assert!(err.to_string().contains("MCP_BRIDGE_TEST_UNSET_VAR"));
+        let err = parse_headers(&["Authorization Bearer abc".into()]).unwrap_err();
+        assert!(!err.to_string().contains("abc"));
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        for attempt in 0..40 {
+            let d = backoff(attempt, Duration::from_secs(2));
+            assert!(d <= Duration::from_secs(2));
+            assert!(d >= Duration::from_millis(25));
         }
     }
 }
