@@ -3,6 +3,7 @@
 
 mod http;
 mod legacy;
+mod modern;
 pub mod outbox;
 mod streamable;
 
@@ -130,6 +131,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         TransportChoice::Auto => Transport::Undecided,
     };
 
+    let modern = modern::Modern::new(shared.clone());
     let mut eof = false;
     loop {
         // Each branch either waits on a channel or a token: dropping it loses nothing.
@@ -146,7 +148,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let Some(msg) = accept(&shared.out, line).await else {
             continue;
         };
-        remember_handshake(&shared, &msg);
+        if let Some(version) = modern::modern_version(&msg) {
+            // 2026-07-28: each request stands alone, whatever the handshake state.
+            if let Err(id) = shared.out.register(&msg) {
+                tracing::warn!(
+                    id = id.as_json(),
+                    "the agent reused the id of a request still waiting"
+                );
+            }
+            modern.send(msg, version);
+            continue;
+        }
+        if !remember_handshake(&shared, &modern, &transport, &msg) {
+            continue;
+        }
         transport = dispatch(&shared, transport, msg).await;
     }
 
@@ -211,7 +226,14 @@ async fn accept(out: &Outbox, line: Line) -> Option<Message> {
     }
 }
 
-fn remember_handshake(shared: &Shared, msg: &Message) {
+/// Notes what the bridge must remember of an agent message. Returns false if the message is
+/// not to be sent on (a cancellation of a 2026-07-28 request, done by closing its POST).
+fn remember_handshake(
+    shared: &Shared,
+    modern: &modern::Modern,
+    transport: &Transport,
+    msg: &Message,
+) -> bool {
     match msg.method() {
         Some("initialize") if matches!(msg.kind(), Kind::Request { .. }) => {
             shared.handshake.lock().expect("handshake lock").initialize = Some(msg.raw.clone());
@@ -223,10 +245,21 @@ fn remember_handshake(shared: &Shared, msg: &Message) {
             // The server will not answer a cancelled request; neither will the bridge.
             if let Some(id) = cancelled_request(&msg.raw) {
                 shared.out.forget(&id);
+                if modern.cancel(&id) {
+                    return false;
+                }
+            }
+            // With no session of an earlier revision, there is nowhere to send it.
+            if matches!(transport, Transport::Undecided) {
+                tracing::debug!(
+                    "dropping a cancellation for a request that is no longer in flight"
+                );
+                return false;
             }
         }
         _ => {}
     }
+    true
 }
 
 fn cancelled_request(raw: &[u8]) -> Option<Id> {

@@ -22,6 +22,8 @@ pub struct Failure {
     pub status: Option<u16>,
     /// The `WWW-Authenticate` header of a 401/403, so the agent can see how to authenticate.
     pub www_authenticate: Option<String>,
+    /// The server's own JSON-RPC error, where it sent one that explains the failure.
+    pub remote_error: Option<serde_json::Value>,
 }
 
 impl Failure {
@@ -32,6 +34,7 @@ impl Failure {
             may_have_run,
             status: None,
             www_authenticate: None,
+            remote_error: None,
         }
     }
 
@@ -46,6 +49,9 @@ impl Failure {
         }
         if let Some(value) = &self.www_authenticate {
             data["wwwAuthenticate"] = json!(value);
+        }
+        if let Some(err) = &self.remote_error {
+            data["remoteError"] = err.clone();
         }
         jsonrpc::error_response(
             Some(id),
@@ -131,6 +137,20 @@ impl Outbox {
     /// Writes a line the bridge made that answers no request (parse errors: `id: null`).
     pub async fn raw(&self, line: Bytes) -> bool {
         self.stdout.send(line).await
+    }
+
+    /// Writes `line` as the answer to `id`, unless it has been answered already.
+    pub async fn reply(&self, id: &Id, line: Bytes) -> bool {
+        if self
+            .pending
+            .lock()
+            .expect("pending lock")
+            .remove(id)
+            .is_some()
+        {
+            return self.stdout.send(line).await;
+        }
+        true
     }
 
     /// Answers `id` with an error, unless it has been answered already.

@@ -112,6 +112,24 @@ impl Streamable {
             }
         };
         if matches!(resp.status().as_u16(), 400 | 404 | 405) {
+            let status = resp.status();
+            let body = http::read_body(resp, 64 * 1024).await.unwrap_or_default();
+            if let Some(err) = super::modern::modern_refusal(status, &body) {
+                // A 2026-07-28-only server: falling back to legacy SSE would be wrong.
+                let mut f = Failure::new(
+                    "era-mismatch",
+                    false,
+                    format!(
+                        "the remote MCP server speaks only the stateless 2026-07-28 revision; this agent uses the \
+                         initialize handshake of an earlier one (server said: {})",
+                        err.get("message").and_then(|m| m.as_str()).unwrap_or("?")
+                    ),
+                );
+                f.status = Some(status.as_u16());
+                f.remote_error = Some(err);
+                fail(&self.shared, &msg, &f).await;
+                return First::Unreachable;
+            }
             return First::NotStreamable(msg);
         }
         let initialized = msg.method() == Some("notifications/initialized");

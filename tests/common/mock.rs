@@ -31,6 +31,8 @@ pub struct Options {
     pub legacy_only: bool,
     /// Legacy: name an endpoint on another origin.
     pub foreign_endpoint: bool,
+    /// Speak only 2026-07-28: refuse anything without its version header, 404 unknown methods.
+    pub modern_only: bool,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             get_stream: true,
             legacy_only: false,
             foreign_endpoint: false,
+            modern_only: false,
         }
     }
 }
@@ -368,6 +371,30 @@ async fn mcp_post(
     state.record("POST", "/mcp", &headers, msg.clone());
     if opts.legacy_only {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    if opts.modern_only {
+        let refuse = |status: StatusCode, code: i64, message: &str| {
+            let body = json!({"jsonrpc":"2.0","id": null,"error":{"code": code,"message": message,"data":{"supported":["2026-07-28"]}}});
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        };
+        if headers
+            .get("mcp-protocol-version")
+            .is_none_or(|v| v != "2026-07-28")
+        {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                -32022,
+                "Unsupported protocol version",
+            );
+        }
+        if msg["method"] != "ping" {
+            return refuse(StatusCode::NOT_FOUND, -32601, "Method not found");
+        }
     }
     let method = msg["method"].as_str().unwrap_or("").to_owned();
     if method == "initialize" {

@@ -1,0 +1,197 @@
+//! connect with the stateless 2026-07-28 revision, against the Python MCP SDK 2.3.0 (client and
+//! server of that revision and of the handshake revisions): era detection, derived headers,
+//! base64 header values, the -32020 relist-and-retry, progress, cancellation by closing the POST,
+//! and a clear answer when agent and server disagree on the era.
+
+mod common;
+
+use common::mock::{Mock, Options};
+use common::{Bridge, bin};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The Python of the test venv (`.venv`, made by .ci/run), or `None` to skip outside CI.
+fn python() -> Option<PathBuf> {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let ok = py.exists()
+        && std::process::Command::new(&py)
+            .args(["-c", "import mcp"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "CI: the Python venv with mcp 2.3.0 is missing (.ci/run makes it)"
+    );
+    eprintln!("SKIPPED: no .venv with the Python mcp SDK; run .ci/run to install it");
+    None
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// The SDK's server over Streamable HTTP on 127.0.0.1; killed on drop.
+struct PyServer {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+async fn py_server(py: &Path, extra: &[&str]) -> PyServer {
+    let mut child = tokio::process::Command::new(py)
+        .arg(script("rev2026_server.py"))
+        .arg("http")
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the Python server starts")
+        .unwrap()
+        .expect("a LISTENING line");
+    let url = line
+        .strip_prefix("LISTENING ")
+        .expect("LISTENING URL")
+        .trim()
+        .to_owned();
+    PyServer { _child: child, url }
+}
+
+/// Runs the SDK's client through `mcp-bridge connect URL`; returns its summary line.
+async fn py_client(py: &Path, url: &str, args: &[&str]) -> (Value, String) {
+    let out = tokio::process::Command::new(py)
+        .arg(script("rev2026_client.py"))
+        .args(args)
+        .args(["--stdio", "--", bin(), "connect", url])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), out)
+        .await
+        .expect("the client finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("summary").is_some())
+        .unwrap_or_else(|| panic!("no summary; stdout:\n{stdout}\nstderr:\n{stderr}"));
+    (summary, format!("{stdout}\n{stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2026_agent_reaches_a_2026_server_with_every_feature() {
+    let Some(py) = python() else { return };
+    let server = py_server(&py, &[]).await;
+    let (summary, log) = py_client(&py, &server.url, &[]).await;
+    assert_eq!(summary["summary"], "PASS", "{log}");
+    assert_eq!(summary["protocol_version"], "2026-07-28", "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn header_arguments_are_learned_after_a_mismatch() {
+    // The agent calls a header-mapped tool without listing tools first: the server answers
+    // -32020, the bridge lists the tools itself and sends the call again with Mcp-Param-Region.
+    let Some(py) = python() else { return };
+    let server = py_server(&py, &[]).await;
+    let (summary, log) = py_client(
+        &py,
+        &server.url,
+        &["--mode", "2026-07-28", "--only", "header,header_b64,add"],
+    )
+    .await;
+    assert_eq!(summary["summary"], "PASS", "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handshake_agent_still_works_against_a_dual_era_server() {
+    let Some(py) = python() else { return };
+    let server = py_server(&py, &[]).await;
+    let (summary, log) = py_client(&py, &server.url, &["--mode", "legacy"]).await;
+    assert_eq!(summary["summary"], "PASS", "{log}");
+    assert_eq!(summary["protocol_version"], "2025-11-25");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dual_era_agent_falls_back_against_an_older_server() {
+    let Some(py) = python() else { return };
+    let server = py_server(&py, &["--legacy-only"]).await;
+    let (summary, log) = py_client(&py, &server.url, &[]).await;
+    assert_eq!(summary["summary"], "PASS", "{log}");
+    assert_eq!(summary["protocol_version"], "2025-11-25");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2026_only_agent_is_told_the_server_is_older() {
+    let Some(py) = python() else { return };
+    let server = py_server(&py, &["--legacy-only"]).await;
+    let (summary, log) = py_client(
+        &py,
+        &server.url,
+        &["--mode", "2026-07-28", "--only", "list"],
+    )
+    .await;
+    assert_eq!(summary["summary"], "FAIL");
+    assert!(
+        log.contains("does not speak the 2026-07-28 revision"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_initialize_to_a_2026_only_server_says_so_and_does_not_try_sse() {
+    let mock = Mock::start(Options {
+        modern_only: true,
+        ..Default::default()
+    })
+    .await;
+    let mut b = Bridge::connect(&[&mock.url("/mcp")]);
+    let init = b
+        .call(json!(0), "initialize", json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}))
+        .await;
+    assert_eq!(init["error"]["data"]["reason"], "era-mismatch", "{init}");
+    assert_eq!(init["error"]["data"]["remoteError"]["code"], -32022);
+    assert!(
+        init["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2026-07-28")
+    );
+    assert!(
+        mock.state.http("GET").is_empty(),
+        "no fallback to legacy SSE"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_404_for_a_2026_request_is_passed_back_and_never_reinitializes() {
+    let mock = Mock::start(Options {
+        modern_only: true,
+        ..Default::default()
+    })
+    .await;
+    let mut b = Bridge::connect(&[&mock.url("/mcp")]);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}});
+    let answer = b.call(json!(7), "no/such", json!({"_meta": meta})).await;
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+    assert_eq!(
+        answer["id"], 7,
+        "the server's null id is replaced by the request's"
+    );
+    let seen = &mock.state.requests("no/such")[0];
+    assert_eq!(seen.headers["mcp-method"], "no/such");
+    assert_eq!(seen.headers["mcp-protocol-version"], "2026-07-28");
+    assert!(seen.headers.get("mcp-session-id").is_none());
+    assert!(mock.state.requests("initialize").is_empty());
+}
