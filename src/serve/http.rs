@@ -146,6 +146,7 @@ fn existing_session(app: &App, headers: &HeaderMap) -> Result<Arc<Session>, Resp
     match app.session(id) {
         Ok(s) if !s.legacy => {
             check_version(headers, &s)?;
+            s.touch();
             Ok(s)
         }
         Ok(_) => Err(rpc_error(

@@ -142,6 +142,11 @@ impl Session {
         (st.attached == 0).then(|| st.idle_since.elapsed())
     }
 
+    /// Counts a request as activity, restarting the idle clock.
+    pub fn touch(&self) {
+        self.lock().idle_since = Instant::now();
+    }
+
     pub fn attach(&self) {
         self.lock().attached += 1;
     }
