@@ -216,6 +216,16 @@ impl App {
 
     /// Ends a session: answers what it waits for, stops its child, and remembers why.
     pub fn end(&self, session: &Arc<Session>, reason: &str) {
+        // The tombstone goes in first: a client answered by `close` may ask again at once.
+        {
+            let mut tombs = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
+            if tombs.len() >= TOMBSTONES {
+                tombs.clear();
+            }
+            tombs
+                .entry(session.id.clone())
+                .or_insert_with(|| format!("session ended: {reason}"));
+        }
         let removed = self.sessions().remove(&session.id).is_some();
         session.close(reason);
         if let Some(Link::Shared(shared)) = session.link.get() {
@@ -225,11 +235,6 @@ impl App {
             self.metrics.sessions.dec();
             let _enter = session.span.enter();
             tracing::info!(reason, "session ended");
-            let mut tombs = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
-            if tombs.len() >= TOMBSTONES {
-                tombs.clear();
-            }
-            tombs.insert(session.id.clone(), format!("session ended: {reason}"));
         }
     }
 

@@ -179,6 +179,8 @@ pub struct Session {
     pub id: String,
     pub http: reqwest::Client,
     pub init_result: Value,
+    /// Bearer token sent on every request, if any.
+    pub token: Option<String>,
 }
 
 impl Session {
@@ -187,11 +189,18 @@ impl Session {
     }
 
     pub async fn open_version(url: &str, version: &str) -> Result<Session> {
+        Session::open_full(url, version, None).await
+    }
+
+    pub async fn open_full(url: &str, version: &str, token: Option<&str>) -> Result<Session> {
         let http = client();
         let mut init = init_msg(0);
         init["params"]["protocolVersion"] = json!(version);
-        let resp = http
-            .post(url)
+        let mut req = http.post(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
             .body(init.to_string())
@@ -207,20 +216,32 @@ impl Session {
             .to_str()?
             .to_owned();
         let answer = read_answer(resp).await?;
-        let s = Session { url: url.to_owned(), id, http, init_result: answer["result"].clone() };
+        let s = Session {
+            url: url.to_owned(),
+            id,
+            http,
+            init_result: answer["result"].clone(),
+            token: token.map(str::to_owned),
+        };
         let r = s.post(json!({"jsonrpc":"2.0","method":"notifications/initialized"})).await?;
         assert_eq!(r.status(), 202);
         Ok(s)
     }
 
     pub fn post_builder(&self, body: &Value) -> reqwest::RequestBuilder {
-        self.http
-            .post(&self.url)
+        self.with_token(self.http.post(&self.url))
             .header("accept", "application/json, text/event-stream")
             .header("mcp-session-id", &self.id)
             .header("mcp-protocol-version", "2025-06-18")
             .header("content-type", "application/json")
             .body(body.to_string())
+    }
+
+    fn with_token(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
     }
 
     pub async fn post(&self, body: Value) -> Result<reqwest::Response> {
@@ -236,8 +257,7 @@ impl Session {
     /// Opens the GET stream, optionally resuming after `last`.
     pub async fn get_stream(&self, last: Option<&str>) -> Result<SseReader> {
         let mut req = self
-            .http
-            .get(&self.url)
+            .with_token(self.http.get(&self.url))
             .header("accept", "text/event-stream")
             .header("mcp-session-id", &self.id);
         if let Some(last) = last {
