@@ -91,7 +91,10 @@ impl Gateway {
                 let Ok(line) = line else { break };
                 eprintln!("[serve] {line}");
                 if let Some(i) = line.find("listening on ") {
-                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_owned());
+                    let addr = line[i + "listening on ".len()..].trim();
+                    if addr.starts_with("http://") || addr.starts_with("unix:") {
+                        let _ = tx.send(addr.to_owned());
+                    }
                 }
                 log2.lock().unwrap().push(line);
             }
