@@ -13,17 +13,32 @@ async fn child_environment_is_explicit() {
     }
     let gw = Gateway::start_with(Opts {
         args: &["--env", "GREETING=hi there", "--pass-env", "FIXTURE_EXTRA"],
-        env: &[("FIXTURE_EXTRA", "passed"), ("FIXTURE_SECRET", "nope"), ("MCP_BRIDGE_AUTH_TOKEN", "tok-123")],
+        env: &[
+            ("FIXTURE_EXTRA", "passed"),
+            ("FIXTURE_SECRET", "nope"),
+            ("MCP_BRIDGE_AUTH_TOKEN", "tok-123"),
+        ],
         ..Opts::default()
     });
-    let s = Session::open_full(&gw.mcp(), "2025-06-18", Some("tok-123")).await.unwrap();
-    let a = s.request(call_msg(json!(1), "env", json!({}))).await.unwrap();
+    let s = Session::open_full(&gw.mcp(), "2025-06-18", Some("tok-123"))
+        .await
+        .unwrap();
+    let a = s
+        .request(call_msg(json!(1), "env", json!({})))
+        .await
+        .unwrap();
     let env: Value = serde_json::from_str(&tool_text(&a)).unwrap();
     assert_eq!(env["GREETING"], "hi there");
     assert_eq!(env["FIXTURE_EXTRA"], "passed");
-    assert!(env.get("FIXTURE_SECRET").is_none(), "host variables are not passed by default");
+    assert!(
+        env.get("FIXTURE_SECRET").is_none(),
+        "host variables are not passed by default"
+    );
     assert!(env.get("PATH").is_some());
-    assert!(!a.to_string().contains("tok-123"), "the token never reaches the child");
+    assert!(
+        !a.to_string().contains("tok-123"),
+        "the token never reaches the child"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -33,24 +48,68 @@ async fn a_crash_answers_waiting_requests_and_then_404() {
     }
     let gw = Gateway::start(&[]);
     let s = Session::open(&gw.mcp()).await.unwrap();
-    let slow = s.post_builder(&call_msg(json!("slow"), "slow", json!({"seconds": 5, "steps": 1}))).send();
+    let slow = s
+        .post_builder(&call_msg(
+            json!("slow"),
+            "slow",
+            json!({"seconds": 5, "steps": 1}),
+        ))
+        .send();
     let slow = tokio::spawn(async move { read_answer(slow.await.unwrap()).await.unwrap() });
     // Make sure the slow call reached the child before crashing it.
-    assert_eq!(tool_text(&s.request(call_msg(json!(0), "echo", json!({"text":"x"}))).await.unwrap()), "x");
-    let crash = s.request(call_msg(json!("crash"), "crash", json!({}))).await.unwrap();
+    assert_eq!(
+        tool_text(
+            &s.request(call_msg(json!(0), "echo", json!({"text":"x"})))
+                .await
+                .unwrap()
+        ),
+        "x"
+    );
+    let crash = s
+        .request(call_msg(json!("crash"), "crash", json!({})))
+        .await
+        .unwrap();
     assert_eq!(crash["id"], "crash");
     assert_eq!(crash["error"]["data"]["source"], "mcp-bridge");
-    assert!(crash["error"]["message"].as_str().unwrap().contains("exit status: 3"), "{crash}");
+    assert!(
+        crash["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exit status: 3"),
+        "{crash}"
+    );
     let slow = slow.await.unwrap();
     assert_eq!(slow["id"], "slow");
-    assert!(slow["error"]["message"].as_str().unwrap().contains("exit status: 3"), "{slow}");
-    let r = s.post(json!({"jsonrpc":"2.0","id":9,"method":"ping"})).await.unwrap();
+    assert!(
+        slow["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exit status: 3"),
+        "{slow}"
+    );
+    let r = s
+        .post(json!({"jsonrpc":"2.0","id":9,"method":"ping"}))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("exit status: 3"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exit status: 3"),
+        "{body}"
+    );
     // A client that re-initializes gets a fresh child.
     let s2 = Session::open(&gw.mcp()).await.unwrap();
-    assert_eq!(tool_text(&s2.request(call_msg(json!(1), "echo", json!({"text":"new"}))).await.unwrap()), "new");
+    assert_eq!(
+        tool_text(
+            &s2.request(call_msg(json!(1), "echo", json!({"text":"new"})))
+                .await
+                .unwrap()
+        ),
+        "new"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -61,7 +120,9 @@ async fn child_requests_reach_the_client_and_its_answer_returns() {
     let gw = Gateway::start(&[]);
     let s = Session::open(&gw.mcp()).await.unwrap();
     let mut get = s.get_stream(None).await.unwrap();
-    let ask = s.post_builder(&call_msg(json!(1), "ask", json!({"question":"2+2?"}))).send();
+    let ask = s
+        .post_builder(&call_msg(json!(1), "ask", json!({"question":"2+2?"})))
+        .send();
     let ask = tokio::spawn(async move { read_answer(ask.await.unwrap()).await.unwrap() });
     let (_, req) = get.next_message().await.unwrap();
     assert_eq!(req["method"], "sampling/createMessage");

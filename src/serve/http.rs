@@ -1,6 +1,10 @@
 //! The Streamable HTTP endpoint `/mcp` (POST, GET, DELETE) with the status codes the spec gives
 //! for each kind of bad request, plus the small helpers every route shares.
 
+// Helpers return the finished error response as their `Err`: it is built once per refused
+// request and returned straight away, so boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
+
 use super::app::{App, CreateError};
 use super::replay::{GET_STREAM, parse_event_id};
 use super::session::{Plan, Session};
