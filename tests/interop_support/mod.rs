@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -383,4 +383,52 @@ pub fn start_serve<S: AsRef<OsStr>>(extra: &[&str], child: &[S]) -> Result<(Proc
     let p = Proc::spawn("serve", &mut cmd)?;
     wait_http(port, "/healthz", &[200], Duration::from_secs(20))?;
     Ok((p, port))
+}
+
+/// The project's Python venv (`.venv`, made by .ci/run) with tests/python/requirements.txt.
+pub fn python() -> Option<PathBuf> {
+    let py = repo().join(".venv/bin/python");
+    let ok = py.exists()
+        && Command::new(&py)
+            .args(["-c", "import mcp"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    require(
+        ok.then_some(py),
+        ".venv with the Python `mcp` SDK",
+        "python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt",
+    )
+}
+
+/// Runs tests/python/client.py with `args` and returns its JSON summary.
+pub fn run_py_client(py: &Path, args: &[&str], timeout: Duration) -> Result<serde_json::Value> {
+    let mut cmd = Command::new(py);
+    cmd.arg(repo().join("tests/python/client.py"))
+        .args(args)
+        .env(
+            "INTEROP_TIMEOUT_MS",
+            (timeout.as_millis() - 2000).to_string(),
+        );
+    let done = run_bounded("py-client", &mut cmd, timeout)?;
+    eprintln!("[py-client stderr]\n{}", done.stderr);
+    if !done.status.success() {
+        bail!(
+            "Python SDK client failed ({}):\n{}",
+            done.status,
+            done.stderr
+        );
+    }
+    let line = done
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| {
+            anyhow!(
+                "Python client printed no JSON summary; stdout: {:?}",
+                done.stdout
+            )
+        })?;
+    serde_json::from_str(line).context("parsing the Python client summary")
 }
