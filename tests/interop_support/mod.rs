@@ -271,7 +271,24 @@ pub fn run_ts_client(
     args: &[&str],
     timeout: Duration,
 ) -> Result<serde_json::Value> {
-    let mut cmd = Command::new(&peers.node);
+    run_ts_client_wrapped(peers, &[], args, timeout)
+}
+
+/// Like [`run_ts_client`], with the node command prefixed by `wrapper` (e.g. `unshare -n --`).
+pub fn run_ts_client_wrapped(
+    peers: &NodePeers,
+    wrapper: &[&str],
+    args: &[&str],
+    timeout: Duration,
+) -> Result<serde_json::Value> {
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(&peers.node);
+            c
+        }
+        None => Command::new(&peers.node),
+    };
     cmd.arg(&peers.client)
         .args(args)
         .current_dir(node_dir())
