@@ -186,11 +186,26 @@ fn echo_lines(name: &str, stream: impl Read + Send + 'static) -> mpsc::Receiver<
 }
 
 /// Polls `GET path` on 127.0.0.1:port until it answers with any of `ok_statuses`, within `timeout`.
-pub fn wait_http(port: u16, path: &str, ok_statuses: &[u16], timeout: Duration) -> Result<()> {
+/// If `owner` is given, its early exit ends the wait with an error at once.
+pub fn wait_http(
+    mut owner: Option<&mut Proc>,
+    port: u16,
+    path: &str,
+    ok_statuses: &[u16],
+    timeout: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut last = String::from("never connected");
     while Instant::now() < deadline {
+        if let Some(p) = owner.as_deref_mut()
+            && let Ok(Some(status)) = p.child.try_wait()
+        {
+            bail!(
+                "{} exited ({status}) before 127.0.0.1:{port}{path} answered",
+                p.name
+            );
+        }
         match http_get_status(addr, path) {
             Ok(s) if ok_statuses.contains(&s) => return Ok(()),
             Ok(s) => last = format!("status {s}"),
@@ -397,8 +412,14 @@ pub fn start_serve<S: AsRef<OsStr>>(extra: &[&str], child: &[S]) -> Result<(Proc
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let p = Proc::spawn("serve", &mut cmd)?;
-    wait_http(port, "/healthz", &[200], Duration::from_secs(20))?;
+    let mut p = Proc::spawn("serve", &mut cmd)?;
+    wait_http(
+        Some(&mut p),
+        port,
+        "/healthz",
+        &[200],
+        Duration::from_secs(20),
+    )?;
     Ok((p, port))
 }
 
