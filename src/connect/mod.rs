@@ -136,6 +136,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let line = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            _ = stdout_closed.cancelled() => break,
             line = lines.recv() => line,
         };
         let Some(line) = line else {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +37,8 @@ pub(crate) struct Streamable {
     reinit: tokio::sync::Mutex<()>,
     /// Stops the current GET stream.
     get_stream: Mutex<Option<CancellationToken>>,
+    /// Whether a GET stream is open now (answers to accepted-only requests can come there).
+    get_open: AtomicBool,
 }
 
 /// What the first POST said about the server.
@@ -66,6 +69,7 @@ impl Streamable {
             session: Mutex::default(),
             reinit: tokio::sync::Mutex::new(()),
             get_stream: Mutex::default(),
+            get_open: AtomicBool::new(false),
         })
     }
 
@@ -143,6 +147,9 @@ impl Streamable {
                     if let Err(f) = self.reinit(sess.generation).await {
                         return fail(&self.shared, &msg, &f).await;
                     }
+                    if msg.method() == Some("notifications/initialized") {
+                        return; // the replayed handshake has sent it already
+                    }
                 }
                 Outcome::SessionGone => {
                     let f = Failure::new(
@@ -192,9 +199,28 @@ impl Streamable {
                 };
                 self.read_stream(resp, &wanted, watch.as_mut()).await
             } else if msg.has_requests() && status != StatusCode::ACCEPTED {
-                self.read_json(resp, watch.as_mut()).await
+                let read = self.read_json(resp, watch.as_mut()).await;
+                let unanswered =
+                    watch.is_none() && msg.request_ids().any(|id| self.shared.out.is_pending(id));
+                read.and_then(|()| match unanswered {
+                    true => Err(Failure::new(
+                        "no-answer",
+                        true,
+                        "the server's JSON reply did not answer the request",
+                    )),
+                    false => Ok(()),
+                })
+            } else if msg.has_requests() && !self.get_open.load(Ordering::Relaxed) {
+                // A request must be answered on its own POST; a server that only accepts it
+                // could answer on the GET stream, but there is none: the answer cannot come.
+                Err(Failure::new(
+                    "no-answer",
+                    true,
+                    "the server accepted the request (202) but there is no stream to answer on",
+                ))
             } else {
-                // 202: nothing to read; answers to requests, if any, come on the GET stream.
+                // 202 for notifications and responses; answers to requests, if any, come on
+                // the GET stream.
                 Ok(())
             };
             if let Some(found) = watch.and_then(|w| w.found) {
@@ -259,10 +285,9 @@ impl Streamable {
         let body = http::read_body(resp, self.shared.config.max_message_size)
             .await
             .map_err(|e| Failure::new("bad-response", true, e))?;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            self.deliver_data(body, watch).await;
         }
-        self.deliver_data(body, watch).await;
         Ok(())
     }
 
@@ -451,7 +476,11 @@ impl Streamable {
                 }
                 Ok(resp) if resp.status().is_success() && http::is_event_stream(&resp) => {
                     self.shared.link.up(&self.shared.target);
-                    if self.read_events(resp, &mut cursor, None, Some(&stop)).await {
+                    tracing::debug!("GET stream open");
+                    self.get_open.store(true, Ordering::Relaxed);
+                    let progressed = self.read_events(resp, &mut cursor, None, Some(&stop)).await;
+                    self.get_open.store(false, Ordering::Relaxed);
+                    if progressed {
                         attempt = 0;
                     } else {
                         attempt += 1;
@@ -462,7 +491,7 @@ impl Streamable {
                 }
                 Ok(resp) => {
                     attempt += 1;
-                    tracing::debug!(status = %resp.status(), "GET stream refused; will retry");
+                    tracing::debug!(status = %resp.status(), content_type = ?http::content_type(&resp), "GET stream refused; will retry");
                     http::backoff(attempt + 4, Duration::from_secs(30))
                 }
             };
