@@ -34,4 +34,11 @@ fn conformance_suite_server_mode_against_serve() {
          in conformance-expected-failures.yml also fails the run)",
         done.status
     );
+    // Guard against a run that checked nothing: 0.1.16 has 30 active server scenarios.
+    let scenarios = done.stdout.lines().filter(|l| l.starts_with('✓')).count();
+    assert!(
+        scenarios >= 30,
+        "only {scenarios} scenarios passed:\n{}",
+        done.stdout
+    );
 }

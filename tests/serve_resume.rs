@@ -20,7 +20,13 @@ async fn cut_get_stream_resumes_without_loss_or_repeat() {
     let s = Session::open(&gw.mcp()).await.unwrap();
     let mut get = s.get_stream(None).await.unwrap();
     const N: i64 = 300;
-    let call = s.post_builder(&call_msg(json!(1), "emit", json!({"count": N, "interval": 0.002}))).send();
+    let call = s
+        .post_builder(&call_msg(
+            json!(1),
+            "emit",
+            json!({"count": N, "interval": 0.002}),
+        ))
+        .send();
     let answer = tokio::spawn(async move { read_answer(call.await.unwrap()).await.unwrap() });
     let mut seen = Vec::new();
     let mut last_id = None;
@@ -39,7 +45,11 @@ async fn cut_get_stream_resumes_without_loss_or_repeat() {
             get = s.get_stream(last_id.as_deref()).await.unwrap();
         }
     }
-    assert_eq!(seen, (0..N).collect::<Vec<_>>(), "nothing lost, nothing repeated, in order");
+    assert_eq!(
+        seen,
+        (0..N).collect::<Vec<_>>(),
+        "nothing lost, nothing repeated, in order"
+    );
     assert_eq!(cuts, 4);
     assert_eq!(tool_text(&answer.await.unwrap()), format!("emitted {N}"));
 }
@@ -51,7 +61,9 @@ async fn cut_post_stream_resumes_through_get() {
     }
     let gw = Gateway::start(&[]);
     // 2025-11-25: every POST stream starts with a priming event (an id and no data).
-    let s = Session::open_version(&gw.mcp(), "2025-11-25").await.unwrap();
+    let s = Session::open_version(&gw.mcp(), "2025-11-25")
+        .await
+        .unwrap();
     let mut call = call_msg(json!(7), "slow", json!({"seconds": 0.6, "steps": 3}));
     call["params"]["_meta"] = json!({"progressToken": "tok"});
     let resp = s.post(call).await.unwrap();
@@ -77,7 +89,10 @@ async fn cut_post_stream_resumes_through_get() {
     assert!(resumed.next().await.unwrap().is_none());
 
     // Resuming from the middle of a finished POST stream gives exactly the rest.
-    let resp = s.post(call_msg(json!(8), "echo", json!({"text":"x"}))).await.unwrap();
+    let resp = s
+        .post(call_msg(json!(8), "echo", json!({"text":"x"})))
+        .await
+        .unwrap();
     let mut stream = SseReader::new(resp);
     let priming = stream.next().await.unwrap().unwrap();
     let (_, answer) = stream.next_message().await.unwrap();
@@ -97,7 +112,10 @@ async fn server_messages_wait_for_a_get_stream() {
     let s = Session::open(&gw.mcp()).await.unwrap();
     // With a GET stream opened once, notifications go there even while it is disconnected.
     drop(s.get_stream(None).await.unwrap());
-    let a = s.request(call_msg(json!(1), "emit", json!({"count": 5}))).await.unwrap();
+    let a = s
+        .request(call_msg(json!(1), "emit", json!({"count": 5})))
+        .await
+        .unwrap();
     assert_eq!(tool_text(&a), "emitted 5");
     let mut get = s.get_stream(None).await.unwrap();
     for i in 0..5 {
@@ -113,26 +131,47 @@ async fn sessions_outlive_disconnects_then_expire() {
     }
     let gw = Gateway::start(&["--session-ttl", "1s"]);
     let s = Session::open(&gw.mcp()).await.unwrap();
-    let pid: i32 = tool_text(&s.request(call_msg(json!(1), "pid", json!({}))).await.unwrap()).parse().unwrap();
+    let pid: i32 = tool_text(
+        &s.request(call_msg(json!(1), "pid", json!({})))
+            .await
+            .unwrap(),
+    )
+    .parse()
+    .unwrap();
     // An open stream keeps the session alive past the TTL.
     let get = s.get_stream(None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let a = s.request(call_msg(json!(2), "echo", json!({"text":"still here"}))).await.unwrap();
+    let a = s
+        .request(call_msg(json!(2), "echo", json!({"text":"still here"})))
+        .await
+        .unwrap();
     assert_eq!(tool_text(&a), "still here");
     drop(get);
     // A short disconnect is fine.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let a = s.request(call_msg(json!(3), "echo", json!({"text":"back"}))).await.unwrap();
+    let a = s
+        .request(call_msg(json!(3), "echo", json!({"text":"back"})))
+        .await
+        .unwrap();
     assert_eq!(tool_text(&a), "back");
     // Then, idle past the TTL: the child stops and the id answers 404.
     let mut status = 0;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let r = s.post(json!({"jsonrpc":"2.0","method":"notifications/x"})).await.unwrap();
+        let r = s
+            .post(json!({"jsonrpc":"2.0","method":"notifications/x"}))
+            .await
+            .unwrap();
         status = r.status().as_u16();
         if status == 404 {
             let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-            assert!(body["error"]["message"].as_str().unwrap().contains("session-ttl"), "{body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("session-ttl"),
+                "{body}"
+            );
             break;
         }
         // Notifications keep it active too; back off to let it go idle.

@@ -52,13 +52,21 @@ pub struct Opts<'a> {
 
 impl Default for Opts<'_> {
     fn default() -> Self {
-        Opts { args: &[], fixture_args: &[], env: &[], listen_tcp: true }
+        Opts {
+            args: &[],
+            fixture_args: &[],
+            env: &[],
+            listen_tcp: true,
+        }
     }
 }
 
 impl Gateway {
     pub fn start(args: &[&str]) -> Gateway {
-        Gateway::start_with(Opts { args, ..Opts::default() })
+        Gateway::start_with(Opts {
+            args,
+            ..Opts::default()
+        })
     }
 
     pub fn start_with(o: Opts<'_>) -> Gateway {
@@ -109,7 +117,10 @@ impl Gateway {
                 Err(_) => {
                     let _ = child.kill();
                     let status = child.wait()?;
-                    bail!("the gateway did not report a listener ({status}): {:?}", log.lock().unwrap());
+                    bail!(
+                        "the gateway did not report a listener ({status}): {:?}",
+                        log.lock().unwrap()
+                    );
                 }
             }
         }
@@ -129,7 +140,10 @@ impl Gateway {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the gateway did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -207,8 +221,15 @@ impl Session {
             .to_str()?
             .to_owned();
         let answer = read_answer(resp).await?;
-        let s = Session { url: url.to_owned(), id, http, init_result: answer["result"].clone() };
-        let r = s.post(json!({"jsonrpc":"2.0","method":"notifications/initialized"})).await?;
+        let s = Session {
+            url: url.to_owned(),
+            id,
+            http,
+            init_result: answer["result"].clone(),
+        };
+        let r = s
+            .post(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await?;
         assert_eq!(r.status(), 202);
         Ok(s)
     }
@@ -286,7 +307,11 @@ pub struct SseReader {
 
 impl SseReader {
     pub fn new(resp: reqwest::Response) -> SseReader {
-        SseReader { resp, parser: sse::Parser::new(1 << 24), queue: Default::default() }
+        SseReader {
+            resp,
+            parser: sse::Parser::new(1 << 24),
+            queue: Default::default(),
+        }
     }
 
     /// The next event, or `None` at the end of the stream.
@@ -300,7 +325,9 @@ impl SseReader {
                 .map_err(|_| anyhow!("no SSE event within {WAIT:?}"))??;
             let Some(chunk) = chunk else { return Ok(None) };
             let mut out = Vec::new();
-            self.parser.feed(&chunk, &mut out).map_err(|e| anyhow!("{e}"))?;
+            self.parser
+                .feed(&chunk, &mut out)
+                .map_err(|e| anyhow!("{e}"))?;
             self.queue.extend(out);
         }
     }
@@ -328,12 +355,20 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 /// Whether a process with this pid exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
 
 /// The text of a tools/call answer.
 pub fn tool_text(answer: &Value) -> String {
-    answer["result"]["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
