@@ -1,0 +1,107 @@
+//! No network needed (issue 4, item 4): the TS SDK client and `mcp-bridge connect` run inside a
+//! fresh network namespace with no interface up (`unshare -n`, as root) and hold a full MCP session
+//! with `mcp-bridge serve` on the host through a Unix socket, while a TCP connection to the host's
+//! 127.0.0.1 port (where the same serve also listens) fails from inside.
+//! Under CI=true a namespace that cannot be made is a failure, not a skip.
+
+mod interop_support;
+
+use interop_support::{
+    BRIDGE, assert_everything_summary, in_ci, node_peers, run_bounded, run_ts_client_wrapped,
+    start_serve,
+};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Can this process make a network namespace? `Err` says why not.
+fn can_unshare() -> Result<(), String> {
+    let out = Command::new("unshare")
+        .args(["-n", "--", "true"])
+        .output()
+        .map_err(|e| format!("cannot run unshare: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`unshare -n true` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+#[test]
+fn connect_in_network_namespace_reaches_serve_over_unix_socket_only() {
+    if let Err(why) = can_unshare() {
+        assert!(
+            !in_ci(),
+            "CI=true but no network namespace can be made: {why}"
+        );
+        eprintln!("\n!!!! SKIPPING netns test: {why} (needs root and unshare) !!!!\n");
+        return;
+    }
+    let Some(peers) = node_peers() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("mcp.sock");
+    let listen_unix = format!("unix:{}", sock.display());
+    let (_serve, port) = start_serve(
+        &["--listen", &listen_unix],
+        &[
+            peers.node.as_os_str(),
+            peers.everything.as_os_str(),
+            "stdio".as_ref(),
+        ],
+    )
+    .expect("serve starts on TCP and on the Unix socket");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "serve never created {}",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Inside the namespace: nothing is up, and the host's loopback port is out of reach.
+    let probe = format!(
+        "ip -o link show up 2>/dev/null; exec 3<>/dev/tcp/127.0.0.1/{port} && echo TCP-CONNECTED"
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "--", "bash", "-c", &probe]);
+    let inside = run_bounded("netns-probe", &mut cmd, Duration::from_secs(10)).expect("probe runs");
+    assert!(
+        !inside.status.success() && !inside.stdout.contains("TCP-CONNECTED"),
+        "TCP to 127.0.0.1:{port} worked from inside the namespace: {}",
+        inside.stdout
+    );
+    assert!(
+        inside.stdout.trim().is_empty(),
+        "interfaces are up inside the namespace: {}",
+        inside.stdout
+    );
+    assert!(
+        inside.stderr.contains("unreachable") || inside.stderr.contains("refused"),
+        "unexpected TCP failure from inside: {}",
+        inside.stderr
+    );
+
+    // A full session from inside another such namespace: TS SDK client -> connect --unix -> serve.
+    let sock_arg = sock.to_str().expect("UTF-8 temp path");
+    let summary = run_ts_client_wrapped(
+        &peers,
+        &["unshare", "-n", "--"],
+        &[
+            "stdio",
+            "--",
+            BRIDGE,
+            "connect",
+            "--unix",
+            sock_arg,
+            "http://localhost/mcp",
+        ],
+        Duration::from_secs(60),
+    )
+    .expect("MCP session from inside the namespace");
+    assert_everything_summary(&summary, 4);
+}
