@@ -183,11 +183,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     shutdown.cancel();
     shared.tasks.close();
     let _ = tokio::time::timeout(Duration::from_millis(200), shared.tasks.wait()).await;
-    drop(transport);
-    drop(shared);
-    drop(stdout);
-    // The writer ends once every handle is gone; it has only buffered lines left to flush.
-    let _ = tokio::task::spawn_blocking(move || stdout_thread.join()).await;
+    drop((transport, modern, shared, stdout));
+    // The writer flushes whenever its queue is idle, so everything sent so far is out; it ends
+    // once the last handle is gone. A task that outlived the wait above must not hold up the exit.
+    let join = tokio::task::spawn_blocking(move || stdout_thread.join());
+    let _ = tokio::time::timeout(Duration::from_millis(300), join).await;
     Ok(())
 }
 
