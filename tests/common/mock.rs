@@ -158,23 +158,12 @@ impl Mock {
 
     fn serve(listener: tokio::net::TcpListener, state: Arc<MockState>) -> Mock {
         let addr = listener.local_addr().unwrap();
-        let app = router(state.clone());
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            // Connections are served inside this task's set so that stopping the mock cuts them.
-            let mut conns = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let app = app.clone();
-                conns.spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let svc = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
-                });
+        let listener = Arc::new(listener);
+        let tasks = spawn_server(router(state.clone()), move || {
+            let l = listener.clone();
+            async move {
+                let (stream, _) = l.accept().await.ok()?;
+                Some(Box::pin(async move { Some(stream) }) as Handshake<_>)
             }
         });
         Mock { addr, state, tasks }
@@ -182,27 +171,16 @@ impl Mock {
 
     /// The same server on a Unix domain socket (its `addr` is meaningless).
     pub async fn start_unix(path: &std::path::Path, opts: Options) -> Mock {
-        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let listener = Arc::new(tokio::net::UnixListener::bind(path).unwrap());
         let state = Arc::new(MockState {
             opts: Mutex::new(opts),
             ..Default::default()
         });
-        let app = router(state.clone());
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            let mut conns = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let app = app.clone();
-                conns.spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let svc = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
-                });
+        let tasks = spawn_server(router(state.clone()), move || {
+            let l = listener.clone();
+            async move {
+                let (stream, _) = l.accept().await.ok()?;
+                Some(Box::pin(async move { Some(stream) }) as Handshake<_>)
             }
         });
         Mock {
@@ -226,31 +204,17 @@ impl Mock {
             .with_single_cert(chain, key)
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = Arc::new(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(MockState {
             opts: Mutex::new(opts),
             ..Default::default()
         });
-        let app = router(state.clone());
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            let mut conns = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (app, acceptor) = (app.clone(), acceptor.clone());
-                conns.spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let io = hyper_util::rt::TokioIo::new(tls);
-                    let svc = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
-                });
+        let tasks = spawn_server(router(state.clone()), move || {
+            let (l, acceptor) = (listener.clone(), acceptor.clone());
+            async move {
+                let (stream, _) = l.accept().await.ok()?;
+                Some(Box::pin(async move { acceptor.accept(stream).await.ok() }) as Handshake<_>)
             }
         });
         Mock { addr, state, tasks }
@@ -278,6 +242,36 @@ impl Mock {
         self.state = fresh.state;
         self.tasks = fresh.tasks;
     }
+}
+
+/// Turns an accepted connection into a stream to speak HTTP on (a TLS handshake, or nothing).
+type Handshake<S> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<S>> + Send>>;
+
+/// Serves `app` on every connection `accept` yields, until it yields `None`. Connections are
+/// served inside the returned set, so that dropping or shutting it down cuts them all, as a
+/// crashed server would.
+fn spawn_server<S, F, A>(app: Router, mut accept: F) -> JoinSet<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: FnMut() -> A + Send + 'static,
+    A: std::future::Future<Output = Option<Handshake<S>>> + Send,
+{
+    let mut tasks = JoinSet::new();
+    tasks.spawn(async move {
+        let mut conns = JoinSet::new();
+        while let Some(handshake) = accept().await {
+            let app = app.clone();
+            conns.spawn(async move {
+                let Some(io) = handshake.await else { return };
+                let io = hyper_util::rt::TokioIo::new(io);
+                let svc = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    tasks
 }
 
 fn router(state: Arc<MockState>) -> Router {

@@ -101,12 +101,7 @@ impl Streamable {
     /// The first message of an undecided connection (normally `initialize`).
     pub async fn send_first(self: &Arc<Self>, msg: Message) -> First {
         let sess = self.session();
-        let (link, target) = self.link();
-        let resp = match http::send(link, target, self.shared.deadline(), || {
-            self.post(&msg, &sess)
-        })
-        .await
-        {
+        let resp = match self.send_post(&msg, &sess).await {
             Ok(resp) => resp,
             Err(f) => {
                 fail(&self.shared, &msg, &f).await;
@@ -149,12 +144,7 @@ impl Streamable {
         let mut retried = false;
         loop {
             let sess = self.session();
-            let (link, target) = self.link();
-            let resp = match http::send(link, target, self.shared.deadline(), || {
-                self.post(&msg, &sess)
-            })
-            .await
-            {
+            let resp = match self.send_post(&msg, &sess).await {
                 Ok(resp) => resp,
                 Err(f) => return fail(&self.shared, &msg, &f).await,
             };
@@ -179,6 +169,15 @@ impl Streamable {
                 }
             }
         }
+    }
+
+    /// POSTs `msg`, waiting up to the connect timeout for an unreachable server.
+    async fn send_post(&self, msg: &Message, sess: &Session) -> Result<reqwest::Response, Failure> {
+        let (link, target) = self.link();
+        http::send(link, target, self.shared.deadline(), || {
+            self.post(msg, sess)
+        })
+        .await
     }
 
     fn post(&self, msg: &Message, sess: &Session) -> reqwest::RequestBuilder {

@@ -119,12 +119,7 @@ impl Streamable {
         tracing::warn!("the server no longer knows the session (404): re-initializing");
         let init =
             jsonrpc::parse(init).map_err(|e| Failure::new("session-lost", false, e.to_string()))?;
-        let (link, target) = self.link();
-        let blank = Session::default();
-        let resp = http::send(link, target, self.shared.deadline(), || {
-            self.post(&init, &blank)
-        })
-        .await?;
+        let resp = self.send_post(&init, &Session::default()).await?;
         if !resp.status().is_success() {
             let mut f = http::status_failure(&resp, &self.shared.target);
             f.reason = "reinitialize-failed";
@@ -151,11 +146,7 @@ impl Streamable {
         };
         self.note_version(&answer);
         if let Some(note) = initialized.and_then(|n| jsonrpc::parse(n).ok()) {
-            let sess = self.session();
-            let resp = http::send(link, target, self.shared.deadline(), || {
-                self.post(&note, &sess)
-            })
-            .await?;
+            let resp = self.send_post(&note, &self.session()).await?;
             if !resp.status().is_success() {
                 tracing::warn!(status = %resp.status(), "the server refused the replayed notifications/initialized");
             }
