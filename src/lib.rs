@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
+pub mod chunks;
 pub mod cli;
 pub mod connect;
 pub mod jsonrpc;

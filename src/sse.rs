@@ -2,7 +2,8 @@
 //! writer used by `serve`. Follows the WHATWG event-stream rules that matter for MCP: `data`
 //! lines joined by LF, `id`, `event`, `retry`, comments, and CR, LF or CRLF line ends.
 
-use bytes::{Buf, Bytes, BytesMut};
+use crate::chunks::Pieces;
+use bytes::{Buf, Bytes};
 
 /// One dispatched event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,18 +25,21 @@ impl Event {
     }
 }
 
-/// Incremental event-stream parser. Memory use is bounded by `max_event` bytes per event.
+/// Incremental event-stream parser. Memory use is bounded by `max_event` bytes per event, and a
+/// line's bytes are copied at most once, however many chunks it came in.
 #[derive(Debug)]
 pub struct Parser {
-    buf: BytesMut,
-    data: BytesMut,
+    /// The current line, up to the end of the last chunk.
+    partial: Pieces,
+    data: Pieces,
     event: String,
     id: Option<String>,
     retry: Option<u64>,
     has_data: bool,
     /// A CR ended the last line; a following LF belongs to it.
     after_cr: bool,
-    started: bool,
+    /// The first bytes of the stream, until it is clear whether they are a byte order mark.
+    head: Option<Vec<u8>>,
     max_event: usize,
 }
 
@@ -44,57 +48,63 @@ pub struct Parser {
 #[error("server-sent event larger than {0} bytes")]
 pub struct TooLarge(pub usize);
 
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 impl Parser {
     pub fn new(max_event: usize) -> Self {
         Parser {
-            buf: BytesMut::new(),
-            data: BytesMut::new(),
+            partial: Pieces::default(),
+            data: Pieces::default(),
             event: String::new(),
             id: None,
             retry: None,
             has_data: false,
             after_cr: false,
-            started: false,
+            head: Some(Vec::new()),
             max_event,
         }
     }
 
     /// Feeds a chunk; complete events are pushed onto `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), TooLarge> {
-        self.buf.extend_from_slice(chunk);
-        if !self.started {
+    pub fn feed(&mut self, mut chunk: Bytes, out: &mut Vec<Event>) -> Result<(), TooLarge> {
+        if let Some(head) = self.head.as_mut() {
             // A UTF-8 byte order mark may open the stream.
-            if self.buf.len() < 3 && b"\xEF\xBB\xBF".starts_with(&self.buf) {
+            head.extend_from_slice(&chunk);
+            if head.len() < BOM.len() && BOM.starts_with(head) {
                 return Ok(());
             }
-            if self.buf.starts_with(b"\xEF\xBB\xBF") {
-                self.buf.advance(3);
-            }
-            self.started = true;
+            let head = self.head.take().unwrap_or_default();
+            let skip = if head.starts_with(BOM) { BOM.len() } else { 0 };
+            chunk = Bytes::from(head).slice(skip..);
         }
         loop {
             if self.after_cr {
-                match self.buf.first() {
+                match chunk.first() {
                     None => break,
-                    Some(b'\n') => self.buf.advance(1),
+                    Some(b'\n') => chunk.advance(1),
                     Some(_) => {}
                 }
                 self.after_cr = false;
             }
-            let Some(pos) = memchr2(&self.buf) else { break };
-            let line = self.buf.split_to(pos);
-            let end = self.buf[0];
-            self.buf.advance(1);
-            self.after_cr = end == b'\r';
-            self.line(&line, out);
+            let Some(pos) = memchr::memchr2(b'\n', b'\r', &chunk) else {
+                self.partial.push(chunk);
+                break;
+            };
+            self.partial.push(chunk.split_to(pos));
+            self.after_cr = chunk[0] == b'\r';
+            chunk.advance(1);
+            let line = self.partial.take();
+            self.line(line, out);
         }
-        if self.buf.len() + self.data.len() > self.max_event {
+        if self.partial.len() + self.data.len() > self.max_event {
+            self.partial.clear();
+            self.data.clear();
             return Err(TooLarge(self.max_event));
         }
         Ok(())
     }
 
-    fn line(&mut self, line: &[u8], out: &mut Vec<Event>) {
+    fn line(&mut self, line: Bytes, out: &mut Vec<Event>) {
         if line.is_empty() {
             self.dispatch(out);
             return;
@@ -104,25 +114,29 @@ impl Parser {
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                let start = if line.get(i + 1) == Some(&b' ') {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                (&line[..i], line.slice(start..))
             }
-            None => (line, &b""[..]),
+            None => (&line[..], Bytes::new()),
         };
         match field {
             b"data" => {
                 if self.has_data {
-                    self.data.extend_from_slice(b"\n");
+                    self.data.push(Bytes::from_static(b"\n"));
                 }
-                self.data.extend_from_slice(value);
+                self.data.push(value);
                 self.has_data = true;
             }
-            b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
+            b"event" => self.event = String::from_utf8_lossy(&value).into_owned(),
             b"id" if !value.contains(&0) => {
-                self.id = Some(String::from_utf8_lossy(value).into_owned());
+                self.id = Some(String::from_utf8_lossy(&value).into_owned());
             }
             b"retry" => {
-                if let Ok(ms) = std::str::from_utf8(value).unwrap_or("x").parse::<u64>() {
+                if let Ok(ms) = std::str::from_utf8(&value).unwrap_or("x").parse::<u64>() {
                     self.retry = Some(ms);
                 }
             }
@@ -147,7 +161,7 @@ impl Parser {
             return;
         }
         self.has_data = false;
-        let data = self.data.split().freeze();
+        let data = self.data.take();
         out.push(Event {
             event,
             data,
@@ -155,10 +169,6 @@ impl Parser {
             retry,
         });
     }
-}
-
-fn memchr2(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n' || b == b'\r')
 }
 
 /// Writes one event. `data` may not contain CR or LF other than as line separators.
@@ -189,7 +199,7 @@ mod tests {
         let mut p = Parser::new(1 << 20);
         let mut out = Vec::new();
         for c in chunks {
-            p.feed(c, &mut out).unwrap();
+            p.feed(Bytes::copy_from_slice(c), &mut out).unwrap();
         }
         out
     }
@@ -233,7 +243,10 @@ mod tests {
     fn oversized_event_is_an_error() {
         let mut p = Parser::new(10);
         let mut out = Vec::new();
-        assert!(p.feed(b"data: 0123456789abcdef", &mut out).is_err());
+        assert!(
+            p.feed(Bytes::from_static(b"data: 0123456789abcdef"), &mut out)
+                .is_err()
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! and the one writer of stdout on the way out. Each side runs on a plain thread so that a slow
 //! terminal or pipe never stalls the async runtime, and writes are coalesced and flushed when idle.
 
-use bytes::{Bytes, BytesMut};
+use crate::chunks::Pieces;
+use bytes::Bytes;
 use std::io::{BufRead, BufReader, Read, Write};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,7 @@ pub enum Line {
 /// Splits a byte stream into lines of at most `max` bytes, without holding more than that.
 #[derive(Debug)]
 pub struct LineSplitter {
-    buf: BytesMut,
+    line: Pieces,
     max: usize,
     /// Bytes of the current over-long line dropped so far; `Some` while skipping to its end.
     skipping: Option<usize>,
@@ -28,7 +29,7 @@ pub struct LineSplitter {
 impl LineSplitter {
     pub fn new(max: usize) -> Self {
         LineSplitter {
-            buf: BytesMut::new(),
+            line: Pieces::default(),
             max,
             skipping: None,
         }
@@ -37,37 +38,35 @@ impl LineSplitter {
     /// Takes a chunk and pushes every line it completes.
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Line>) {
         while !chunk.is_empty() {
-            let nl = memchr(chunk);
-            let (part, rest, done) = match nl {
-                Some(i) => (&chunk[..i], &chunk[i + 1..], true),
-                None => (chunk, &chunk[chunk.len()..], false),
+            let (part, done) = match memchr::memchr(b'\n', chunk) {
+                Some(i) => (&chunk[..i], true),
+                None => (chunk, false),
             };
-            chunk = rest;
+            chunk = &chunk[(part.len() + usize::from(done))..];
             if let Some(seen) = self.skipping.as_mut() {
                 *seen += part.len() + usize::from(done);
                 if done {
-                    let len = *seen;
+                    out.push(Line::TooLong { len: *seen });
                     self.skipping = None;
-                    out.push(Line::TooLong { len });
                 }
                 continue;
             }
-            if self.buf.len() + part.len() > self.max {
-                self.skipping = Some(self.buf.len() + part.len());
-                self.buf.clear();
-                if done {
-                    let len = self.skipping.take().unwrap_or(0) + 1;
-                    out.push(Line::TooLong { len });
+            if self.line.len() + part.len() > self.max {
+                let seen = self.line.len() + part.len() + usize::from(done);
+                self.line.clear();
+                match done {
+                    true => out.push(Line::TooLong { len: seen }),
+                    false => self.skipping = Some(seen),
                 }
                 continue;
             }
-            self.buf.extend_from_slice(part);
+            self.line.push(Bytes::copy_from_slice(part));
             if done {
-                let mut line = self.buf.split();
+                let mut line = self.line.take();
                 if line.last() == Some(&b'\r') {
                     line.truncate(line.len() - 1);
                 }
-                out.push(Line::Text(line.freeze()));
+                out.push(Line::Text(line));
             }
         }
     }
@@ -76,14 +75,10 @@ impl LineSplitter {
     pub fn finish(&mut self, out: &mut Vec<Line>) {
         if let Some(len) = self.skipping.take() {
             out.push(Line::TooLong { len });
-        } else if !self.buf.is_empty() {
-            out.push(Line::Text(self.buf.split().freeze()));
+        } else if !self.line.is_empty() {
+            out.push(Line::Text(self.line.take()));
         }
     }
-}
-
-fn memchr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
 }
 
 /// Reads the process's stdin on its own thread. The receiver yields lines; it closes at EOF or

@@ -4,7 +4,7 @@
 
 use super::Config;
 use super::outbox::Failure;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
@@ -210,19 +210,16 @@ pub async fn read_body(resp: reqwest::Response, max: usize) -> Result<Bytes, Str
         return Err(format!("response body is larger than the {max}-byte limit"));
     }
     let mut stream = resp.bytes_stream();
-    let mut buf = BytesMut::new();
+    let mut body = crate::chunks::Pieces::default();
     while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|e| format!("reading the response failed: {}", error_chain(&e)))?;
-        if buf.len() + chunk.len() > max {
+        if body.len() + chunk.len() > max {
             return Err(format!("response body is larger than the {max}-byte limit"));
         }
-        if buf.is_empty() && chunk.len() >= max / 2 {
-            buf.reserve(chunk.len());
-        }
-        buf.extend_from_slice(&chunk);
+        body.push(chunk);
     }
-    Ok(buf.freeze())
+    Ok(body.take())
 }
 
 /// Whether a response's content type is `text/event-stream`.
@@ -285,7 +282,7 @@ impl EventStream {
             }
             match self.body.next().await? {
                 Ok(chunk) => {
-                    if let Err(e) = self.parser.feed(&chunk, &mut self.batch) {
+                    if let Err(e) = self.parser.feed(chunk, &mut self.batch) {
                         tracing::warn!("closing a stream from the server: {e}");
                         return None;
                     }

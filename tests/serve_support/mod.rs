@@ -344,7 +344,7 @@ impl SseReader {
             let Some(chunk) = chunk else { return Ok(None) };
             let mut out = Vec::new();
             self.parser
-                .feed(&chunk, &mut out)
+                .feed(chunk.clone(), &mut out)
                 .map_err(|e| anyhow!("{e}"))?;
             self.queue.extend(out);
         }
