@@ -12,6 +12,7 @@ mod legacy;
 mod metrics;
 mod replay;
 mod rev_child;
+mod rev_listen;
 mod rev_spawn;
 mod rev_stream;
 mod rev_tools;

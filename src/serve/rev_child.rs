@@ -35,18 +35,22 @@ pub struct Out {
 }
 
 #[derive(Debug)]
-struct Waiter {
-    tx: mpsc::UnboundedSender<Out>,
+pub(super) struct Waiter {
+    pub tx: mpsc::UnboundedSender<Out>,
     /// The client's id; `None` for the bridge's own requests, whose answers pass as they are.
-    client_id: Option<Id>,
-    client_token: Option<Value>,
-    method: String,
+    pub client_id: Option<Id>,
+    pub client_token: Option<Value>,
+    pub method: String,
+    /// The request opted in to log messages (`io.modelcontextprotocol/logLevel`).
+    pub logs: bool,
+    /// A `subscriptions/listen` the bridge serves itself (handshake-era child): its topics.
+    pub listen: Option<super::rev_listen::Topics>,
 }
 
 #[derive(Debug, Default)]
-struct State {
-    next: u64,
-    pending: HashMap<u64, Waiter>,
+pub(super) struct State {
+    pub next: u64,
+    pub pending: HashMap<u64, Waiter>,
     /// Why the process is gone, once it is.
     exited: Option<String>,
 }
@@ -70,6 +74,16 @@ pub struct InFlight {
     pub done: bool,
 }
 
+impl InFlight {
+    pub(super) fn new(child: Arc<RevChild>, n: u64) -> InFlight {
+        InFlight {
+            child,
+            n,
+            done: false,
+        }
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         if !self.done {
@@ -84,7 +98,7 @@ fn parse_n(id: &Id) -> Option<u64> {
 }
 
 impl RevChild {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -111,16 +125,19 @@ impl RevChild {
         let n = st.next;
         req["id"] = json!(n);
         let mut client_token = None;
+        let mut logs = false;
         if let Some(meta) = req
             .get_mut("params")
             .and_then(|p| p.get_mut("_meta"))
             .and_then(Value::as_object_mut)
-            && let Some(token) = meta.get_mut("progressToken")
         {
-            client_token = Some(std::mem::replace(
-                token,
-                json!(format!("{TOKEN_PREFIX}{n}")),
-            ));
+            logs = meta.contains_key("io.modelcontextprotocol/logLevel");
+            if let Some(token) = meta.get_mut("progressToken") {
+                client_token = Some(std::mem::replace(
+                    token,
+                    json!(format!("{TOKEN_PREFIX}{n}")),
+                ));
+            }
         }
         if self.legacy().is_some() {
             translate::strip_envelope(&mut req);
@@ -143,6 +160,8 @@ impl RevChild {
             client_id: client_id.clone(),
             client_token,
             method,
+            logs,
+            listen: None,
         };
         st.pending.insert(n, waiter);
         drop(st);
@@ -177,8 +196,10 @@ impl RevChild {
 
     /// The client gave up on request `n`: tell the child, and forget it.
     fn cancel(&self, n: u64, reason: &str) {
-        if self.lock().pending.remove(&n).is_none() {
-            return;
+        match self.lock().pending.remove(&n) {
+            // A listen the bridge serves itself: the child knows nothing of it.
+            Some(w) if w.listen.is_none() => {}
+            _ => return,
         }
         tracing::debug!(n, "cancelling a stateless request: {reason}");
         self.notify(
@@ -271,10 +292,7 @@ impl RevChild {
             }
             return;
         } else {
-            tracing::debug!(
-                method,
-                "dropping a notification that names no request (no subscription stream asked for it)"
-            );
+            self.unaddressed(method, v);
             return;
         };
         let st = self.lock();

@@ -195,16 +195,8 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
                 );
             }
             "subscriptions/listen" => {
-                return fail(
-                    Some(&id),
-                    METHOD_NOT_FOUND,
-                    &format!(
-                        "subscriptions/listen is not available: the MCP server behind mcp-bridge \
-                         speaks the handshake revision {} and has no subscription streams",
-                        info.protocol
-                    ),
-                    Some(json!({"source": "mcp-bridge", "childEra": "handshake"})),
-                );
+                let (rx, guard) = rc.listen_locally(&body, id);
+                return super::http::sse(super::rev_stream::body(&app, rx, guard, None), None);
             }
             _ => {}
         }
