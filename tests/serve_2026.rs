@@ -306,6 +306,31 @@ async fn progress_and_cancel(url: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // Without a progress token nothing is sent before the answer: a client that gives up while
+    // the bridge still waits (to answer with plain JSON) cancels just the same.
+    let before = stats().await;
+    let quiet = call(13, "slow", json!({"steps": 200, "delay": 0.05}));
+    let gave_up = client()
+        .post(url)
+        .timeout(Duration::from_millis(700))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", V)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "slow")
+        .body(quiet.to_string())
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "no answer within 0.7 s");
+    let deadline = Instant::now() + WAIT;
+    while stats().await <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the child never saw the cancellation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
