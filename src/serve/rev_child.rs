@@ -41,6 +41,7 @@ pub(super) struct Waiter {
     pub client_id: Option<Id>,
     pub client_token: Option<Value>,
     pub method: String,
+    pub since: std::time::Instant,
     /// The request opted in to log messages (`io.modelcontextprotocol/logLevel`).
     pub logs: bool,
     /// A `subscriptions/listen` the bridge serves itself (handshake-era child): its topics.
@@ -64,6 +65,8 @@ pub struct RevChild {
     /// Tool name -> its `x-mcp-header` map (`None`: invalid annotations), cleared when the
     /// child says its tools changed.
     pub tools: Mutex<Option<super::rev_tools::ToolCache>>,
+    /// The gateway's counters (messages each way, answer latency).
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// Cancels the request when dropped before its answer came: the client went away.
@@ -98,6 +101,13 @@ fn parse_n(id: &Id) -> Option<u64> {
 }
 
 impl RevChild {
+    pub fn new(metrics: Arc<super::metrics::Metrics>) -> RevChild {
+        RevChild {
+            metrics,
+            ..RevChild::default()
+        }
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -160,12 +170,14 @@ impl RevChild {
             client_id: client_id.clone(),
             client_token,
             method,
+            since: std::time::Instant::now(),
             logs,
             listen: None,
         };
         st.pending.insert(n, waiter);
         drop(st);
         let line = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
+        self.metrics.to_child.inc();
         if self
             .child
             .get()
@@ -210,6 +222,7 @@ impl RevChild {
 
     /// Routes one message from the child.
     pub fn dispatch(&self, msg: Message) {
+        self.metrics.from_child.inc();
         match msg.kind().clone() {
             Kind::Response { id } => self.answered(&id, &msg.raw),
             Kind::Request { id, method } => {
@@ -239,6 +252,9 @@ impl RevChild {
             tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
             return;
         };
+        if w.client_id.is_some() {
+            self.metrics.latency.observe(w.since.elapsed());
+        }
         let Some(client_id) = &w.client_id else {
             let _ = w.tx.send(Out {
                 raw: Bytes::copy_from_slice(raw),

@@ -97,6 +97,7 @@ impl RevChild {
                 client_id: Some(client_id),
                 client_token: None,
                 method: "subscriptions/listen".into(),
+                since: std::time::Instant::now(),
                 logs: false,
                 listen: Some(topics),
             },

@@ -105,7 +105,7 @@ impl App {
     }
 
     fn spawn_rev(self: &Arc<Self>) -> std::io::Result<Arc<RevChild>> {
-        let rc = Arc::new(RevChild::default());
+        let rc = Arc::new(RevChild::new(self.metrics.clone()));
         let span = tracing::info_span!("stateless");
         let weak = Arc::downgrade(&rc);
         let on_line = move |line: Result<bytes::Bytes, usize>| {
