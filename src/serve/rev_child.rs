@@ -302,9 +302,17 @@ impl RevChild {
         {
             (sub.as_u64(), false)
         } else if method == "notifications/cancelled" {
-            // A modern child ending a listen stream: the stream ends without an answer.
+            // A child ending a listen stream: the stream ends without an answer. (Any other
+            // cancel names one of the child's own requests, none of which reach a client.)
             if let Some(n) = params.get("requestId").and_then(Value::as_u64) {
-                self.lock().pending.remove(&n);
+                let mut st = self.lock();
+                if st
+                    .pending
+                    .get(&n)
+                    .is_some_and(|w| w.method == "subscriptions/listen" && w.listen.is_none())
+                {
+                    st.pending.remove(&n);
+                }
             }
             return;
         } else {
