@@ -4,6 +4,7 @@
 use super::child::Child;
 use super::config::Config;
 use super::metrics::Metrics;
+use super::rev_child::RevChild;
 use super::session::{Link, Session};
 use super::shared::SharedChild;
 use crate::jsonrpc;
@@ -27,6 +28,10 @@ pub struct App {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     tombstones: Mutex<HashMap<String, String>>,
     shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
+    /// The child that answers 2026-07-28 requests (see `rev_spawn`).
+    pub(super) rev: tokio::sync::Mutex<Option<Arc<RevChild>>>,
+    /// What the probe found the command to be (true: 2026-07-28), so a restart skips it.
+    pub(super) rev_modern: Mutex<Option<bool>>,
 }
 
 /// Why a session could not be created.
@@ -50,6 +55,8 @@ impl App {
             sessions: Mutex::new(HashMap::new()),
             tombstones: Mutex::new(HashMap::new()),
             shared: tokio::sync::Mutex::new(None),
+            rev: tokio::sync::Mutex::new(None),
+            rev_modern: Mutex::new(None),
         })
     }
 
@@ -272,6 +279,12 @@ impl App {
         }
         if let Some(shared) = self.shared.lock().await.take()
             && let Some(c) = shared.child.get()
+        {
+            c.stop();
+            children.push(c.clone());
+        }
+        if let Some(rev) = self.rev.lock().await.take()
+            && let Some(c) = rev.child.get()
         {
             c.stop();
             children.push(c.clone());

@@ -104,6 +104,11 @@ impl Child {
         self.stdin.send(line).await.map_err(|_| Gone)
     }
 
+    /// Queues one message without waiting; fails when the queue is full or the child is gone.
+    pub fn try_send(&self, line: Bytes) -> Result<(), Gone> {
+        self.stdin.try_send(line).map_err(|_| Gone)
+    }
+
     /// Asks the child to stop (close stdin, then signals), without waiting.
     pub fn stop(&self) {
         self.stop.cancel();

@@ -8,6 +8,7 @@
 use super::app::{App, CreateError};
 use super::replay::{GET_STREAM, parse_event_id};
 use super::session::{Plan, Session};
+use super::stateless;
 use super::stream;
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::net::Peer;
@@ -57,7 +58,7 @@ pub fn sse(body: Body, session_id: Option<&str>) -> Response {
 }
 
 /// What the Accept header allows: (JSON, event stream). No header allows both.
-fn accepts(headers: &HeaderMap) -> (bool, bool) {
+pub fn accepts(headers: &HeaderMap) -> (bool, bool) {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return (true, true);
     };
@@ -199,6 +200,9 @@ pub async fn post(
     ConnectInfo(peer): ConnectInfo<Peer>,
     req: Request,
 ) -> Response {
+    if stateless::is_stateless(req.headers()) {
+        return stateless::handle(app, req).await;
+    }
     let (json_ok, sse_ok) = accepts(req.headers());
     if !json_ok && !sse_ok {
         return rpc_error(
@@ -327,7 +331,11 @@ pub async fn post(
 }
 
 /// GET /mcp: the stream of server-initiated messages, or the resumption of any stream.
-pub async fn get(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+pub async fn get(State(app): State<Arc<App>>, req: Request) -> Response {
+    if stateless::is_stateless(req.headers()) {
+        return stateless::handle(app, req).await;
+    }
+    let headers = req.headers().clone();
     if !accepts(&headers).1 || !headers.contains_key(header::ACCEPT) {
         return rpc_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -366,8 +374,12 @@ pub async fn get(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 }
 
 /// DELETE /mcp: the client ends its session.
-pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    match existing_session(&app, &headers) {
+pub async fn delete(State(app): State<Arc<App>>, req: Request) -> Response {
+    if stateless::is_stateless(req.headers()) {
+        return stateless::handle(app, req).await;
+    }
+    let headers = req.headers();
+    match existing_session(&app, headers) {
         Ok(s) => {
             app.end(&s, "the client ended the session");
             StatusCode::OK.into_response()

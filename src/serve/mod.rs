@@ -1,6 +1,7 @@
 //! Host side: serve a stdio MCP server over Streamable HTTP (`/mcp`) and legacy HTTP+SSE
 //! (`/sse`, `/messages`), one child per session (or one shared child), with resumable streams,
-//! sessions that outlive a client's disconnect, and loopback-first security.
+//! sessions that outlive a client's disconnect, and loopback-first security. Requests of the
+//! stateless 2026-07-28 revision, on the same `/mcp`, go to a shared child of either era.
 
 mod app;
 mod child;
@@ -10,9 +11,16 @@ mod http;
 mod legacy;
 mod metrics;
 mod replay;
+mod rev_child;
+mod rev_listen;
+mod rev_spawn;
+mod rev_stream;
+mod rev_tools;
 mod session;
 mod shared;
+mod stateless;
 mod stream;
+mod translate;
 
 pub use config::{Config, ConfigError, DEFAULT_PASS_ENV, ServeArgs};
 

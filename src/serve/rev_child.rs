@@ -1,0 +1,357 @@
+//! The stateless child: one process that answers every 2026-07-28 request, apart from the
+//! children of handshake-era sessions (a process serves one era only). Request ids and progress
+//! tokens are rewritten to the bridge's own numbers, so concurrent clients never collide, and
+//! mapped back on the way out. A handshake-era child is initialized by the bridge itself, and its
+//! answers are completed as the stateless revision requires (see `translate`).
+
+use super::child::Child;
+use super::session::bridge_error;
+use super::translate::{self, LegacyInfo};
+use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::rev2026::METHOD_NOT_FOUND;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use tokio::sync::mpsc;
+
+/// Prefix of the progress tokens the bridge gives the child.
+const TOKEN_PREFIX: &str = "mcp-bridge-";
+
+/// Which era the child speaks.
+#[derive(Debug)]
+pub enum Era {
+    /// It answers `server/discover`: requests pass through with their envelope.
+    Modern,
+    /// It needs `initialize`, which the bridge did; answers are translated.
+    Legacy(LegacyInfo),
+}
+
+/// One message for the POST that waits on a request: progress, or the final answer.
+#[derive(Debug)]
+pub struct Out {
+    pub raw: Bytes,
+    pub last: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct Waiter {
+    pub tx: mpsc::UnboundedSender<Out>,
+    /// The client's id; `None` for the bridge's own requests, whose answers pass as they are.
+    pub client_id: Option<Id>,
+    pub client_token: Option<Value>,
+    pub method: String,
+    pub since: std::time::Instant,
+    /// The request opted in to log messages (`io.modelcontextprotocol/logLevel`).
+    pub logs: bool,
+    /// A `subscriptions/listen` the bridge serves itself (handshake-era child): its topics.
+    pub listen: Option<super::rev_listen::Topics>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub next: u64,
+    pub pending: HashMap<u64, Waiter>,
+    /// Why the process is gone, once it is.
+    exited: Option<String>,
+}
+
+/// The shared process for stateless requests.
+#[derive(Debug, Default)]
+pub struct RevChild {
+    pub child: OnceLock<Child>,
+    pub era: OnceLock<Era>,
+    state: Mutex<State>,
+    /// Tool name -> its `x-mcp-header` map (`None`: invalid annotations), cleared when the
+    /// child says its tools changed.
+    pub tools: Mutex<Option<super::rev_tools::ToolCache>>,
+    /// The gateway's counters (messages each way, answer latency).
+    pub metrics: Arc<super::metrics::Metrics>,
+}
+
+/// Cancels the request when dropped before its answer came: the client went away.
+#[derive(Debug)]
+pub struct InFlight {
+    child: Arc<RevChild>,
+    n: u64,
+    pub done: bool,
+}
+
+impl InFlight {
+    pub(super) fn new(child: Arc<RevChild>, n: u64) -> InFlight {
+        InFlight {
+            child,
+            n,
+            done: false,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.done {
+            self.child
+                .cancel(self.n, "the client closed the response stream");
+        }
+    }
+}
+
+fn parse_n(id: &Id) -> Option<u64> {
+    id.as_json().parse().ok()
+}
+
+impl RevChild {
+    pub fn new(metrics: Arc<super::metrics::Metrics>) -> RevChild {
+        RevChild {
+            metrics,
+            ..RevChild::default()
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the child is a handshake-era one (and what it said at `initialize`).
+    pub fn legacy(&self) -> Option<&LegacyInfo> {
+        match self.era.get() {
+            Some(Era::Legacy(info)) => Some(info),
+            _ => None,
+        }
+    }
+
+    /// Sends a request (a JSON-RPC object) under a fresh id of the bridge. `client_id`: the id
+    /// to restore in the answer, `None` for the bridge's own requests. Returns the receiver of
+    /// what the child says about it, and the guard that cancels it if dropped early.
+    pub fn start(
+        self: &Arc<Self>,
+        mut req: Value,
+        client_id: Option<Id>,
+    ) -> (mpsc::UnboundedReceiver<Out>, InFlight) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let method = req["method"].as_str().unwrap_or("").to_owned();
+        let mut st = self.lock();
+        st.next += 1;
+        let n = st.next;
+        req["id"] = json!(n);
+        let mut client_token = None;
+        let mut logs = false;
+        if let Some(meta) = req
+            .get_mut("params")
+            .and_then(|p| p.get_mut("_meta"))
+            .and_then(Value::as_object_mut)
+        {
+            logs = meta.contains_key("io.modelcontextprotocol/logLevel");
+            if let Some(token) = meta.get_mut("progressToken") {
+                client_token = Some(std::mem::replace(
+                    token,
+                    json!(format!("{TOKEN_PREFIX}{n}")),
+                ));
+            }
+        }
+        if self.legacy().is_some() {
+            translate::strip_envelope(&mut req);
+        }
+        let guard = InFlight {
+            child: self.clone(),
+            n,
+            done: false,
+        };
+        if let Some(reason) = &st.exited {
+            let err = bridge_error(client_id.as_ref(), reason, "child-gone", false);
+            let _ = tx.send(Out {
+                raw: err,
+                last: true,
+            });
+            return (rx, guard);
+        }
+        let waiter = Waiter {
+            tx: tx.clone(),
+            client_id: client_id.clone(),
+            client_token,
+            method,
+            since: std::time::Instant::now(),
+            logs,
+            listen: None,
+        };
+        st.pending.insert(n, waiter);
+        drop(st);
+        let line = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
+        self.metrics.to_child.inc();
+        if self
+            .child
+            .get()
+            .map(|c| c.try_send(line))
+            .is_none_or(|r| r.is_err())
+        {
+            self.lock().pending.remove(&n);
+            let err = bridge_error(
+                client_id.as_ref(),
+                "the MCP server process is not taking messages",
+                "child-gone",
+                false,
+            );
+            let _ = tx.send(Out {
+                raw: err,
+                last: true,
+            });
+        }
+        (rx, guard)
+    }
+
+    /// Sends a notification (or any line) to the child, without waiting.
+    pub fn notify(&self, msg: &Value) {
+        if let Some(c) = self.child.get() {
+            let _ = c.try_send(Bytes::from(serde_json::to_vec(msg).unwrap_or_default()));
+        }
+    }
+
+    /// The client gave up on request `n`: tell the child, and forget it.
+    fn cancel(&self, n: u64, reason: &str) {
+        match self.lock().pending.remove(&n) {
+            // A listen the bridge serves itself: the child knows nothing of it.
+            Some(w) if w.listen.is_none() => {}
+            _ => return,
+        }
+        tracing::debug!(n, "cancelling a stateless request: {reason}");
+        self.notify(
+            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": n, "reason": reason}}),
+        );
+    }
+
+    /// Routes one message from the child.
+    pub fn dispatch(&self, msg: Message) {
+        self.metrics.from_child.inc();
+        match msg.kind().clone() {
+            Kind::Response { id } => self.answered(&id, &msg.raw),
+            Kind::Request { id, method } => {
+                tracing::warn!(
+                    method,
+                    "the child asked the client something; a 2026-07-28 client cannot be asked \
+                     over this bridge, so the child gets an error"
+                );
+                let err = jsonrpc::error_response(
+                    Some(&id),
+                    METHOD_NOT_FOUND,
+                    &format!(
+                        "`{method}` is not available through mcp-bridge serve to a 2026-07-28 client"
+                    ),
+                    Some(json!({"source": "mcp-bridge"})),
+                );
+                if let Some(c) = self.child.get() {
+                    let _ = c.try_send(err);
+                }
+            }
+            Kind::Notification { method } => self.notification(&method, &msg.raw),
+        }
+    }
+
+    fn answered(&self, id: &Id, raw: &[u8]) {
+        let Some(w) = parse_n(id).and_then(|n| self.lock().pending.remove(&n)) else {
+            tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
+            return;
+        };
+        if w.client_id.is_some() {
+            self.metrics.latency.observe(w.since.elapsed());
+        }
+        let Some(client_id) = &w.client_id else {
+            let _ = w.tx.send(Out {
+                raw: Bytes::copy_from_slice(raw),
+                last: true,
+            });
+            return;
+        };
+        let out = match self.legacy() {
+            Some(info) => match serde_json::from_slice::<Value>(raw) {
+                Ok(mut v) => {
+                    translate::answer(&mut v, &w.method, info);
+                    v["id"] = serde_json::from_str(client_id.as_json()).unwrap_or(Value::Null);
+                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+                }
+                Err(_) => return,
+            },
+            None => match jsonrpc::with_id(raw, client_id.as_json()) {
+                Ok(b) => b,
+                Err(_) => return,
+            },
+        };
+        let _ = w.tx.send(Out {
+            raw: out,
+            last: true,
+        });
+    }
+
+    fn notification(&self, method: &str, raw: &[u8]) {
+        if method == "notifications/tools/list_changed" {
+            *self.tools.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        let Ok(mut v) = serde_json::from_slice::<Value>(raw) else {
+            return;
+        };
+        let params = &mut v["params"];
+        // Progress names its request by token; a listen stream's notifications by id.
+        let (n, token_slot) = if let Some(t) = params.get("progressToken").and_then(Value::as_str) {
+            (
+                t.strip_prefix(TOKEN_PREFIX).and_then(|n| n.parse().ok()),
+                true,
+            )
+        } else if let Some(sub) = params
+            .get("_meta")
+            .and_then(|m| m.get("io.modelcontextprotocol/subscriptionId"))
+        {
+            (sub.as_u64(), false)
+        } else if method == "notifications/cancelled" {
+            // A child ending a listen stream: the stream ends without an answer. (Any other
+            // cancel names one of the child's own requests, none of which reach a client.)
+            if let Some(n) = params.get("requestId").and_then(Value::as_u64) {
+                let mut st = self.lock();
+                if st
+                    .pending
+                    .get(&n)
+                    .is_some_and(|w| w.method == "subscriptions/listen" && w.listen.is_none())
+                {
+                    st.pending.remove(&n);
+                }
+            }
+            return;
+        } else {
+            self.unaddressed(method, v);
+            return;
+        };
+        let st = self.lock();
+        let Some(w) = n.and_then(|n| st.pending.get(&n)) else {
+            tracing::debug!(method, "dropping a notification for a request that is over");
+            return;
+        };
+        if token_slot {
+            params["progressToken"] = w.client_token.clone().unwrap_or(Value::Null);
+        } else if let Some(id) = &w.client_id {
+            params["_meta"]["io.modelcontextprotocol/subscriptionId"] =
+                serde_json::from_str(id.as_json()).unwrap_or(Value::Null);
+        }
+        let _ = w.tx.send(Out {
+            raw: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            last: false,
+        });
+    }
+
+    /// The process ended: every waiting request gets an error, later ones too.
+    pub fn exited(&self, reason: &str) {
+        let mut st = self.lock();
+        st.exited = Some(reason.to_owned());
+        for (_, w) in st.pending.drain() {
+            if let Some(id) = &w.client_id {
+                let _ = w.tx.send(Out {
+                    raw: bridge_error(Some(id), reason, "child-gone", true),
+                    last: true,
+                });
+            }
+        }
+    }
+
+    /// Whether the process has ended.
+    pub fn is_gone(&self) -> bool {
+        self.lock().exited.is_some()
+    }
+}

@@ -1,0 +1,359 @@
+//! `/mcp` for the stateless 2026-07-28 revision: a request whose `MCP-Protocol-Version` is not
+//! a handshake revision comes here. No sessions: each POST is checked on its own (the order and
+//! codes of the spec's server rules, as the reference SDK applies them), answered by the
+//! stateless child, and sent back as JSON or, once progress arrives or the answer is slow, as an
+//! event stream. A client that closes the stream before the answer cancels the request.
+
+// Helpers return the finished error response as their `Err` (see http.rs).
+#![allow(clippy::result_large_err)]
+
+use super::app::App;
+use super::http::{accepts, json, parse_body, read_body};
+use super::rev_child::{Out, RevChild};
+use super::rev_tools::check_params;
+use super::translate::{self, REMOVED};
+use crate::jsonrpc::{self, Id, Kind};
+use crate::rev2026::{
+    CAPABILITIES_KEY, HANDSHAKE_VERSIONS, HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND,
+    MODERN_VERSION, UNSUPPORTED_VERSION, VERSION_KEY, decode_header_value,
+};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an answer may take before the reply commits to an event stream.
+const JSON_WINDOW: Duration = Duration::from_secs(15);
+
+/// Whether a request belongs to the stateless revision: it names a protocol version, and not one
+/// of the handshake revisions (unknown versions come here too and are refused with -32022).
+pub fn is_stateless(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("mcp-protocol-version")
+        .iter()
+        .any(|v| !HANDSHAKE_VERSIONS.contains(&v.to_str().unwrap_or("")))
+}
+
+/// A JSON-RPC error response whose HTTP status follows the revision's table.
+fn fail(id: Option<&Id>, code: i64, message: &str, data: Option<Value>) -> Response {
+    let body = jsonrpc::error_response(id, code, message, data);
+    json(status_of_code(code), body)
+}
+
+fn status_of_code(code: i64) -> StatusCode {
+    match code {
+        -32700 | -32600 | -32602 | -32020 | -32021 | -32022 => StatusCode::BAD_REQUEST,
+        METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    }
+}
+
+/// The HTTP status for a final answer: 200 for results, the table's status for errors.
+fn status_of(raw: &[u8]) -> StatusCode {
+    serde_json::from_slice::<Value>(raw)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_i64())
+        .map_or(StatusCode::OK, status_of_code)
+}
+
+/// A header that must appear at most once: its value, or the -32020 answer.
+fn single<'a>(headers: &'a HeaderMap, name: &str, id: &Id) -> Result<Option<&'a str>, Response> {
+    let mut all = headers.get_all(name).iter();
+    let first = all.next();
+    if all.next().is_some() {
+        return Err(fail(
+            Some(id),
+            HEADER_MISMATCH,
+            &format!("{name} header is given more than once"),
+            None,
+        ));
+    }
+    match first.map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(_)) => Err(fail(
+            Some(id),
+            HEADER_MISMATCH,
+            &format!("{name} header holds characters a header value may not"),
+            None,
+        )),
+    }
+}
+
+/// Every request to the stateless revision (after the Host/Origin/token checks).
+pub async fn handle(app: Arc<App>, req: Request) -> Response {
+    if req.method() != Method::POST {
+        let mut resp = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    let (json_ok, sse_ok) = accepts(req.headers());
+    if !json_ok && !sse_ok {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    }
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ctype
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
+    }
+    let headers = req.headers().clone();
+    let body = match read_body(&app, req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let msg = match parse_body(body) {
+        Ok(m) => m,
+        Err(resp) => return resp,
+    };
+    let header_version = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let id = match msg.kind() {
+        _ if msg.batch => {
+            return fail(
+                None,
+                jsonrpc::INVALID_REQUEST,
+                "the body must be a single JSON-RPC request or notification (no batches in 2026-07-28)",
+                None,
+            );
+        }
+        Kind::Notification { .. } if header_version == MODERN_VERSION => {
+            // Nothing is defined for a client to notify over HTTP in this revision; cancelling
+            // is closing the request's stream.
+            return StatusCode::ACCEPTED.into_response();
+        }
+        Kind::Notification { .. } => return unsupported(None, header_version),
+        Kind::Response { .. } => {
+            return fail(
+                None,
+                jsonrpc::INVALID_REQUEST,
+                "a 2026-07-28 server sends no requests, so it takes no responses",
+                None,
+            );
+        }
+        Kind::Request { id, .. } => id.clone(),
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(&msg.raw) else {
+        return fail(
+            Some(&id),
+            jsonrpc::INVALID_REQUEST,
+            "malformed request",
+            None,
+        );
+    };
+    let method = body["method"].as_str().unwrap_or("").to_owned();
+    if method == "subscriptions/listen" && !sse_ok {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    }
+    if let Err(resp) = check_envelope(&headers, &body, &method, &id) {
+        return resp;
+    }
+    if REMOVED.contains(&method.as_str()) {
+        return fail(
+            Some(&id),
+            METHOD_NOT_FOUND,
+            "Method not found",
+            Some(json!(method)),
+        );
+    }
+    let rc = match app.rev_child().await {
+        Ok(rc) => rc,
+        Err(e) => {
+            let body = super::session::bridge_error(
+                Some(&id),
+                &format!("the MCP server could not be started: {e}"),
+                "child-start",
+                false,
+            );
+            return json(StatusCode::BAD_GATEWAY, body);
+        }
+    };
+    if method == "tools/call"
+        && let Err(resp) = check_tool_headers(&rc, &headers, &body, &id).await
+    {
+        return resp;
+    }
+    if let Some(info) = rc.legacy() {
+        match method.as_str() {
+            "server/discover" => {
+                let result = translate::discover_result(info);
+                let body = json!({"jsonrpc": "2.0", "id": body["id"], "result": result});
+                return json(
+                    StatusCode::OK,
+                    serde_json::to_vec(&body).unwrap_or_default().into(),
+                );
+            }
+            "subscriptions/listen" => {
+                let (rx, guard) = rc.listen_locally(&body, id);
+                return super::http::sse(super::rev_stream::body(&app, rx, guard, None), None);
+            }
+            _ => {}
+        }
+    }
+    answer(
+        &app,
+        &rc,
+        body,
+        id,
+        json_ok,
+        sse_ok,
+        method == "subscriptions/listen",
+    )
+    .await
+}
+
+/// -32022, naming what is supported.
+fn unsupported(id: Option<&Id>, requested: &str) -> Response {
+    fail(
+        id,
+        UNSUPPORTED_VERSION,
+        "Unsupported protocol version",
+        Some(json!({"supported": [MODERN_VERSION], "requested": requested})),
+    )
+}
+
+/// The envelope and the headers that mirror it (ladder steps: duplicates, envelope, version,
+/// method, name, supported version).
+fn check_envelope(
+    headers: &HeaderMap,
+    body: &Value,
+    method: &str,
+    id: &Id,
+) -> Result<(), Response> {
+    let version_h = single(headers, "mcp-protocol-version", id)?;
+    let method_h = single(headers, "mcp-method", id)?;
+    let name_h = single(headers, "mcp-name", id)?;
+    let meta = &body["params"]["_meta"];
+    let Some(version) = meta
+        .get(VERSION_KEY)
+        .filter(|_| meta.get(CAPABILITIES_KEY).is_some())
+    else {
+        return Err(fail(
+            Some(id),
+            INVALID_PARAMS,
+            &format!(
+                "params._meta must be an object carrying the required '{VERSION_KEY}' and \
+                 '{CAPABILITIES_KEY}' envelope keys"
+            ),
+            None,
+        ));
+    };
+    let mismatch = |what: &str| {
+        Err(fail(
+            Some(id),
+            HEADER_MISMATCH,
+            &format!("{what} header does not match the request body"),
+            None,
+        ))
+    };
+    if version.is_string() && version.as_str() != version_h {
+        return mismatch("MCP-Protocol-Version");
+    }
+    if method_h != Some(method) {
+        return mismatch("Mcp-Method");
+    }
+    let name_field = match method {
+        "tools/call" | "prompts/get" => body["params"].get("name"),
+        "resources/read" => body["params"].get("uri"),
+        _ => None,
+    };
+    if let Some(name) = name_field.and_then(Value::as_str)
+        && name_h.and_then(decode_header_value).as_deref() != Some(name)
+    {
+        return mismatch("Mcp-Name");
+    }
+    let Some(version) = version.as_str() else {
+        return Err(fail(
+            Some(id),
+            INVALID_PARAMS,
+            &format!("'{VERSION_KEY}' must be a string"),
+            None,
+        ));
+    };
+    if version != MODERN_VERSION {
+        return Err(unsupported(Some(id), version));
+    }
+    Ok(())
+}
+
+async fn check_tool_headers(
+    rc: &Arc<RevChild>,
+    headers: &HeaderMap,
+    body: &Value,
+    id: &Id,
+) -> Result<(), Response> {
+    let Some(tool) = body["params"]["name"].as_str() else {
+        return Ok(());
+    };
+    let Some(map) = rc.params_for(tool).await else {
+        return Ok(());
+    };
+    let args = body["params"].get("arguments").unwrap_or(&Value::Null);
+    check_params(headers, &map, args).map_err(|why| fail(Some(id), HEADER_MISMATCH, &why, None))
+}
+
+/// Sends the request to the child and replies with what comes back.
+async fn answer(
+    app: &Arc<App>,
+    rc: &Arc<RevChild>,
+    body: Value,
+    id: Id,
+    json_ok: bool,
+    sse_ok: bool,
+    always_sse: bool,
+) -> Response {
+    let (mut rx, mut guard) = rc.start(body, Some(id));
+    if !sse_ok {
+        // Only JSON is accepted: progress has nowhere to go and is dropped.
+        loop {
+            let next = tokio::select! {
+                m = rx.recv() => m,
+                _ = app.shutdown.cancelled() => None,
+            };
+            match next {
+                Some(Out { raw, last: true }) => {
+                    guard.done = true;
+                    return json(status_of(&raw), raw);
+                }
+                Some(_) => {}
+                None => return gone(),
+            }
+        }
+    }
+    let first = if always_sse || !json_ok {
+        None
+    } else {
+        tokio::select! {
+            m = tokio::time::timeout(JSON_WINDOW, rx.recv()) => match m {
+                Ok(Some(out)) => Some(out),
+                Ok(None) => return gone(),
+                Err(_) => None,
+            },
+            _ = app.shutdown.cancelled() => return gone(),
+        }
+    };
+    if let Some(Out { raw, last: true }) = &first {
+        guard.done = true;
+        return json(status_of(raw), raw.clone());
+    }
+    super::http::sse(super::rev_stream::body(app, rx, guard, first), None)
+}
+
+fn gone() -> Response {
+    super::http::rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        jsonrpc::BRIDGE_ERROR,
+        "the gateway is shutting down or the MCP server went away",
+    )
+}
