@@ -223,6 +223,31 @@ pub fn with_id(raw: &[u8], new_id: &str) -> Result<Bytes, ParseError> {
     ))
 }
 
+/// The progress token of a request (`params._meta.progressToken`) or of a progress notification
+/// (`params.progressToken`), as JSON text: what ties progress to the request that asked for it.
+pub fn progress_token(raw: &[u8]) -> Option<Box<str>> {
+    #[derive(Deserialize)]
+    struct Msg<'a> {
+        #[serde(borrow)]
+        params: Option<Params<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow, rename = "progressToken")]
+        token: Option<&'a RawValue>,
+        #[serde(borrow, rename = "_meta")]
+        meta: Option<Meta<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(borrow, rename = "progressToken")]
+        token: Option<&'a RawValue>,
+    }
+    let params = serde_json::from_slice::<Msg<'_>>(raw).ok()?.params?;
+    let token = params.token.or(params.meta.and_then(|m| m.token))?;
+    Some(token.get().trim().into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +329,18 @@ mod tests {
         );
         let line = error_response(None, PARSE_ERROR, "p", None);
         assert!(line.starts_with(br#"{"jsonrpc":"2.0","id":null"#));
+    }
+
+    #[test]
+    fn progress_tokens_of_requests_and_notifications_match() {
+        let req = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":"t-1"}}}"#;
+        let note = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t-1","progress":1}}"#;
+        assert_eq!(progress_token(req), progress_token(note));
+        assert_eq!(progress_token(req).as_deref(), Some(r#""t-1""#));
+        assert_eq!(
+            progress_token(br#"{"jsonrpc":"2.0","id":1,"method":"x"}"#),
+            None
+        );
     }
 
     #[test]

@@ -180,3 +180,34 @@ async fn sessions_outlive_disconnects_then_expire() {
     assert_eq!(status, 404);
     eventually("the child to exit", || !alive(pid)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_goes_on_the_requests_own_stream_ahead_of_its_answer() {
+    if !have_python() {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let s = Session::open(&gw.mcp()).await.unwrap();
+    // With a GET stream open, unrelated server messages go there; progress must not.
+    let _get = s.get_stream(None).await.unwrap();
+    let mut call = call_msg(json!(5), "slow", json!({"steps": 4, "seconds": 0.2}));
+    call["params"]["_meta"] = json!({"progressToken": "p-5"});
+    let resp = s.post(call).await.unwrap();
+    let mut events = SseReader::new(resp);
+    let mut progress = Vec::new();
+    loop {
+        let (_, msg) = events.next_message().await.unwrap();
+        if msg["method"] == "notifications/progress" {
+            assert_eq!(msg["params"]["progressToken"], "p-5");
+            progress.push(msg["params"]["progress"].as_i64().unwrap());
+        } else {
+            assert_eq!(msg["id"], 5, "{msg}");
+            break;
+        }
+    }
+    assert_eq!(
+        progress,
+        vec![1, 2, 3, 4],
+        "every progress notification, in order, before the answer"
+    );
+}

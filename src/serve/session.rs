@@ -32,6 +32,8 @@ enum Sink {
 struct Pending {
     sink: Sink,
     since: Instant,
+    /// The request's progress token: its progress goes on its own stream, ahead of its answer.
+    progress: Option<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -185,7 +187,14 @@ impl Session {
         if self.legacy {
             for id in ids {
                 let sink = Sink::Stream(GET_STREAM);
-                st.pending.insert(id, Pending { sink, since: now });
+                st.pending.insert(
+                    id,
+                    Pending {
+                        sink,
+                        since: now,
+                        progress: None,
+                    },
+                );
             }
             Ok(Plan::Stream(GET_STREAM))
         } else if sse {
@@ -197,9 +206,22 @@ impl Session {
             if st.protocol.as_deref().is_some_and(|v| v >= "2025-11-25") {
                 st.log.push(stream, None, b"");
             }
+            let progress = if msg.batch {
+                None
+            } else {
+                jsonrpc::progress_token(&msg.raw)
+            };
             for id in ids {
                 let sink = Sink::Stream(stream);
-                st.pending.insert(id, Pending { sink, since: now });
+                let progress = progress.clone();
+                st.pending.insert(
+                    id,
+                    Pending {
+                        sink,
+                        since: now,
+                        progress,
+                    },
+                );
             }
             Ok(Plan::Stream(stream))
         } else {
@@ -207,7 +229,14 @@ impl Session {
             let n = ids.len();
             for id in ids {
                 let sink = Sink::Json(tx.clone());
-                st.pending.insert(id, Pending { sink, since: now });
+                st.pending.insert(
+                    id,
+                    Pending {
+                        sink,
+                        since: now,
+                        progress: None,
+                    },
+                );
             }
             Ok(Plan::Json(n, rx))
         }
@@ -267,10 +296,27 @@ impl Session {
                 None => return,
             }
         } else {
-            let target = if st.get_opened || !st.log.is_open(st.last_post) {
-                GET_STREAM
-            } else {
-                st.last_post
+            // Progress belongs with the request that asked for it: on that request's stream it
+            // stays ahead of the answer, which a separate GET stream could not promise.
+            let own_stream = match msg.method() {
+                Some("notifications/progress") => {
+                    jsonrpc::progress_token(&msg.raw).and_then(|token| {
+                        st.pending.values().find_map(|p| match p.sink {
+                            Sink::Stream(n)
+                                if p.progress.as_deref() == Some(&*token) && st.log.is_open(n) =>
+                            {
+                                Some(n)
+                            }
+                            _ => None,
+                        })
+                    })
+                }
+                _ => None,
+            };
+            let target = match own_stream {
+                Some(n) => n,
+                None if st.get_opened || !st.log.is_open(st.last_post) => GET_STREAM,
+                None => st.last_post,
             };
             st.log.push(target, None, &msg.raw);
         }

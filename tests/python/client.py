@@ -3,8 +3,9 @@ runs one scripted session against server-everything behind `mcp-bridge serve` an
 summary on stdout (exit 1 with the failing step on stderr otherwise).
 
 Usage: python client.py streamable URL | python client.py sse URL
-The default connect mode is `auto`: probe `server/discover` (2026-07-28), fall back to the
-`initialize` handshake on a 2025-era server, which is what every stdio server behind serve is.
+The session uses the handshake revisions (`mode="legacy"`): it exercises what only they have
+(ping, server-to-client sampling and elicitation requests, sessions). In `auto` mode the SDK would
+pick the stateless 2026-07-28 revision, which serve also answers; tests/serve_2026.rs covers that.
 """
 
 import asyncio
@@ -70,7 +71,9 @@ async def session(mode: str, url: str) -> dict:
 
     target = url if mode == "streamable" else sse_client(url)
     step = "initialize"
-    async with Client(target, sampling_callback=on_sampling, elicitation_callback=on_elicit) as client:
+    async with Client(
+        target, mode="legacy", sampling_callback=on_sampling, elicitation_callback=on_elicit
+    ) as client:
         summary["protocolVersion"] = client.protocol_version
         info = client.server_info
         summary["serverName"] = info.name if info else None
