@@ -75,14 +75,23 @@ struct Envelope<'a> {
 }
 
 fn classify(value: &RawValue) -> Result<Kind, ParseError> {
-    let text = value.get().trim_start();
-    if !text.starts_with('{') {
+    if !value.get().trim_start().starts_with('{') {
         return Err(ParseError::NotJsonRpc(
             "a JSON-RPC message must be an object".into(),
         ));
     }
-    let env: Envelope<'_> = serde_json::from_str(value.get())
-        .map_err(|e| ParseError::NotJsonRpc(format!("malformed message: {e}")))?;
+    classify_text(value.get())
+}
+
+/// Classifies one JSON object. Syntax errors are parse errors; a well-formed object that does
+/// not have the shape of a JSON-RPC message is an invalid request.
+fn classify_text(text: &str) -> Result<Kind, ParseError> {
+    let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ParseError::NotJsonRpc(format!("malformed message: {e}"))
+        }
+        _ => ParseError::NotJson(e.to_string()),
+    })?;
     // `"id": null` in a response (the answer to an unparseable request) is a response without an id.
     let id = env.id.map(|raw| Id(raw.get().trim().into()));
     if let Some(id) = &id {
@@ -114,10 +123,19 @@ fn classify(value: &RawValue) -> Result<Kind, ParseError> {
 pub fn parse(raw: Bytes) -> Result<Message, ParseError> {
     let text = std::str::from_utf8(&raw)
         .map_err(|e| ParseError::NotJson(format!("invalid UTF-8: {e}")))?;
+    let first = text.trim_start().as_bytes().first().copied();
+    if first == Some(b'{') {
+        // One pass: the envelope parse also checks that the whole text is JSON.
+        let kind = classify_text(text)?;
+        return Ok(Message {
+            raw,
+            parts: vec![kind],
+            batch: false,
+        });
+    }
     let value: &RawValue =
         serde_json::from_str(text).map_err(|e| ParseError::NotJson(e.to_string()))?;
-    let trimmed = value.get().trim_start();
-    if trimmed.starts_with('[') {
+    if first == Some(b'[') {
         let items: Vec<&RawValue> =
             serde_json::from_str(value.get()).map_err(|e| ParseError::NotJson(e.to_string()))?;
         if items.is_empty() {
@@ -133,12 +151,9 @@ pub fn parse(raw: Bytes) -> Result<Message, ParseError> {
             batch: true,
         });
     }
-    let kind = classify(value)?;
-    Ok(Message {
-        raw,
-        parts: vec![kind],
-        batch: false,
-    })
+    Err(ParseError::NotJsonRpc(
+        "a JSON-RPC message must be an object".into(),
+    ))
 }
 
 impl Message {
