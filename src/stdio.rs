@@ -5,6 +5,9 @@
 use crate::chunks::Pieces;
 use bytes::Bytes;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -81,10 +84,81 @@ impl LineSplitter {
     }
 }
 
-/// Reads the process's stdin on its own thread. The receiver yields lines; it closes at EOF or
-/// on a read error.
+/// What an inherited stdin or stdout is, for serving it on the runtime's own thread.
+enum Inherited {
+    Fifo(std::fs::File),
+    /// Node's child processes get socket pairs as stdio.
+    Socket(tokio::net::UnixStream),
+}
+
+/// A pipe or socket inherited as stdin or stdout, made non-blocking so the runtime's own thread
+/// can serve it: no hand-off to another thread for every message. `None` for terminals and
+/// files, which are served by a thread instead.
+fn inherited(fd: std::os::fd::BorrowedFd<'_>) -> Option<Inherited> {
+    let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+    let kind = file.metadata().ok()?.file_type();
+    if kind.is_fifo() {
+        return Some(Inherited::Fifo(file));
+    }
+    if kind.is_socket() {
+        let sock = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(file));
+        sock.set_nonblocking(true).ok()?;
+        return tokio::net::UnixStream::from_std(sock)
+            .ok()
+            .map(Inherited::Socket);
+    }
+    None
+}
+
+fn async_stdin() -> Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>> {
+    match inherited(std::io::stdin().as_fd())? {
+        Inherited::Fifo(f) => Some(Box::new(
+            tokio::net::unix::pipe::Receiver::from_file(f).ok()?,
+        )),
+        Inherited::Socket(s) => Some(Box::new(s)),
+    }
+}
+
+fn async_stdout(stdout: &std::io::Stdout) -> Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> {
+    match inherited(stdout.as_fd())? {
+        Inherited::Fifo(f) => Some(Box::new(tokio::net::unix::pipe::Sender::from_file(f).ok()?)),
+        Inherited::Socket(s) => Some(Box::new(s)),
+    }
+}
+
+/// Reads the process's stdin. The receiver yields lines; it closes at EOF or on a read error.
+/// Must be called inside the runtime.
 pub fn spawn_stdin_reader(max_line: usize) -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(64);
+    if let Some(mut input) = async_stdin() {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut splitter = LineSplitter::new(max_line);
+            let mut lines = Vec::new();
+            loop {
+                let n = match input.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::warn!("reading stdin failed: {e}");
+                        break;
+                    }
+                };
+                splitter.feed(&buf[..n], &mut lines);
+                for line in lines.drain(..) {
+                    if tx.send(line).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            splitter.finish(&mut lines);
+            for line in lines {
+                let _ = tx.send(line).await;
+            }
+        });
+        return rx;
+    }
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
@@ -126,13 +200,55 @@ pub struct Stdout {
     tx: mpsc::Sender<Bytes>,
 }
 
+/// The task or thread that writes stdout; wait for it with [`Writer::finish`].
+pub enum Writer {
+    Task(tokio::task::JoinHandle<()>),
+    Thread(std::thread::JoinHandle<()>),
+}
+
+impl Writer {
+    /// Waits at most `limit` for the writer to flush and end (it ends when every [`Stdout`]
+    /// handle is gone).
+    pub async fn finish(self, limit: std::time::Duration) {
+        let _ = match self {
+            Writer::Task(task) => tokio::time::timeout(limit, task).await.map(|_| ()),
+            Writer::Thread(thread) => {
+                let join = tokio::task::spawn_blocking(move || thread.join());
+                tokio::time::timeout(limit, join).await.map(|_| ())
+            }
+        };
+    }
+}
+
 impl Stdout {
-    /// Starts the writer thread. `closed` is cancelled when stdout can no longer be written
-    /// (the reader went away): that is a normal end of the session, not an error.
-    pub fn spawn(closed: CancellationToken) -> (Stdout, std::thread::JoinHandle<()>) {
+    /// Starts the writer. `closed` is cancelled when stdout can no longer be written (the reader
+    /// went away): that is a normal end of the session, not an error. Must be called inside the
+    /// runtime.
+    pub fn spawn(closed: CancellationToken) -> (Stdout, Writer) {
         #[allow(clippy::disallowed_methods)] // the one writer of stdout
         let stdout = std::io::stdout();
-        Self::spawn_to(stdout, closed)
+        if let Some(sink) = async_stdout(&stdout) {
+            let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+            let task = tokio::spawn(async move {
+                let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, sink);
+                let result = async {
+                    while let Some(msg) = rx.recv().await {
+                        write_line_async(&mut out, &msg).await?;
+                        // Coalesce whatever is already queued, then flush once the queue is idle.
+                        while let Ok(msg) = rx.try_recv() {
+                            write_line_async(&mut out, &msg).await?;
+                        }
+                        out.flush().await?;
+                    }
+                    Ok::<_, std::io::Error>(())
+                }
+                .await;
+                report_end(result, &closed);
+            });
+            return (Stdout { tx }, Writer::Task(task));
+        }
+        let (out, thread) = Self::spawn_to(stdout, closed);
+        (out, Writer::Thread(thread))
     }
 
     /// As [`Stdout::spawn`], writing to any sink (tests).
@@ -156,14 +272,7 @@ impl Stdout {
                     }
                     Ok(())
                 })();
-                if let Err(e) = result {
-                    if e.kind() != std::io::ErrorKind::BrokenPipe {
-                        tracing::warn!("writing stdout failed: {e}");
-                    } else {
-                        tracing::debug!("stdout closed by the reader");
-                    }
-                }
-                closed.cancel();
+                report_end(result, &closed);
             })
             .expect("spawning the stdout thread");
         (Stdout { tx }, handle)
@@ -173,6 +282,25 @@ impl Stdout {
     pub async fn send(&self, msg: Bytes) -> bool {
         self.tx.send(msg).await.is_ok()
     }
+}
+
+fn report_end(result: std::io::Result<()>, closed: &CancellationToken) {
+    if let Err(e) = result {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            tracing::warn!("writing stdout failed: {e}");
+        } else {
+            tracing::debug!("stdout closed by the reader");
+        }
+    }
+    closed.cancel();
+}
+
+async fn write_line_async<W: tokio::io::AsyncWrite + Unpin>(
+    out: &mut W,
+    msg: &[u8],
+) -> std::io::Result<()> {
+    out.write_all(msg).await?;
+    out.write_all(b"\n").await
 }
 
 fn write_line<W: Write>(out: &mut W, msg: &[u8]) -> std::io::Result<()> {

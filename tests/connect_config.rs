@@ -216,3 +216,33 @@ async fn redirects_are_followed_only_within_the_origin() {
             .contains("another origin")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdin_and_stdout_may_be_plain_files() {
+    // Pipes and sockets are served on the runtime's thread; anything else by helper threads.
+    let mock = Mock::start(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let output = dir.path().join("out.jsonl");
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+    std::fs::write(&input, format!("{init}\n{ping}\n")).unwrap();
+    let status = tokio::process::Command::new(bin())
+        .args(["connect", &mock.url("/mcp")])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(std::fs::File::create(&output).unwrap())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(10), status)
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success());
+    let out = std::fs::read_to_string(&output).unwrap();
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 2, "{out}");
+    assert_eq!(answers[1]["result"], json!({}));
+}

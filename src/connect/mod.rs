@@ -111,7 +111,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None => config.url.as_str().into(),
     };
     let stdout_closed = shutdown.child_token();
-    let (stdout, stdout_thread) = Stdout::spawn(stdout_closed.clone());
+    let (stdout, writer) = Stdout::spawn(stdout_closed.clone());
     let shared = Shared {
         config: Arc::new(config),
         client,
@@ -186,8 +186,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     drop((transport, modern, shared, stdout));
     // The writer flushes whenever its queue is idle, so everything sent so far is out; it ends
     // once the last handle is gone. A task that outlived the wait above must not hold up the exit.
-    let join = tokio::task::spawn_blocking(move || stdout_thread.join());
-    let _ = tokio::time::timeout(Duration::from_millis(300), join).await;
+    writer.finish(Duration::from_millis(300)).await;
     Ok(())
 }
 
