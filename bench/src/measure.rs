@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const INIT_PARAMS: &str = r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcp-bench","version":"0.1.0"}}"#;
+/// Even 10 MiB takes well under a second on loopback; a bridge that needs more has failed.
+const PAYLOAD_TIMEOUT: Duration = Duration::from_secs(20);
 const SMALL_CALL: &str = r#"{"name":"echo","arguments":{"size":64}}"#;
 
 /// How much work each phase does.
@@ -137,8 +139,19 @@ fn slug(name: &str) -> String {
 
 fn with_stderr(e: String, log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    match text.lines().rev().find(|l| !l.trim().is_empty()) {
-        Some(last) => format!("{e}; last stderr line: {}", last.trim()),
+    // Skip stack frames and warnings: the line that says what went wrong is the useful one.
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("at ") && !l.contains("Warning"))
+        .collect();
+    let pick = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("rror"))
+        .or(lines.last());
+    match pick {
+        Some(line) => format!("{e}; stderr: {line}"),
         None => e,
     }
 }
@@ -232,11 +245,14 @@ async fn phases(
             let outcome = payload(&client, size, args, s.payload_reps)
                 .await
                 .map_err(|e| format!("{e:#}"));
-            let failed = outcome.is_err();
-            figs.payloads.push(Payload { label, outcome });
-            if failed {
+            let failure = outcome.as_ref().err().cloned();
+            figs.payloads.push(Payload {
+                label: label.clone(),
+                outcome,
+            });
+            if let Some(e) = failure {
                 figs.rss_big = conn.pid.and_then(|p| procs::tree_rss(p, Rss::Peak));
-                bail!("payload of {} failed", human_size(size));
+                bail!("{label}: {e}");
             }
         }
     }
@@ -323,7 +339,9 @@ async fn payload(
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps.max(1) {
         let t = Instant::now();
-        let raw = client.request("tools/call", &params).await?;
+        let raw = tokio::time::timeout(PAYLOAD_TIMEOUT, client.request("tools/call", &params))
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within {PAYLOAD_TIMEOUT:?}"))??;
         times.push(t.elapsed());
         let got = result_text(&raw)?;
         if got != want {
