@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod connect;
 pub mod jsonrpc;
+pub mod net;
 pub mod serve;
 pub mod signal;
 pub mod sse;

@@ -1,0 +1,289 @@
+//! The gateway's shared state: the session table, tombstones of ended sessions (so a late client
+//! learns why its session is gone), the shared child, and the reaper that ends idle sessions.
+
+use super::child::Child;
+use super::config::Config;
+use super::metrics::Metrics;
+use super::session::{Link, Session};
+use super::shared::SharedChild;
+use crate::jsonrpc;
+use crate::net::hex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How many ended sessions are remembered for their 404 message.
+const TOMBSTONES: usize = 4096;
+
+/// Shared by every request handler.
+#[derive(Debug)]
+pub struct App {
+    pub cfg: Config,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    tombstones: Mutex<HashMap<String, String>>,
+    shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
+}
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("too many sessions (--max-sessions {0}); try again later")]
+    Full(usize),
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    Spawn(std::io::Error),
+}
+
+impl App {
+    pub fn new(cfg: Config, shutdown: CancellationToken) -> Arc<App> {
+        Arc::new(App {
+            cfg,
+            metrics: Arc::new(Metrics::default()),
+            shutdown,
+            tasks: TaskTracker::new(),
+            sessions: Mutex::new(HashMap::new()),
+            tombstones: Mutex::new(HashMap::new()),
+            shared: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finds a live session, or says why it is gone.
+    pub fn session(&self, id: &str) -> Result<Arc<Session>, String> {
+        if let Some(s) = self.sessions().get(id) {
+            return Ok(s.clone());
+        }
+        let tombs = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
+        Err(tombs
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| "unknown or expired session".to_owned()))
+    }
+
+    /// Creates a session with its child (or joined to the shared child).
+    pub async fn create(
+        self: &Arc<Self>,
+        legacy: bool,
+        peer: &str,
+    ) -> Result<Arc<Session>, CreateError> {
+        if self.shutdown.is_cancelled() {
+            return Err(CreateError::ShuttingDown);
+        }
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw)
+            .map_err(|e| CreateError::Spawn(std::io::Error::other(e.to_string())))?;
+        let id = hex(&raw);
+        let session = Session::new(
+            id.clone(),
+            legacy,
+            self.cfg.replay_buffer,
+            self.metrics.clone(),
+        );
+        {
+            let mut map = self.sessions();
+            if map.len() >= self.cfg.max_sessions {
+                self.metrics.sessions_rejected.inc();
+                return Err(CreateError::Full(self.cfg.max_sessions));
+            }
+            map.insert(id.clone(), session.clone());
+        }
+        self.metrics.sessions.inc();
+        self.metrics.sessions_total.inc();
+        let _enter = session.span.clone().entered();
+        tracing::info!(peer, legacy, "session opened");
+        drop(_enter);
+        let link = if self.cfg.shared {
+            self.shared_child().await.map(Link::Shared)
+        } else {
+            self.spawn_own(&session).map(Link::Own)
+        };
+        match link {
+            Ok(link) => {
+                if let Link::Shared(shared) = &link {
+                    shared.join(&session);
+                }
+                let _ = session.link.set(link);
+                Ok(session)
+            }
+            Err(e) => {
+                self.end(
+                    &session,
+                    &format!("the MCP server could not be started: {e}"),
+                );
+                Err(CreateError::Spawn(e))
+            }
+        }
+    }
+
+    fn spawn_own(self: &Arc<Self>, session: &Arc<Session>) -> std::io::Result<Child> {
+        let _enter = session.span.clone().entered();
+        let weak = Arc::downgrade(session);
+        let on_line = move |line: Result<bytes::Bytes, usize>| {
+            let Some(s) = weak.upgrade() else { return };
+            match line.map(jsonrpc::parse) {
+                Ok(Ok(msg)) => s.deliver(msg),
+                Ok(Err(e)) => {
+                    tracing::warn!("the child wrote a line that is not JSON-RPC ({e}); dropped")
+                }
+                Err(len) => tracing::warn!(
+                    len,
+                    "the child wrote a line over --max-message-size; dropped"
+                ),
+            }
+        };
+        let app = Arc::downgrade(self);
+        let weak = Arc::downgrade(session);
+        let metrics = self.metrics.clone();
+        let on_exit = move |reason: String| {
+            metrics.children.dec();
+            let (Some(app), Some(s)) = (app.upgrade(), weak.upgrade()) else {
+                return;
+            };
+            if s.closed().is_none() {
+                metrics.child_crashes.inc();
+            }
+            app.end(&s, &reason);
+        };
+        let child = Child::spawn(&self.cfg, &self.tasks, on_line, on_exit)?;
+        self.metrics.children.inc();
+        self.metrics.children_total.inc();
+        Ok(child)
+    }
+
+    async fn shared_child(self: &Arc<Self>) -> std::io::Result<Arc<SharedChild>> {
+        let mut slot = self.shared.lock().await;
+        if let Some(shared) = slot.as_ref() {
+            return Ok(shared.clone());
+        }
+        let shared = Arc::new(SharedChild::default());
+        let span = tracing::info_span!("shared");
+        let weak = Arc::downgrade(&shared);
+        let on_line = move |line: Result<bytes::Bytes, usize>| {
+            let Some(sh) = weak.upgrade() else { return };
+            match line.map(jsonrpc::parse) {
+                Ok(Ok(msg)) => sh.dispatch(msg),
+                Ok(Err(e)) => {
+                    tracing::warn!("the child wrote a line that is not JSON-RPC ({e}); dropped")
+                }
+                Err(len) => tracing::warn!(
+                    len,
+                    "the child wrote a line over --max-message-size; dropped"
+                ),
+            }
+        };
+        let app = Arc::downgrade(self);
+        let weak = Arc::downgrade(&shared);
+        let on_exit = move |reason: String| {
+            let Some(app) = app.upgrade() else { return };
+            app.metrics.children.dec();
+            if !app.shutdown.is_cancelled() {
+                app.metrics.child_crashes.inc();
+            }
+            let sh = weak.upgrade();
+            let tasks = app.tasks.clone();
+            tasks.spawn(async move {
+                let mut slot = app.shared.lock().await;
+                if let (Some(cur), Some(sh)) = (slot.as_ref(), sh.as_ref())
+                    && Arc::ptr_eq(cur, sh)
+                {
+                    *slot = None;
+                }
+                drop(slot);
+                for s in sh.map(|sh| sh.sessions()).unwrap_or_default() {
+                    app.end(&s, &reason);
+                }
+            });
+        };
+        let child = {
+            let _enter = span.enter();
+            Child::spawn(&self.cfg, &self.tasks, on_line, on_exit)?
+        };
+        self.metrics.children.inc();
+        self.metrics.children_total.inc();
+        let _ = shared.child.set(child);
+        *slot = Some(shared.clone());
+        Ok(shared)
+    }
+
+    /// Ends a session: answers what it waits for, stops its child, and remembers why.
+    pub fn end(&self, session: &Arc<Session>, reason: &str) {
+        // The tombstone goes in first: a client answered by `close` may ask again at once.
+        {
+            let mut tombs = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
+            if tombs.len() >= TOMBSTONES {
+                tombs.clear();
+            }
+            tombs
+                .entry(session.id.clone())
+                .or_insert_with(|| format!("session ended: {reason}"));
+        }
+        let removed = self.sessions().remove(&session.id).is_some();
+        session.close(reason);
+        if let Some(Link::Shared(shared)) = session.link.get() {
+            shared.leave(session);
+        }
+        if removed {
+            self.metrics.sessions.dec();
+            let _enter = session.span.enter();
+            tracing::info!(reason, "session ended");
+        }
+    }
+
+    /// Ends sessions idle past the TTL, until shutdown.
+    pub async fn reap(self: Arc<Self>) {
+        let ttl = self.cfg.session_ttl;
+        let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let idle: Vec<Arc<Session>> = self
+                .sessions()
+                .values()
+                .filter(|s| !s.legacy && s.idle_for().is_some_and(|d| d >= ttl))
+                .cloned()
+                .collect();
+            for s in idle {
+                self.end(&s, "idle for longer than --session-ttl");
+            }
+        }
+    }
+
+    /// Ends every session and waits (bounded) for the children to stop.
+    pub async fn stop_all(self: &Arc<Self>) {
+        let all: Vec<Arc<Session>> = self.sessions().values().cloned().collect();
+        let mut children = Vec::new();
+        for s in &all {
+            if let Some(Link::Own(c)) = s.link.get() {
+                children.push(c.clone());
+            }
+            self.end(s, "the gateway is shutting down");
+        }
+        if let Some(shared) = self.shared.lock().await.take()
+            && let Some(c) = shared.child.get()
+        {
+            c.stop();
+            children.push(c.clone());
+        }
+        let wait_all = async {
+            for c in &children {
+                c.wait().await;
+            }
+        };
+        let limit = self.cfg.stop_timeout * 2 + Duration::from_secs(2);
+        if tokio::time::timeout(limit, wait_all).await.is_err() {
+            tracing::warn!("some children did not stop in time");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! One stdio MCP server process: spawned with an explicit environment in its own process group,
+//! fed lines on stdin, read line by line on stdout (bounded), its stderr logged, and stopped in
+//! order: close stdin, wait, SIGTERM, wait, SIGKILL.
+
+use super::config::Config;
+use crate::stdio::{Line, LineSplitter};
+use bytes::Bytes;
+use rustix::process::{Pid, Signal, kill_process_group};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Handle to a running child. Dropping every clone of `stdin` closes its stdin.
+#[derive(Debug, Clone)]
+pub struct Child {
+    stdin: mpsc::Sender<Bytes>,
+    /// Cancelled to ask for an orderly stop.
+    stop: CancellationToken,
+    /// Cancelled once the process has exited and its stdout is drained.
+    exited: CancellationToken,
+}
+
+/// The child could not take a message.
+#[derive(Debug, thiserror::Error)]
+#[error("the MCP server process is gone")]
+pub struct Gone;
+
+impl Child {
+    /// Spawns the configured command. `on_line` gets every stdout line; `on_exit` gets a
+    /// description of how the process ended, after its last line.
+    pub fn spawn(
+        cfg: &Config,
+        tasks: &TaskTracker,
+        on_line: impl FnMut(Result<Bytes, usize>) + Send + 'static,
+        on_exit: impl FnOnce(String) + Send + 'static,
+    ) -> std::io::Result<Child> {
+        let mut cmd = tokio::process::Command::new(&cfg.program);
+        cmd.args(&cfg.args)
+            .env_clear()
+            .envs(cfg.child_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: a terminal's Ctrl-C reaches only the gateway, which then
+            // stops children in order, and the whole group (grandchildren too) can be signalled.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut proc = cmd.spawn().map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot start `{}`: {e}", cfg.program))
+        })?;
+        let pid = proc.id();
+        tracing::info!(pid, program = %cfg.program, "child started");
+        let (tx, rx) = mpsc::channel::<Bytes>(256);
+        let stop = CancellationToken::new();
+        let exited = CancellationToken::new();
+        let stdin = proc.stdin.take().expect("stdin is piped");
+        let stdout = proc.stdout.take().expect("stdout is piped");
+        let stderr = proc.stderr.take().expect("stderr is piped");
+        let span = tracing::Span::current();
+
+        tasks.spawn(write_stdin(stdin, rx, stop.clone()).instrument(span.clone()));
+        let reader = tasks
+            .spawn(read_stdout(stdout, cfg.max_message_size, on_line).instrument(span.clone()));
+        tasks.spawn(log_stderr(stderr).instrument(span.clone()));
+        let grace = cfg.stop_timeout;
+        let (stop2, exited2) = (stop.clone(), exited.clone());
+        tasks.spawn(
+            async move {
+                let status = supervise(&mut proc, pid, &stop2, grace).await;
+                // Messages written just before exit must reach the session before the crash does;
+                // a grandchild holding stdout open must not stall this forever.
+                let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+                if let Some(pid) = pid.and_then(|p| Pid::from_raw(p as i32)) {
+                    // Leftover grandchildren in the group; ESRCH (none left) is the usual case.
+                    let _ = kill_process_group(pid, Signal::KILL);
+                }
+                let reason = match status {
+                    Some(s) => format!("the MCP server process exited ({s})"),
+                    None => "the MCP server process could not be waited for".to_owned(),
+                };
+                if stop2.is_cancelled() {
+                    tracing::info!("child stopped: {reason}");
+                } else {
+                    tracing::warn!("child ended on its own: {reason}");
+                }
+                exited2.cancel();
+                on_exit(reason);
+            }
+            .instrument(span),
+        );
+        Ok(Child {
+            stdin: tx,
+            stop,
+            exited,
+        })
+    }
+
+    /// Queues one message (one line, without its newline) for the child's stdin.
+    pub async fn send(&self, line: Bytes) -> Result<(), Gone> {
+        self.stdin.send(line).await.map_err(|_| Gone)
+    }
+
+    /// Asks the child to stop (close stdin, then signals), without waiting.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the process has exited.
+    pub async fn wait(&self) {
+        self.exited.cancelled().await;
+    }
+}
+
+async fn supervise(
+    proc: &mut tokio::process::Child,
+    pid: Option<u32>,
+    stop: &CancellationToken,
+    grace: Duration,
+) -> Option<std::process::ExitStatus> {
+    // Cancel-safe: `wait` can be polled again after the stop branch wins.
+    tokio::select! {
+        status = proc.wait() => return status.ok(),
+        _ = stop.cancelled() => {}
+    }
+    // The stdin writer sees the same token and closes stdin.
+    if let Ok(status) = tokio::time::timeout(grace, proc.wait()).await {
+        return status.ok();
+    }
+    let group = pid.and_then(|p| Pid::from_raw(p as i32));
+    if let Some(group) = group {
+        tracing::info!("child still running after stdin closed: SIGTERM");
+        let _ = kill_process_group(group, Signal::TERM);
+    }
+    if let Ok(status) = tokio::time::timeout(grace, proc.wait()).await {
+        return status.ok();
+    }
+    tracing::warn!("child ignored SIGTERM: SIGKILL");
+    if let Some(group) = group {
+        let _ = kill_process_group(group, Signal::KILL);
+    }
+    let _ = proc.start_kill();
+    proc.wait().await.ok()
+}
+
+async fn write_stdin(
+    mut stdin: tokio::process::ChildStdin,
+    mut rx: mpsc::Receiver<Bytes>,
+    stop: CancellationToken,
+) {
+    loop {
+        // Cancel-safe: a message not yet received stays in the channel.
+        let line = tokio::select! {
+            _ = stop.cancelled() => break,
+            line = rx.recv() => line,
+        };
+        let Some(line) = line else { break };
+        if stdin.write_all(&line).await.is_err() || stdin.write_all(b"\n").await.is_err() {
+            break;
+        }
+        // Coalesce: flush only when nothing else is queued.
+        while let Ok(more) = rx.try_recv() {
+            if stdin.write_all(&more).await.is_err() || stdin.write_all(b"\n").await.is_err() {
+                return;
+            }
+        }
+        if stdin.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = stdin.shutdown().await;
+}
+
+async fn read_stdout(
+    mut stdout: tokio::process::ChildStdout,
+    max: usize,
+    mut on_line: impl FnMut(Result<Bytes, usize>),
+) {
+    let mut splitter = LineSplitter::new(max);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lines = Vec::new();
+    loop {
+        let n = match stdout.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("reading the child's stdout failed: {e}");
+                break;
+            }
+        };
+        splitter.feed(&buf[..n], &mut lines);
+        for line in lines.drain(..) {
+            deliver(line, &mut on_line);
+        }
+    }
+    splitter.finish(&mut lines);
+    for line in lines {
+        deliver(line, &mut on_line);
+    }
+}
+
+fn deliver(line: Line, on_line: &mut impl FnMut(Result<Bytes, usize>)) {
+    match line {
+        Line::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
+        Line::Text(t) => on_line(Ok(t)),
+        Line::TooLong { len } => on_line(Err(len)),
+    }
+}
+
+async fn log_stderr(stderr: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => tracing::info!(target: "child", "stderr: {line}"),
+            Ok(None) => break,
+            Err(e) => {
+                // Not UTF-8 or too odd to read as lines: stop logging rather than spin.
+                tracing::debug!("reading the child's stderr stopped: {e}");
+                break;
+            }
+        }
+    }
+}

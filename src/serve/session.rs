@@ -1,0 +1,382 @@
+//! One MCP session: which stream waits for which answer, the event log that streams read from,
+//! and the link to the child that serves it (its own, or the shared one).
+
+use super::child::Child;
+use super::metrics::Metrics;
+use super::replay::{GET_STREAM, Log};
+use super::shared::SharedChild;
+use crate::jsonrpc::{self, BRIDGE_ERROR, Id, Kind, Message};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
+
+/// How a session reaches its child.
+#[derive(Debug)]
+pub enum Link {
+    Own(Child),
+    Shared(Arc<SharedChild>),
+}
+
+/// Where the answer to a client's request goes.
+#[derive(Debug)]
+enum Sink {
+    /// An SSE stream of this session's log.
+    Stream(u64),
+    /// A POST waiting to answer with plain JSON.
+    Json(mpsc::UnboundedSender<Bytes>),
+}
+
+#[derive(Debug)]
+struct Pending {
+    sink: Sink,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct State {
+    log: Log,
+    next_stream: u64,
+    pending: HashMap<Id, Pending>,
+    /// The client has opened a GET stream: server-initiated messages go there from now on.
+    get_opened: bool,
+    /// Generation of the GET stream's current reader; a newer GET replaces an older one.
+    get_reader: u64,
+    /// Highest seq handed to a GET reader, where a GET without Last-Event-ID starts.
+    get_cursor: u64,
+    /// The newest POST stream, where server-initiated messages go before any GET stream.
+    last_post: u64,
+    /// Open streams and JSON waits; a session with none is idle and ages toward its TTL.
+    attached: usize,
+    idle_since: Instant,
+    /// Why the session ended, once it has.
+    closed: Option<String>,
+    /// `protocolVersion` of the initialize result.
+    protocol: Option<String>,
+    /// The id of the client's `initialize`, whose result names the protocol version.
+    init_id: Option<Id>,
+}
+
+/// One session.
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    /// Legacy HTTP+SSE: one stream carries everything and its end ends the session.
+    pub legacy: bool,
+    pub span: tracing::Span,
+    state: Mutex<State>,
+    changed: watch::Sender<()>,
+    pub link: OnceLock<Link>,
+    metrics: Arc<Metrics>,
+}
+
+/// How a POST wants its answers.
+pub enum Plan {
+    /// Nothing to answer (notifications, responses): 202.
+    Accepted,
+    /// Read this SSE stream of the session from the start.
+    Stream(u64),
+    /// Collect this many JSON answers.
+    Json(usize, mpsc::UnboundedReceiver<Bytes>),
+}
+
+/// Builds a bridge-made JSON-RPC error.
+pub fn bridge_error(id: Option<&Id>, message: &str, reason: &str, may_have_run: bool) -> Bytes {
+    jsonrpc::error_response(
+        id,
+        BRIDGE_ERROR,
+        message,
+        Some(
+            serde_json::json!({"source": "mcp-bridge", "reason": reason, "mayHaveRun": may_have_run}),
+        ),
+    )
+}
+
+impl Session {
+    pub fn new(id: String, legacy: bool, replay_cap: usize, metrics: Arc<Metrics>) -> Arc<Session> {
+        let span = tracing::info_span!("session", id = %&id[..8]);
+        Arc::new(Session {
+            id,
+            legacy,
+            span,
+            state: Mutex::new(State {
+                log: Log::new(replay_cap),
+                next_stream: 1,
+                pending: HashMap::new(),
+                get_opened: legacy,
+                get_reader: 0,
+                get_cursor: 0,
+                last_post: GET_STREAM,
+                attached: 0,
+                idle_since: Instant::now(),
+                closed: None,
+                protocol: None,
+                init_id: None,
+            }),
+            changed: watch::channel(()).0,
+            link: OnceLock::new(),
+            metrics,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<()> {
+        self.changed.subscribe()
+    }
+
+    pub fn closed(&self) -> Option<String> {
+        self.lock().closed.clone()
+    }
+
+    pub fn protocol(&self) -> Option<String> {
+        self.lock().protocol.clone()
+    }
+
+    /// How long the session has been idle, or `None` while a client is attached.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        let st = self.lock();
+        (st.attached == 0).then(|| st.idle_since.elapsed())
+    }
+
+    /// Counts a request as activity, restarting the idle clock.
+    pub fn touch(&self) {
+        self.lock().idle_since = Instant::now();
+    }
+
+    pub fn attach(&self) {
+        self.lock().attached += 1;
+    }
+
+    pub fn detach(&self) {
+        let mut st = self.lock();
+        st.attached = st.attached.saturating_sub(1);
+        st.idle_since = Instant::now();
+    }
+
+    /// Registers the requests in `msg` and says where their answers will go. `sse`: the client
+    /// accepts an event stream. Fails (with the error body) on an id already in flight.
+    pub fn plan(&self, msg: &Message, sse: bool) -> Result<Plan, Bytes> {
+        let mut st = self.lock();
+        if let Some(reason) = &st.closed {
+            return Err(bridge_error(None, reason, "session-closed", false));
+        }
+        let ids: Vec<Id> = msg.request_ids().cloned().collect();
+        if ids.is_empty() {
+            return Ok(Plan::Accepted);
+        }
+        if let Some(dup) = ids.iter().find(|id| st.pending.contains_key(*id)) {
+            return Err(jsonrpc::error_response(
+                Some(dup),
+                jsonrpc::INVALID_REQUEST,
+                "a request with this id is already in flight in this session",
+                None,
+            ));
+        }
+        if let Kind::Request { id, method } = msg.kind()
+            && method == "initialize"
+        {
+            st.init_id = Some(id.clone());
+        }
+        let now = Instant::now();
+        if self.legacy {
+            for id in ids {
+                let sink = Sink::Stream(GET_STREAM);
+                st.pending.insert(id, Pending { sink, since: now });
+            }
+            Ok(Plan::Stream(GET_STREAM))
+        } else if sse {
+            let stream = st.next_stream;
+            st.next_stream += 1;
+            st.last_post = stream;
+            st.log.open_stream(stream, ids.len());
+            // SEP-1699 priming event: an id to resume from before anything else is sent.
+            if st.protocol.as_deref().is_some_and(|v| v >= "2025-11-25") {
+                st.log.push(stream, None, b"");
+            }
+            for id in ids {
+                let sink = Sink::Stream(stream);
+                st.pending.insert(id, Pending { sink, since: now });
+            }
+            Ok(Plan::Stream(stream))
+        } else {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let n = ids.len();
+            for id in ids {
+                let sink = Sink::Json(tx.clone());
+                st.pending.insert(id, Pending { sink, since: now });
+            }
+            Ok(Plan::Json(n, rx))
+        }
+    }
+
+    /// Sends a client message to the child; requests it cannot deliver are answered with errors.
+    pub async fn send(self: &Arc<Self>, msg: Message) {
+        self.metrics.to_child.inc();
+        let delivered = match self.link.get() {
+            Some(Link::Own(child)) => child.send(jsonrpc::fold_lines(&msg.raw)).await.is_ok(),
+            Some(Link::Shared(shared)) => shared.send(self, msg.clone()).await,
+            None => false,
+        };
+        if !delivered {
+            for id in msg.request_ids() {
+                let err = bridge_error(
+                    Some(id),
+                    "the MCP server process is not running",
+                    "child-gone",
+                    false,
+                );
+                self.deliver_raw(err);
+            }
+        }
+    }
+
+    /// Takes a message from the child (already parsed; ids already this session's own).
+    pub fn deliver(&self, msg: Message) {
+        self.metrics.from_child.inc();
+        let mut st = self.lock();
+        let response_ids: Vec<&Id> = msg.response_ids().collect();
+        if !response_ids.is_empty() {
+            let mut first_sink = None;
+            for id in response_ids {
+                let Some(p) = st.pending.remove(id) else {
+                    tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
+                    continue;
+                };
+                self.metrics.latency.observe(p.since.elapsed());
+                if st.init_id.as_ref() == Some(id) {
+                    st.protocol = protocol_of(&msg.raw);
+                }
+                if first_sink.is_none() {
+                    first_sink = Some(p.sink);
+                } else if let Sink::Stream(n) = p.sink {
+                    st.log.answered(n);
+                }
+            }
+            match first_sink {
+                Some(Sink::Stream(n)) => {
+                    st.log.push(n, None, &msg.raw);
+                    st.log.answered(n);
+                }
+                Some(Sink::Json(tx)) => {
+                    let _ = tx.send(msg.raw);
+                }
+                None => return,
+            }
+        } else {
+            let target = if st.get_opened || !st.log.is_open(st.last_post) {
+                GET_STREAM
+            } else {
+                st.last_post
+            };
+            st.log.push(target, None, &msg.raw);
+        }
+        drop(st);
+        self.changed.send_replace(());
+    }
+
+    /// Delivers a message made by the bridge itself (an error answer).
+    pub fn deliver_raw(&self, raw: Bytes) {
+        if let Ok(msg) = jsonrpc::parse(raw) {
+            self.deliver(msg);
+        }
+    }
+
+    /// Forgets a request the client cancelled, so its stream ends without an answer.
+    pub fn cancel(&self, id: &Id) {
+        let mut st = self.lock();
+        if let Some(p) = st.pending.remove(id) {
+            if let Sink::Stream(n) = p.sink {
+                st.log.answered(n);
+            }
+            drop(st);
+            self.changed.send_replace(());
+        }
+    }
+
+    /// Ends the session: every waiting request gets an error, streams end after what they hold.
+    pub fn close(&self, reason: &str) {
+        let mut st = self.lock();
+        if st.closed.is_some() {
+            return;
+        }
+        st.closed = Some(reason.to_owned());
+        let pending: Vec<(Id, Pending)> = st.pending.drain().collect();
+        for (id, p) in pending {
+            let err = bridge_error(Some(&id), reason, "session-closed", true);
+            match p.sink {
+                Sink::Stream(n) => {
+                    st.log.push(n, None, &err);
+                    st.log.answered(n);
+                }
+                Sink::Json(tx) => {
+                    let _ = tx.send(err);
+                }
+            }
+        }
+        drop(st);
+        self.changed.send_replace(());
+        if let Some(Link::Own(child)) = self.link.get() {
+            child.stop();
+        }
+    }
+
+    /// Starts reading the GET stream: returns the reader's generation and starting cursor.
+    pub fn open_get(&self, last_seq: Option<u64>) -> (u64, u64) {
+        let mut st = self.lock();
+        st.get_opened = true;
+        st.get_reader += 1;
+        let cursor = last_seq.unwrap_or(st.get_cursor);
+        (st.get_reader, cursor)
+    }
+
+    /// Appends the frames of `stream` after `cursor` to `out`. Returns the new cursor and
+    /// whether the stream is over (nothing more will come after these frames).
+    pub fn read(
+        &self,
+        stream: u64,
+        generation: u64,
+        cursor: u64,
+        out: &mut Vec<u8>,
+    ) -> (u64, bool) {
+        let mut st = self.lock();
+        if stream == GET_STREAM && generation != st.get_reader {
+            return (cursor, true);
+        }
+        let cursor = st.log.take(stream, cursor, out);
+        if stream == GET_STREAM {
+            st.get_cursor = st.get_cursor.max(cursor);
+        }
+        let over = st.closed.is_some() || (stream != GET_STREAM && st.log.is_finished(stream));
+        (cursor, over)
+    }
+
+    /// Puts a bridge-made message (a refusal) straight on the GET stream.
+    pub fn push_get(&self, data: &[u8]) {
+        self.lock().log.push(GET_STREAM, None, data);
+        self.changed.send_replace(());
+    }
+
+    /// Whether `kind` is an `initialize` request.
+    pub fn is_initialize(kind: &Kind) -> bool {
+        matches!(kind, Kind::Request { method, .. } if method == "initialize")
+    }
+}
+
+/// The `result.protocolVersion` of an initialize response.
+fn protocol_of(raw: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Resp {
+        result: Option<InitResult>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct InitResult {
+        protocol_version: Option<String>,
+    }
+    let resp: Resp = serde_json::from_slice(raw).ok()?;
+    resp.result?.protocol_version
+}

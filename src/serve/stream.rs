@@ -1,0 +1,111 @@
+//! SSE response bodies. A body is a cursor over one stream of the session's event log: it sends
+//! what the log holds after the cursor, then waits for more, so a cut connection loses nothing
+//! that a resume cannot fetch again.
+
+use super::app::App;
+use super::session::Session;
+use axum::body::Body;
+use bytes::Bytes;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Keeps the session attached (not idle) while a body exists; for legacy SSE, the body's end
+/// ends the session.
+struct Attached {
+    session: Arc<Session>,
+    app: Arc<App>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.session.detach();
+        if self.session.legacy {
+            self.app
+                .end(&self.session, "the client closed the SSE stream");
+        }
+    }
+}
+
+struct Reader {
+    attached: Attached,
+    stream: u64,
+    generation: u64,
+    cursor: u64,
+    preamble: Option<Bytes>,
+    rx: watch::Receiver<()>,
+    shutdown: CancellationToken,
+    keepalive: Option<Duration>,
+    over: bool,
+}
+
+/// An SSE body reading `stream` of `session` after `cursor`. `preamble` goes first.
+pub fn body(
+    app: &Arc<App>,
+    session: Arc<Session>,
+    stream: u64,
+    generation: u64,
+    cursor: u64,
+    preamble: Option<Bytes>,
+) -> Body {
+    session.attach();
+    let reader = Reader {
+        rx: session.subscribe(),
+        attached: Attached {
+            session,
+            app: app.clone(),
+        },
+        stream,
+        generation,
+        cursor,
+        preamble,
+        shutdown: app.shutdown.clone(),
+        keepalive: app.cfg.keepalive,
+        over: false,
+    };
+    let chunks = futures_util::stream::unfold(reader, |mut r| async move {
+        let chunk = r.next().await?;
+        Some((Ok::<Bytes, Infallible>(chunk), r))
+    });
+    Body::from_stream(chunks)
+}
+
+impl Reader {
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(p) = self.preamble.take() {
+            return Some(p);
+        }
+        loop {
+            if self.over || self.shutdown.is_cancelled() {
+                return None;
+            }
+            // Mark the current version seen before reading, so a push after the read wakes us.
+            self.rx.borrow_and_update();
+            let mut out = Vec::new();
+            let session = &self.attached.session;
+            let (cursor, over) = session.read(self.stream, self.generation, self.cursor, &mut out);
+            self.cursor = cursor;
+            self.over = over;
+            if !out.is_empty() {
+                return Some(Bytes::from(out));
+            }
+            if over {
+                return None;
+            }
+            let wait = async {
+                match self.keepalive {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // All branches are cancel-safe: `changed` only marks a version, the others are timers.
+            tokio::select! {
+                changed = self.rx.changed() => if changed.is_err() { return None },
+                _ = self.shutdown.cancelled() => return None,
+                _ = wait => return Some(Bytes::from_static(b": keep-alive\n\n")),
+            }
+        }
+    }
+}
