@@ -230,7 +230,27 @@ impl HttpClient {
         if initialize && let Some(s) = resp.headers().get("mcp-session-id") {
             *self.session.lock().expect("session lock") = Some(s.to_str()?.to_owned());
         }
-        Ok(resp.bytes().await?)
+        let sse = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if !sse {
+            return Ok(resp.bytes().await?);
+        }
+        // Some gateways answer every POST with an event stream: the response is its first
+        // event that carries a result or an error.
+        let mut body = resp.bytes_stream();
+        let mut events = Events::default();
+        while let Some(chunk) = body.next().await {
+            events.feed(&chunk?);
+            while let Some((event, data)) = events.next() {
+                let env: Option<Envelope> = serde_json::from_slice(&data).ok();
+                if event == "message" && env.is_some_and(|e| e.id.is_some() && e.method.is_none()) {
+                    return Ok(Bytes::from(data));
+                }
+            }
+        }
+        Ok(Bytes::new())
     }
 }
 

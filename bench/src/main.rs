@@ -205,7 +205,11 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.out {
         std::fs::write(path, &out).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if rows.iter().chain(&serve_rows).any(|r| r.figs.error.is_some()) {
+    if rows
+        .iter()
+        .chain(&serve_rows)
+        .any(|r| r.figs.error.is_some())
+    {
         eprintln!("stderr of each target: {}", logs.display());
     } else {
         let _ = std::fs::remove_dir_all(&logs);
@@ -216,7 +220,10 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
 /// Quick mode (CI) keeps the benchmark from rotting; the peers add minutes and say nothing new.
 fn skip_peer_if_quick(args: &DriveArgs, target: &mut measure::Target) {
     let ours = ["direct", "mcp-bridge", "stdio server"];
-    if args.quick && target.unavailable.is_none() && !ours.iter().any(|o| target.name.starts_with(o)) {
+    if args.quick
+        && target.unavailable.is_none()
+        && !ours.iter().any(|o| target.name.starts_with(o))
+    {
         target.unavailable = Some("n/a: peers are skipped in quick mode".into());
     }
 }

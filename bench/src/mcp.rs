@@ -118,7 +118,7 @@ fn call(id: &str, params: &str) -> Vec<u8> {
     if size > MAX_PAYLOAD {
         return error(id, -32602, "size too large");
     }
-    text_result(id, &pattern()[..size])
+    text_result(id, pattern(size))
 }
 
 fn text_result(id: &str, text: &[u8]) -> Vec<u8> {
@@ -144,22 +144,38 @@ fn error(id: &str, code: i32, message: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// The payload pattern: ASCII letters and digits from a fixed pseudo-random sequence, so a
-/// shifted, dropped or repeated chunk never matches by chance.
-pub fn pattern() -> &'static [u8] {
-    static PATTERN: OnceLock<Vec<u8>> = OnceLock::new();
-    PATTERN.get_or_init(|| {
-        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        (0..MAX_PAYLOAD)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                ALPHABET[(state % ALPHABET.len() as u64) as usize]
-            })
-            .collect()
-    })
+/// The first `len` bytes of the payload pattern: ASCII letters and digits from a fixed
+/// pseudo-random sequence, so a shifted, dropped or repeated chunk never matches by chance.
+/// Small prefixes come from a short copy, so an idle stdio server stays small.
+pub fn pattern(len: usize) -> &'static [u8] {
+    static SMALL: OnceLock<Vec<u8>> = OnceLock::new();
+    static FULL: OnceLock<Vec<u8>> = OnceLock::new();
+    const SMALL_LEN: usize = 64 << 10;
+    if len <= SMALL_LEN {
+        &SMALL.get_or_init(|| generate(SMALL_LEN))[..len]
+    } else {
+        &FULL.get_or_init(|| generate(MAX_PAYLOAD))[..len.min(MAX_PAYLOAD)]
+    }
+}
+
+fn generate(len: usize) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(len + 8);
+    // Eight characters per xorshift step: the server starts in milliseconds.
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend(
+            state
+                .to_le_bytes()
+                .iter()
+                .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()]),
+        );
+    }
+    out.truncate(len);
+    out
 }
 
 /// 64-bit FNV-1a.
@@ -190,7 +206,7 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .as_bytes(),
-            &pattern()[..5]
+            pattern(5)
         );
         let Reply::Answer { body, .. } = handle(
             br#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"echo","arguments":{"data":"abc"}}}"#,
@@ -200,6 +216,12 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let want = format!("len=3 fnv={:016x}", fnv1a(b"abc"));
         assert_eq!(v["result"]["content"][0]["text"], want.as_str());
+    }
+
+    #[test]
+    fn small_pattern_is_a_prefix_of_the_full_one() {
+        let small = pattern(1000).to_vec();
+        assert_eq!(&pattern(1 << 20)[..1000], &small[..]);
     }
 
     #[test]

@@ -143,7 +143,12 @@ fn with_stderr(e: String, log: &Path) -> String {
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("at ") && !l.contains("Warning"))
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("at ")
+                && !l.starts_with("(Use")
+                && !l.contains("Warning")
+        })
         .collect();
     let pick = lines
         .iter()
@@ -235,7 +240,7 @@ async fn phases(
 
     figs.throughput = Some(throughput(&client, s).await?);
 
-    for &size in &s.payload_sizes {
+    'payloads: for &size in &s.payload_sizes {
         for args in [false, true] {
             let label = format!(
                 "{} {}",
@@ -251,15 +256,22 @@ async fn phases(
                 outcome,
             });
             if let Some(e) = failure {
-                figs.rss_big = conn.pid.and_then(|p| procs::tree_rss(p, Rss::Peak));
-                bail!("{label}: {e}");
+                // The remaining figures are still worth having: note it and go on.
+                figs.error = Some(with_stderr(format!("{label}: {e}"), log));
+                break 'payloads;
             }
         }
     }
     figs.rss_big = conn.pid.and_then(|p| procs::tree_rss(p, Rss::Peak));
 
     if let (Via::Gateway { url, .. }, Some(pid)) = (&target.via, conn.pid) {
-        figs.per_session = Some(crate::gateway::idle_sessions(url, pid, s.idle_sessions).await?);
+        match crate::gateway::idle_sessions(url, pid, s.idle_sessions).await {
+            Ok(per) => figs.per_session = Some(per),
+            Err(e) => {
+                let e = format!("idle sessions: {e:#}");
+                figs.error = Some(figs.error.take().map_or(e.clone(), |f| format!("{f}; {e}")));
+            }
+        }
     }
     drop(client);
     if let Ok(Client::Stdio(c)) = Arc::try_unwrap(conn.client) {
@@ -325,7 +337,7 @@ async fn payload(
     args: bool,
     reps: usize,
 ) -> anyhow::Result<Duration> {
-    let data = std::str::from_utf8(&mcp::pattern()[..size])?;
+    let data = std::str::from_utf8(mcp::pattern(size))?;
     let params = if args {
         format!(r#"{{"name":"echo","arguments":{{"data":"{data}"}}}}"#)
     } else {

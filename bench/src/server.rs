@@ -48,7 +48,7 @@ pub fn unix_micros() -> u64 {
 /// Serves on 127.0.0.1 (port 0 unless given), prints `listening ADDR` on stdout, and exits when
 /// stdin closes, so the server never outlives the driver.
 pub async fn run(port: u16) -> anyhow::Result<()> {
-    let _ = mcp::pattern();
+    let _ = mcp::pattern(mcp::MAX_PAYLOAD);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening {}", listener.local_addr()?);
     let app = Router::new()
@@ -157,7 +157,6 @@ async fn mark_read(State(s): State<Arc<Server>>) -> String {
 /// line out, flushed whenever no more input is waiting.
 pub fn run_stdio() -> anyhow::Result<()> {
     use std::io::{BufRead, Write};
-    let _ = mcp::pattern();
     let mut input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());
     let mut output = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let mut line = Vec::new();
