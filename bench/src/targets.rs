@@ -192,6 +192,9 @@ pub fn serve_targets(tools: &Tools) -> Vec<Target> {
         "serve".into(),
         "--listen".into(),
         format!("127.0.0.1:{p}"),
+        // Room for the idle sessions besides the measuring one (the default is 100).
+        "--max-sessions".into(),
+        "1000".into(),
         "--".into(),
     ];
     args.push(server.program.display().to_string());
