@@ -21,6 +21,7 @@ use tokio::io::AsyncBufReadExt;
 
 const USAGE: &str = "usage:
   mcp-bench drive [--quick] [--bridge PATH] [--peers DIR] [--out FILE] [--only TEXT] [--no-serve]
+                  [--no-payloads]
   mcp-bench server [--port N]
   mcp-bench stdio-server";
 
@@ -31,6 +32,8 @@ struct DriveArgs {
     out: Option<PathBuf>,
     only: Option<String>,
     serve: bool,
+    /// Small calls only (for profiling the hot path).
+    payloads: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +69,7 @@ fn parse_drive(args: &[String]) -> anyhow::Result<DriveArgs> {
         out: None,
         only: None,
         serve: true,
+        payloads: true,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -73,6 +77,7 @@ fn parse_drive(args: &[String]) -> anyhow::Result<DriveArgs> {
         match a.as_str() {
             "--quick" => d.quick = true,
             "--no-serve" => d.serve = false,
+            "--no-payloads" => d.payloads = false,
             "--bridge" => d.bridge = value()?.into(),
             "--peers" => d.peers = value()?.into(),
             "--out" => d.out = Some(value()?.into()),
@@ -130,7 +135,10 @@ async fn start_server() -> anyhow::Result<(tokio::process::Child, String)> {
 }
 
 async fn drive(args: DriveArgs) -> anyhow::Result<()> {
-    let s = settings(args.quick);
+    let mut s = settings(args.quick);
+    if !args.payloads {
+        s.payload_sizes.clear();
+    }
     let tools = targets::Tools {
         bridge: std::fs::canonicalize(&args.bridge).unwrap_or(args.bridge.clone()),
         peers: std::fs::canonicalize(&args.peers).unwrap_or(args.peers.clone()),
