@@ -216,7 +216,7 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
     if rows
         .iter()
         .chain(&serve_rows)
-        .any(|r| r.figs.error.is_some())
+        .any(|r| r.figs.error.as_ref().is_some_and(|e| !e.starts_with("n/a")))
     {
         eprintln!("stderr of each target: {}", logs.display());
     } else {
