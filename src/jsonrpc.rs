@@ -196,7 +196,7 @@ impl Message {
 /// Folds a JSON text that spans several lines into one line. JSON strings cannot hold raw line
 /// breaks, so every CR or LF is insignificant whitespace and becomes a space.
 pub fn fold_lines(data: &[u8]) -> Bytes {
-    if !data.iter().any(|&b| b == b'\n' || b == b'\r') {
+    if memchr::memchr2(b'\n', b'\r', data).is_none() {
         return Bytes::copy_from_slice(data);
     }
     let folded: Vec<u8> = data

@@ -29,6 +29,7 @@ pub fn build_client(config: &Config) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .default_headers(config.headers.clone())
         .redirect(redirect)
+        .referer(false)
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))

@@ -120,8 +120,20 @@ impl Legacy {
         }
     }
 
+    /// Sends one message from the agent. Requests are POSTed on their own tasks, so that many
+    /// callers are not held to one round trip at a time; `initialize`, notifications and
+    /// responses go in order (the server must see `initialize` before `initialized`).
+    pub async fn send(self: &Arc<Self>, msg: jsonrpc::Message) {
+        if msg.has_requests() && msg.method() != Some("initialize") {
+            let this = self.clone();
+            self.shared.tasks.spawn(async move { this.post(msg).await });
+        } else {
+            self.post(msg).await;
+        }
+    }
+
     /// POSTs one message to the session's endpoint; answers come on the event stream.
-    pub async fn send(&self, msg: jsonrpc::Message) {
+    async fn post(&self, msg: jsonrpc::Message) {
         let deadline = self.shared.deadline();
         let url = match self.ready(deadline).await {
             Ok(url) => url,

@@ -31,7 +31,9 @@ pub fn modern_version(msg: &Message) -> Option<String> {
         return None;
     }
     // Cheap test first: most traffic of the earlier eras never mentions the key.
-    memchr::memmem::find(&msg.raw, VERSION_KEY.as_bytes())?;
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(VERSION_KEY));
+    FINDER.find(&msg.raw)?;
     let fields = Fields::parse(&msg.raw)?;
     fields.version
 }

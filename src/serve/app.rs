@@ -7,7 +7,6 @@ use super::metrics::Metrics;
 use super::rev_child::RevChild;
 use super::session::{Link, Session};
 use super::shared::SharedChild;
-use crate::jsonrpc;
 use crate::net::hex;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -133,20 +132,7 @@ impl App {
 
     fn spawn_own(self: &Arc<Self>, session: &Arc<Session>) -> std::io::Result<Child> {
         let _enter = session.span.clone().entered();
-        let weak = Arc::downgrade(session);
-        let on_line = move |line: Result<bytes::Bytes, usize>| {
-            let Some(s) = weak.upgrade() else { return };
-            match line.map(jsonrpc::parse) {
-                Ok(Ok(msg)) => s.deliver(msg),
-                Ok(Err(e)) => {
-                    tracing::warn!("the child wrote a line that is not JSON-RPC ({e}); dropped")
-                }
-                Err(len) => tracing::warn!(
-                    len,
-                    "the child wrote a line over --max-message-size; dropped"
-                ),
-            }
-        };
+        let on_line = Child::messages_to(Arc::downgrade(&session), Session::deliver);
         let app = Arc::downgrade(self);
         let weak = Arc::downgrade(session);
         let metrics = self.metrics.clone();
@@ -173,20 +159,7 @@ impl App {
         }
         let shared = Arc::new(SharedChild::default());
         let span = tracing::info_span!("shared");
-        let weak = Arc::downgrade(&shared);
-        let on_line = move |line: Result<bytes::Bytes, usize>| {
-            let Some(sh) = weak.upgrade() else { return };
-            match line.map(jsonrpc::parse) {
-                Ok(Ok(msg)) => sh.dispatch(msg),
-                Ok(Err(e)) => {
-                    tracing::warn!("the child wrote a line that is not JSON-RPC ({e}); dropped")
-                }
-                Err(len) => tracing::warn!(
-                    len,
-                    "the child wrote a line over --max-message-size; dropped"
-                ),
-            }
-        };
+        let on_line = Child::messages_to(Arc::downgrade(&shared), SharedChild::dispatch);
         let app = Arc::downgrade(self);
         let weak = Arc::downgrade(&shared);
         let on_exit = move |reason: String| {

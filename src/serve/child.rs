@@ -32,6 +32,30 @@ pub struct Gone;
 impl Child {
     /// Spawns the configured command. `on_line` gets every stdout line; `on_exit` gets a
     /// description of how the process ended, after its last line.
+    /// A stdout handler for [`Child::spawn`]: parses each line and hands the message to
+    /// `deliver` on `target` while it lives; lines that are not JSON-RPC, or too long, are logged
+    /// and dropped.
+    pub fn messages_to<T: Send + Sync + 'static>(
+        target: std::sync::Weak<T>,
+        deliver: fn(&T, crate::jsonrpc::Message),
+    ) -> impl FnMut(Result<Bytes, usize>) + Send + 'static {
+        move |line| {
+            let Some(target) = target.upgrade() else {
+                return;
+            };
+            match line.map(crate::jsonrpc::parse) {
+                Ok(Ok(msg)) => deliver(&target, msg),
+                Ok(Err(e)) => {
+                    tracing::warn!("the child wrote a line that is not JSON-RPC ({e}); dropped")
+                }
+                Err(len) => tracing::warn!(
+                    len,
+                    "the child wrote a line over --max-message-size; dropped"
+                ),
+            }
+        }
+    }
+
     pub fn spawn(
         cfg: &Config,
         tasks: &TaskTracker,

@@ -8,7 +8,6 @@ use super::child::Child;
 use super::rev_child::{Era, RevChild};
 use super::rev_tools::own_envelope;
 use super::translate::LegacyInfo;
-use crate::jsonrpc;
 use crate::rev2026::{MODERN_VERSION, UNSUPPORTED_VERSION};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -107,20 +106,7 @@ impl App {
     fn spawn_rev(self: &Arc<Self>) -> std::io::Result<Arc<RevChild>> {
         let rc = Arc::new(RevChild::new(self.metrics.clone()));
         let span = tracing::info_span!("stateless");
-        let weak = Arc::downgrade(&rc);
-        let on_line = move |line: Result<bytes::Bytes, usize>| {
-            let Some(rc) = weak.upgrade() else { return };
-            match line.map(jsonrpc::parse) {
-                Ok(Ok(msg)) => rc.dispatch(msg),
-                Ok(Err(e)) => {
-                    tracing::warn!("the child wrote a line that is not JSON-RPC ({e}); dropped")
-                }
-                Err(len) => tracing::warn!(
-                    len,
-                    "the child wrote a line over --max-message-size; dropped"
-                ),
-            }
-        };
+        let on_line = Child::messages_to(Arc::downgrade(&rc), RevChild::dispatch);
         let app = Arc::downgrade(self);
         let weak = Arc::downgrade(&rc);
         let on_exit = move |reason: String| {

@@ -185,8 +185,11 @@ impl Streamable {
             .shared
             .client
             .post(self.shared.config.url.clone())
-            .header(ACCEPT, "application/json, text/event-stream")
-            .header(CONTENT_TYPE, "application/json")
+            .header(
+                ACCEPT,
+                HeaderValue::from_static("application/json, text/event-stream"),
+            )
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(msg.raw.clone());
         // A new `initialize` starts a new session; it must not carry the old one.
         if msg.method() != Some("initialize") {
