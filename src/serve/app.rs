@@ -132,7 +132,7 @@ impl App {
 
     fn spawn_own(self: &Arc<Self>, session: &Arc<Session>) -> std::io::Result<Child> {
         let _enter = session.span.clone().entered();
-        let on_line = Child::messages_to(Arc::downgrade(&session), Session::deliver);
+        let on_line = Child::messages_to(Arc::downgrade(session), Session::deliver);
         let app = Arc::downgrade(self);
         let weak = Arc::downgrade(session);
         let metrics = self.metrics.clone();
