@@ -57,6 +57,18 @@ pub fn sse(body: Body, session_id: Option<&str>) -> Response {
     resp
 }
 
+/// Whether the request's Content-Type is JSON.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
+}
+
 /// What the Accept header allows: (JSON, event stream). No header allows both.
 pub fn accepts(headers: &HeaderMap) -> (bool, bool) {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
@@ -211,16 +223,7 @@ pub async fn post(
             "the Accept header must allow application/json or text/event-stream",
         );
     }
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ctype
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if !is_json(req.headers()) {
         return rpc_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             jsonrpc::INVALID_REQUEST,

@@ -94,16 +94,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
     if !json_ok && !sse_ok {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     }
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ctype
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if !super::http::is_json(req.headers()) {
         return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
     }
     let headers = req.headers().clone();
