@@ -252,3 +252,41 @@ async fn ten_mib_result_passes_intact() {
         n
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_request_gets_no_answer_from_the_bridge() {
+    let mock = Mock::start(Options::default()).await;
+    let mut b = bridge_to(&mock).await;
+    b.initialize("2025-06-18").await;
+    b.send(json!({"jsonrpc":"2.0","id":"long","method":"tools/call","params": tool("slow", json!({"ms": 700}))})).await;
+    common::eventually("the call reached the server", || {
+        !mock.state.requests("tools/call").is_empty()
+    })
+    .await;
+    b.send(json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"long","reason":"user"}})).await;
+    common::eventually("the cancellation reached the server", || {
+        !mock.state.requests("notifications/cancelled").is_empty()
+    })
+    .await;
+    // The server answers anyway; the agent must see neither that answer nor an error made up
+    // by the bridge: the next line is the answer to a ping sent after the server answered.
+    common::eventually("the server answered the cancelled call", || {
+        mock.state
+            .slow_done
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 1
+    })
+    .await;
+    b.send(json!({"jsonrpc":"2.0","id":"after","method":"ping"}))
+        .await;
+    let (answer, before) = b.recv_answer(json!("after")).await;
+    assert!(
+        before.is_empty(),
+        "nothing for the cancelled request: {before:?}"
+    );
+    assert_eq!(answer["result"], json!({}));
+    assert_eq!(
+        mock.state.requests("notifications/cancelled")[0].body["params"]["requestId"],
+        "long"
+    );
+}

@@ -73,6 +73,8 @@ pub struct MockState {
     /// Cut response streams: event id to resume from -> the answer still owed.
     cut: Mutex<HashMap<String, String>>,
     next: AtomicU64,
+    /// How many `slow` tool calls have finished sleeping and are being answered.
+    pub slow_done: AtomicU64,
 }
 
 impl MockState {
@@ -450,6 +452,7 @@ async fn mcp_post(
         }
         ("tools/call", "slow") => {
             tokio::time::sleep(Duration::from_millis(args["ms"].as_u64().unwrap_or(500))).await;
+            state.slow_done.fetch_add(1, Ordering::Relaxed);
         }
         _ => {}
     }
