@@ -4,39 +4,16 @@
 //! and a clear answer when agent and server disagree on the era.
 
 mod common;
+mod sdk_python;
 
 use common::mock::{Mock, Options};
 use common::{Bridge, bin};
+use sdk_python::{python, run_client, script};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-/// The Python of the test venv (`.venv`, made by .ci/run), or `None` to skip outside CI.
-fn python() -> Option<PathBuf> {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let ok = py.exists()
-        && std::process::Command::new(&py)
-            .args(["-c", "import mcp"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(py);
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "CI: the Python venv with mcp 2.3.0 is missing (.ci/run makes it)"
-    );
-    eprintln!("SKIPPED: no .venv with the Python mcp SDK; run .ci/run to install it");
-    None
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(name)
-}
 
 /// The SDK's server over Streamable HTTP on 127.0.0.1; killed on drop.
 struct PyServer {
@@ -70,24 +47,9 @@ async fn py_server(py: &Path, extra: &[&str]) -> PyServer {
 
 /// Runs the SDK's client through `mcp-bridge connect URL`; returns its summary line.
 async fn py_client(py: &Path, url: &str, args: &[&str]) -> (Value, String) {
-    let out = tokio::process::Command::new(py)
-        .arg(script("rev2026_client.py"))
-        .args(args)
-        .args(["--stdio", "--", bin(), "connect", url])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(90), out)
-        .await
-        .expect("the client finishes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let summary = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v.get("summary").is_some())
-        .unwrap_or_else(|| panic!("no summary; stdout:\n{stdout}\nstderr:\n{stderr}"));
-    (summary, format!("{stdout}\n{stderr}"))
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--stdio", "--", bin(), "connect", url]);
+    run_client(py, &all).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,41 +4,16 @@
 //! header validation, id and progress-token rewriting, and cancellation by closing the stream.
 
 mod rev_support;
+mod sdk_python;
 
 use rev_support::*;
+use sdk_python::{python, run_client, script};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// The Python of the test venv (`.venv`, made by .ci/run), or `None` to skip outside CI.
-fn python() -> Option<PathBuf> {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let ok = py.exists()
-        && Command::new(&py)
-            .args(["-c", "import mcp"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(py);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI: the Python venv with mcp 2.3.0 is missing (.ci/run makes it)"
-    );
-    eprintln!(
-        "\n!!!! SKIPPING: no .venv with the Python mcp SDK; run .ci/run to install it !!!!\n"
-    );
-    None
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(name)
-}
 
 /// `mcp-bridge serve` in front of `rev2026_server.py stdio`; killed on drop.
 struct Gw {
@@ -84,26 +59,11 @@ fn gateway(py: &Path, child_args: &[&str], env: &[(&str, &str)]) -> Gw {
     }
 }
 
-/// Runs the SDK client against the gateway; returns its summary line and the whole output.
+/// Runs the SDK client against the gateway.
 async fn sdk_client(py: &Path, url: &str, args: &[&str]) -> (Value, String) {
-    let out = tokio::process::Command::new(py)
-        .arg(script("rev2026_client.py"))
-        .arg(url)
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(90), out)
-        .await
-        .expect("the client finishes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let summary = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v.get("summary").is_some())
-        .unwrap_or_else(|| panic!("no summary; stdout:\n{stdout}\nstderr:\n{stderr}"));
-    (summary, format!("{stdout}\n{stderr}"))
+    let mut all = vec![url];
+    all.extend_from_slice(args);
+    run_client(py, &all).await
 }
 
 async fn sdk_runs(child_args: &[&str]) {

@@ -93,7 +93,7 @@ pub fn accepts(headers: &HeaderMap) -> (bool, bool) {
 }
 
 /// Reads a body up to the limit: 413 past it.
-pub async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
+async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
     let limit = app.cfg.max_body;
     let too_large = || {
         rpc_error(
@@ -130,7 +130,9 @@ pub async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
 }
 
 /// Parses a body as JSON-RPC: 400 with -32700 or -32600 otherwise.
-pub fn parse_body(body: Bytes) -> Result<Message, Response> {
+/// Reads the body (up to `--max-body`) and parses it as a JSON-RPC message: 413 or 400 otherwise.
+pub async fn read_message(app: &App, req: Request) -> Result<Message, Response> {
+    let body = read_body(app, req).await?;
     jsonrpc::parse(body).map_err(|e| rpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()))
 }
 
@@ -231,11 +233,7 @@ pub async fn post(
         );
     }
     let headers = req.headers().clone();
-    let body = match read_body(&app, req).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
-    let msg = match parse_body(body) {
+    let msg = match read_message(&app, req).await {
         Ok(m) => m,
         Err(resp) => return resp,
     };

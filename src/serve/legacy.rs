@@ -3,7 +3,7 @@
 //! delivers client messages (202). Closing the stream ends the session and its child.
 
 use super::app::App;
-use super::http::{create_error, parse_body, read_body, rpc_error, sse};
+use super::http::{create_error, read_message, rpc_error, sse};
 use super::replay::GET_STREAM;
 use super::stream;
 use crate::jsonrpc;
@@ -65,11 +65,7 @@ pub async fn message(
         }
         Err(why) => return rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, &why),
     };
-    let body = match read_body(&app, req).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
-    let msg = match parse_body(body) {
+    let msg = match read_message(&app, req).await {
         Ok(m) => m,
         Err(resp) => return resp,
     };

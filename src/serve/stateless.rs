@@ -8,7 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::app::App;
-use super::http::{accepts, json, parse_body, read_body};
+use super::http::{accepts, json, read_message};
 use super::rev_child::{Out, RevChild};
 use super::rev_tools::check_params;
 use super::translate::{self, REMOVED};
@@ -98,11 +98,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
         return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
     }
     let headers = req.headers().clone();
-    let body = match read_body(&app, req).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
-    let msg = match parse_body(body) {
+    let msg = match read_message(&app, req).await {
         Ok(m) => m,
         Err(resp) => return resp,
     };
