@@ -4,7 +4,7 @@
 
 use crate::chunks::Pieces;
 use bytes::Bytes;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileTypeExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -308,28 +308,28 @@ fn write_line<W: Write>(out: &mut W, msg: &[u8]) -> std::io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// Drains a reader to the end (used by tests of the splitter on real readers).
-pub fn read_lines<R: Read>(reader: R, max: usize) -> Vec<Line> {
-    let mut input = BufReader::new(reader);
-    let mut s = LineSplitter::new(max);
-    let mut lines = Vec::new();
-    loop {
-        let n = match input.fill_buf() {
-            Ok([]) | Err(_) => break,
-            Ok(chunk) => {
-                s.feed(chunk, &mut lines);
-                chunk.len()
-            }
-        };
-        input.consume(n);
-    }
-    s.finish(&mut lines);
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Drains a reader to the end through a splitter.
+    fn read_lines<R: std::io::Read>(reader: R, max: usize) -> Vec<Line> {
+        let mut input = BufReader::new(reader);
+        let mut s = LineSplitter::new(max);
+        let mut lines = Vec::new();
+        loop {
+            let n = match input.fill_buf() {
+                Ok([]) | Err(_) => break,
+                Ok(chunk) => {
+                    s.feed(chunk, &mut lines);
+                    chunk.len()
+                }
+            };
+            input.consume(n);
+        }
+        s.finish(&mut lines);
+        lines
+    }
 
     fn text(s: &str) -> Line {
         Line::Text(Bytes::from(s.to_owned()))

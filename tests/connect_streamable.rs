@@ -290,3 +290,19 @@ async fn a_cancelled_request_gets_no_answer_from_the_bridge() {
         "long"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_on_its_way_at_stdin_eof_still_reaches_the_agent() {
+    let mock = Mock::start(Options::default()).await;
+    let mut b = bridge_to(&mock).await;
+    b.initialize("2025-06-18").await;
+    b.send(json!({"jsonrpc":"2.0","id":"last","method":"tools/call","params": tool("slow", json!({"ms": 200}))})).await;
+    common::eventually("the call reached the server", || {
+        !mock.state.requests("tools/call").is_empty()
+    })
+    .await;
+    b.close_stdin();
+    let (answer, _) = b.recv_answer(json!("last")).await;
+    assert!(answer.get("result").is_some(), "{answer}");
+    assert!(b.wait_exit(Duration::from_secs(3)).await.success());
+}

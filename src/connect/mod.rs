@@ -167,12 +167,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     if eof {
         // The agent closed stdin: give answers already on their way a moment to arrive.
-        let wait = async {
-            while !shared.out.pending_ids().is_empty() && !shutdown.is_cancelled() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_millis(500), wait).await;
+        // Cancel-safe: both branches only wait.
+        tokio::select! {
+            _ = shared.out.idle() => {}
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
         tracing::debug!("stdin closed: ending the session");
     }
     match &transport {

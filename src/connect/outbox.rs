@@ -67,6 +67,8 @@ pub struct Outbox {
     stdout: Stdout,
     /// Agent requests not answered yet, with their method (for logs and retry decisions).
     pending: Arc<Mutex<HashMap<Id, Box<str>>>>,
+    /// Signalled whenever an answer (or a cancellation) leaves nothing waiting.
+    idle: Arc<tokio::sync::Notify>,
 }
 
 impl Outbox {
@@ -74,6 +76,7 @@ impl Outbox {
         Outbox {
             stdout,
             pending: Arc::default(),
+            idle: Arc::default(),
         }
     }
 
@@ -94,9 +97,30 @@ impl Outbox {
         Ok(())
     }
 
+    /// Removes `id` from the waiting requests; returns its method if it was waiting.
+    fn take(&self, id: &Id) -> Option<Box<str>> {
+        let mut pending = self.pending.lock().expect("pending lock");
+        let method = pending.remove(id);
+        if pending.is_empty() {
+            self.idle.notify_waiters();
+        }
+        method
+    }
+
+    /// Waits until no request is waiting for an answer.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.pending.lock().expect("pending lock").is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// The agent cancelled `id`: the server will not answer, and neither will the bridge.
     pub fn forget(&self, id: &Id) {
-        self.pending.lock().expect("pending lock").remove(id);
+        self.take(id);
     }
 
     pub fn is_pending(&self, id: &Id) -> bool {
@@ -118,10 +142,9 @@ impl Outbox {
     /// Returns false once stdout is gone.
     pub async fn from_server(&self, msg: Message) -> bool {
         if msg.response_ids().next().is_some() {
-            let mut pending = self.pending.lock().expect("pending lock");
             let mut known = false;
             for id in msg.response_ids() {
-                known |= pending.remove(id).is_some();
+                known |= self.take(id).is_some();
             }
             let null_id = msg.response_ids().all(|id| id.as_json() == "null");
             if !known && !msg.batch && !null_id {
@@ -141,13 +164,7 @@ impl Outbox {
 
     /// Writes `line` as the answer to `id`, unless it has been answered already.
     pub async fn reply(&self, id: &Id, line: Bytes) -> bool {
-        if self
-            .pending
-            .lock()
-            .expect("pending lock")
-            .remove(id)
-            .is_some()
-        {
+        if self.take(id).is_some() {
             return self.stdout.send(line).await;
         }
         true
@@ -155,7 +172,7 @@ impl Outbox {
 
     /// Answers `id` with an error, unless it has been answered already.
     pub async fn fail(&self, id: &Id, failure: &Failure) -> bool {
-        let waiting = self.pending.lock().expect("pending lock").remove(id);
+        let waiting = self.take(id);
         if let Some(method) = waiting {
             tracing::debug!(%method, reason = failure.reason, "answering a request with an error: {}", failure.message);
             return self.stdout.send(failure.response(id)).await;
