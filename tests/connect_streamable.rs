@@ -4,7 +4,7 @@
 mod common;
 
 use common::mock::{Mock, Options};
-use common::{Bridge, WAIT, eventually, tool};
+use common::{Bridge, eventually, tool};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -216,7 +216,6 @@ async fn a_405_get_stream_is_tolerated() {
         1,
         "a 405 is final: no retries"
     );
-    let _ = WAIT;
 }
 
 #[tokio::test(flavor = "multi_thread")]
