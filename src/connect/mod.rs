@@ -148,21 +148,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let Some(msg) = accept(&shared.out, line).await else {
             continue;
         };
-        if let Some(version) = modern::modern_version(&msg) {
-            // 2026-07-28: each request stands alone, whatever the handshake state.
-            if let Err(id) = shared.out.register(&msg) {
-                tracing::warn!(
-                    id = id.as_json(),
-                    "the agent reused the id of a request still waiting"
-                );
-            }
-            modern.send(msg, version);
-            continue;
-        }
-        if !remember_handshake(&shared, &modern, &transport, &msg) {
-            continue;
-        }
-        transport = dispatch(&shared, transport, msg).await;
+        transport = dispatch(&shared, &modern, transport, msg).await;
     }
 
     if eof {
@@ -276,12 +262,28 @@ fn cancelled_request(raw: &[u8]) -> Option<Id> {
     Some(Id(note.params?.request_id?.get().trim().into()))
 }
 
-async fn dispatch(shared: &Shared, transport: Transport, msg: Message) -> Transport {
+/// Sends one agent message on its way: a 2026-07-28 request on its own, anything else on the
+/// session transport (deciding which one on the first message).
+async fn dispatch(
+    shared: &Shared,
+    modern: &Arc<modern::Modern>,
+    transport: Transport,
+    msg: Message,
+) -> Transport {
+    let version = modern::modern_version(&msg);
+    if version.is_none() && !remember_handshake(shared, modern, &transport, &msg) {
+        return transport;
+    }
     if let Err(id) = shared.out.register(&msg) {
         tracing::warn!(
             id = id.as_json(),
             "the agent reused the id of a request still waiting"
         );
+    }
+    if let Some(version) = version {
+        // 2026-07-28: each request stands alone, whatever the handshake state.
+        modern.send(msg, version);
+        return transport;
     }
     match transport {
         Transport::Streamable(s) => {
