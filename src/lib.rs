@@ -10,6 +10,7 @@
 pub mod chunks;
 pub mod cli;
 pub mod connect;
+pub mod gateway;
 pub mod jsonrpc;
 pub mod net;
 pub mod rev2026;
