@@ -111,4 +111,26 @@ mod tests {
         let out = strip("{\"a\": 1} /* never closed");
         assert!(serde_json::from_str::<serde_json::Value>(&out).is_err());
     }
+
+    #[test]
+    fn odd_inputs_do_not_panic_and_stay_utf8() {
+        for s in [
+            "",
+            "/",
+            "/*",
+            "*/",
+            "\"\\",
+            "\"",
+            ",",
+            "/*é*/",
+            "//é",
+            "é,]",
+            "{\"a\":1,/*x*/}",
+        ] {
+            let out = strip(s);
+            assert_eq!(out.len(), s.len(), "{s:?}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&strip("{\"a\":1,/*x*/}")).unwrap();
+        assert_eq!(v["a"], 1);
+    }
 }

@@ -54,6 +54,7 @@ mod envfile;
 mod error;
 mod expand;
 mod jsonc;
+mod name;
 mod server;
 mod walk;
 
@@ -61,11 +62,12 @@ mod walk;
 mod tests;
 
 pub use bridge::{BRIDGE_KEYS, Bridge, Raw, SERVER_KEYS, Scope, ServerOptions};
-pub use client::{ClientTarget, client_config};
+pub use client::{ClientTarget, TOKEN_VAR, client_config};
 pub use diff::Diff;
 pub use error::{ConfigError, JsonPath};
 pub use expand::{ExpandError, expand_vars};
-pub use server::{Definition, MAX_NAME_LEN, check_name};
+pub use name::{MAX_NAME_LEN, check_name};
+pub use server::Definition;
 pub use walk::Lookup;
 
 use serde_json::Value;

@@ -3,6 +3,7 @@
 
 use super::envfile;
 use super::error::{ConfigError, JsonPath};
+use super::name::check_name;
 use super::walk::{Walker, get};
 use crate::cli::TransportChoice;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -11,9 +12,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use url::Url;
-
-/// Longest server name: it becomes a path segment of `/servers/NAME/mcp`.
-pub const MAX_NAME_LEN: usize = 64;
 
 /// How to reach one MCP server.
 #[derive(Clone, PartialEq)]
@@ -66,23 +64,6 @@ impl fmt::Debug for Definition {
                 .field("transport", transport)
                 .finish(),
         }
-    }
-}
-
-/// Whether `name` may be used in a route: 1 to 64 of `A-Z a-z 0-9 - _ .`, not starting with a dot.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "server name must be 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.' (not starting with '.'), as it becomes the route /servers/NAME/mcp"
-        ))
     }
 }
 
@@ -397,27 +378,6 @@ mod tests {
             let err = read(entry.clone()).unwrap_err().to_string();
             assert!(err.starts_with("t.json: "), "{err}");
             assert!(err.contains(want), "{entry}: got {err:?}, want {want:?}");
-        }
-    }
-
-    #[test]
-    fn names() {
-        for ok in ["github", "db-2", "a.b_c", "X"] {
-            assert!(check_name(ok).is_ok(), "{ok}");
-        }
-        let long = "a".repeat(MAX_NAME_LEN + 1);
-        for bad in [
-            "",
-            ".",
-            "..",
-            ".hidden",
-            "a/b",
-            "my server",
-            "é",
-            "a%2f",
-            long.as_str(),
-        ] {
-            assert!(check_name(bad).is_err(), "{bad}");
         }
     }
 }

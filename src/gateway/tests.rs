@@ -267,3 +267,14 @@ fn values_are_never_echoed_in_errors() {
     let err = File::parse_with(text, "f", Path::new("/"), &host_env).unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+#[test]
+fn hostile_nesting_is_refused_not_overflowed() {
+    let deep = format!(
+        "{{\"mcpServers\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let err = File::parse_with(&deep, "f", Path::new("/"), &host_env).unwrap_err();
+    assert!(err.to_string().contains("recursion limit"), "{err}");
+}
