@@ -151,13 +151,13 @@ impl Clients {
         known: &dyn Fn(&str) -> bool,
     ) -> Result<(), ConfigError> {
         for client in &self.clients {
-            if let Grant::Only(names) = &client.servers {
-                if let Some(bad) = names.iter().find(|n| !known(n)) {
-                    return Err(ConfigError::new(
-                        format!("{}.servers", member(path, &client.name)),
-                        format!("no server called `{bad}` in the config file"),
-                    ));
-                }
+            if let Grant::Only(names) = &client.servers
+                && let Some(bad) = names.iter().find(|n| !known(n))
+            {
+                return Err(ConfigError::new(
+                    format!("{}.servers", member(path, &client.name)),
+                    format!("no server called `{bad}` in the config file"),
+                ));
             }
         }
         Ok(())
@@ -176,10 +176,10 @@ impl Clients {
             // Compare with every token so the time taken does not say which one was close.
             let mut found = None;
             for client in &self.clients {
-                if let Credential::Token(t) = &client.credential {
-                    if bool::from(token.ct_eq(t)) {
-                        found = Some(client.clone());
-                    }
+                if let Credential::Token(t) = &client.credential
+                    && bool::from(token.ct_eq(t))
+                {
+                    found = Some(client.clone());
                 }
             }
             return found;
@@ -206,7 +206,7 @@ impl Clients {
 /// The token of a `Bearer` header; the scheme is case-insensitive (RFC 9110).
 fn bearer(header: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = header.split_at_checked(6)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer") || !rest.first().is_some_and(|&b| b == b' ') {
+    if !scheme.eq_ignore_ascii_case(b"bearer") || rest.first().is_none_or(|&b| b != b' ') {
         return None;
     }
     let token = rest.trim_ascii();
