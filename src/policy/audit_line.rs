@@ -39,6 +39,57 @@ struct Line<'a> {
     result: Option<Value>,
 }
 
+impl Outcome {
+    /// The outcome an answer stands for: `ok` for a result, `error` with the code for a
+    /// server's error, `bridge-error` or `denied` for an error the bridge made (its `error.data`
+    /// names `mcp-bridge` as the source). Reads the whole answer: call it where the answer is
+    /// parsed anyway, or accept one more pass over its bytes.
+    pub fn of_answer(answer: &[u8]) -> Outcome {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            error: Option<Error>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Error {
+            code: Option<i64>,
+            data: Option<Data>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            source: Option<String>,
+            reason: Option<String>,
+        }
+        let error = match serde_json::from_slice::<Answer>(answer) {
+            Ok(Answer { error: None }) => return Outcome::Ok,
+            Ok(Answer { error: Some(e) }) => e,
+            Err(_) => {
+                return Outcome::BridgeError {
+                    reason: "unreadable-answer".into(),
+                };
+            }
+        };
+        match error.data {
+            Some(Data {
+                source: Some(s),
+                reason,
+            }) if s == "mcp-bridge" => match reason.as_deref() {
+                Some("policy-denied") => Outcome::Denied {
+                    reason: "policy-denied",
+                },
+                Some("rate-limited") => Outcome::Denied {
+                    reason: "rate-limited",
+                },
+                other => Outcome::BridgeError {
+                    reason: other.unwrap_or("bridge-error").to_owned(),
+                },
+            },
+            _ => Outcome::Error {
+                code: error.code.unwrap_or(0),
+            },
+        }
+    }
+}
+
 /// One record as a line, newline included.
 pub(super) fn render(r: &Record, redact: &[String]) -> Vec<u8> {
     let (outcome, code, reason): (_, _, Option<Cow<'_, str>>) = match &r.outcome {
@@ -170,6 +221,47 @@ mod tests {
         assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(at(1_796_058_812, 123), "2026-11-30T17:13:32.123Z");
         assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+    }
+
+    #[test]
+    fn outcomes_are_read_from_answers() {
+        let of = |s: &str| Outcome::of_answer(s.as_bytes());
+        assert_eq!(
+            of(r#"{"jsonrpc":"2.0","id":1,"result":{"error":1}}"#),
+            Outcome::Ok
+        );
+        assert_eq!(
+            of(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}}"#),
+            Outcome::Error { code: -32601 }
+        );
+        let denied = crate::policy::check::Denied {
+            subject: crate::policy::check::Subject::Tool,
+            name: "x".into(),
+            refusal: crate::policy::rules::Refusal::Denied,
+        };
+        assert_eq!(
+            Outcome::of_answer(&denied.response("1")),
+            Outcome::Denied {
+                reason: "policy-denied"
+            }
+        );
+        let limited = crate::policy::ratelimit::Limited {
+            retry_after: Duration::from_secs(1),
+        };
+        assert_eq!(
+            Outcome::of_answer(&limited.response("1")),
+            Outcome::Denied {
+                reason: "rate-limited"
+            }
+        );
+        assert_eq!(
+            of(
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x","data":{"source":"mcp-bridge","reason":"child-gone"}}}"#
+            ),
+            Outcome::BridgeError {
+                reason: "child-gone".into()
+            }
+        );
     }
 
     #[test]

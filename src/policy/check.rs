@@ -59,18 +59,17 @@ impl Denied {
     /// `error.data` = `{"source":"mcp-bridge","reason":"policy-denied","rule":…,"tool"|"prompt"|"resource":…}`.
     pub fn response(&self, id: &str) -> Bytes {
         let what = self.subject.as_str();
+        // The name is the client's own text: echo a bounded part of it.
+        let shown: String = self.name.chars().take(200).collect();
         let message = match self.refusal {
             Refusal::Malformed => format!(
                 "{what} request refused by the gateway's policy: it does not name a {what} the policy can check"
             ),
             Refusal::NotReadOnly if self.subject == Subject::Tool => format!(
                 "unknown tool `{}`: this client may only call tools marked read-only (list the tools to see them)",
-                self.name
+                shown
             ),
-            _ => format!(
-                "unknown {what} `{}`: not available to this client (gateway policy)",
-                self.name
-            ),
+            _ => format!("unknown {what} `{shown}`: not available to this client (gateway policy)"),
         };
         let mut data = serde_json::json!({
             "source": "mcp-bridge",
@@ -78,7 +77,7 @@ impl Denied {
             "rule": self.refusal.as_str(),
             "mayHaveRun": false,
         });
-        data[what] = self.name.clone().into();
+        data[what] = shown.into();
         jsonrpc::error_response(Some(&Id(id.into())), self.code(), &message, Some(data))
     }
 }
@@ -144,6 +143,28 @@ struct Reference<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(borrow)]
     uri: Option<Cow<'a, str>>,
+}
+
+/// The tool or prompt name or resource URI a request names, for the audit log: `params.name`
+/// of `tools/call` and `prompts/get`, `params.uri` of `resources/*`, the reference of
+/// `completion/complete`; `None` for other methods (which are not parsed).
+pub fn named(method: &str, request: &[u8]) -> Option<String> {
+    let by_uri = match method {
+        "tools/call" | "prompts/get" => false,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => true,
+        "completion/complete" => {
+            let r = serde_json::from_slice::<Request<'_>>(request)
+                .ok()?
+                .params?
+                .reference?;
+            return r.name.or(r.uri).map(Cow::into_owned);
+        }
+        _ => return None,
+    };
+    let p = serde_json::from_slice::<Request<'_>>(request)
+        .ok()?
+        .params?;
+    if by_uri { p.uri } else { p.name }.map(Cow::into_owned)
 }
 
 impl Rules {

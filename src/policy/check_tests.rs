@@ -193,3 +193,25 @@ fn the_denial_looks_like_an_unknown_name_and_keeps_the_id_bytes() {
     );
     assert_eq!(v["error"]["data"]["resource"], "file:///x");
 }
+
+#[test]
+fn the_audit_name_of_a_request() {
+    assert_eq!(named("tools/call", &call("echo")).as_deref(), Some("echo"));
+    let read =
+        br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}}"#;
+    assert_eq!(named("resources/read", read).as_deref(), Some("file:///a"));
+    let complete = br#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}}"#;
+    assert_eq!(named("completion/complete", complete).as_deref(), Some("p"));
+    assert_eq!(named("tools/list", b"not parsed"), None);
+    assert_eq!(named("tools/call", b"not json"), None);
+}
+
+#[test]
+fn a_huge_name_is_not_echoed_whole() {
+    let d = Denied {
+        subject: Subject::Tool,
+        name: "x".repeat(1_000_000),
+        refusal: Refusal::Denied,
+    };
+    assert!(d.response("1").len() < 1000);
+}

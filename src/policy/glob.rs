@@ -201,6 +201,44 @@ mod tests {
         assert!(Glob::new("[z-a]").unwrap_err().contains("backwards"));
     }
 
+    // The obvious recursive matcher, exponential but plainly right, to check the fast one against.
+    fn reference(tokens: &[Token], name: &[char]) -> bool {
+        match tokens.split_first() {
+            None => name.is_empty(),
+            Some((Token::Star, rest)) => (0..=name.len()).any(|i| reference(rest, &name[i..])),
+            Some((tok, rest)) => name
+                .split_first()
+                .is_some_and(|(c, tail)| single(tok, *c) && reference(rest, tail)),
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_obvious_matcher_on_random_input() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let pattern_chars = ['a', 'b', '*', '?', '[', ']', '!', '-'];
+        for _ in 0..20_000 {
+            let p: String = (0..next(7))
+                .map(|_| pattern_chars[next(8) as usize])
+                .collect();
+            let n: String = (0..next(8))
+                .map(|_| ['a', 'b', '-'][next(3) as usize])
+                .collect();
+            let Ok(g) = Glob::new(&p) else { continue };
+            let chars: Vec<char> = n.chars().collect();
+            assert_eq!(
+                g.matches(&n),
+                reference(&g.tokens, &chars),
+                "{p:?} on {n:?}"
+            );
+        }
+    }
+
     #[test]
     fn hostile_names_stay_linear() {
         let name = "a".repeat(20_000);
