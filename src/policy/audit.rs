@@ -1,0 +1,357 @@
+//! The audit log (`mcpBridge.audit`): one JSON line per request the gateway handles, written by
+//! one thread behind a bounded queue so that logging never holds up a message. A full queue
+//! drops the record, counts it, and the writer says how many it lost once it catches up.
+//!
+//! ```json
+//! "audit": { "file": "/var/log/mcp-bridge/audit.jsonl", "arguments": false,
+//!            "redact": ["apiKey"], "queue": 4096 }
+//! ```
+//! `file` is a path (opened for append, created 0600) or `"stderr"`. `arguments: true` adds the
+//! request's arguments and the answer's result or error, with every object member whose key
+//! is in `redact` (plus password, token, authorization, secret, cookie; case-insensitive, at
+//! any depth) replaced by `"[redacted]"`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ConfigError, member, object, only_keys, type_name};
+
+/// Keys always redacted when arguments are logged.
+pub const DEFAULT_REDACT: [&str; 5] = ["password", "token", "authorization", "secret", "cookie"];
+
+/// Where the lines go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sink {
+    File(PathBuf),
+    Stderr,
+}
+
+/// The parsed `mcpBridge.audit` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub sink: Sink,
+    /// Log arguments and results (redacted).
+    pub arguments: bool,
+    /// Lower-case keys to redact: the defaults plus the configured ones.
+    pub redact: Vec<String>,
+    /// Records that may wait for the writer before new ones are dropped.
+    pub queue: usize,
+}
+
+impl AuditConfig {
+    /// Parses `mcpBridge.audit` (`path` is its JSON path).
+    pub fn parse(v: &Value, path: &str) -> Result<AuditConfig, ConfigError> {
+        let obj = object(v, path)?;
+        only_keys(obj, path, &["file", "arguments", "redact", "queue"])?;
+        let sink = match obj.get("file") {
+            Some(Value::String(s)) if s == "stderr" => Sink::Stderr,
+            Some(Value::String(s)) if s.starts_with('/') => Sink::File(s.into()),
+            Some(_) => {
+                return Err(ConfigError::new(
+                    member(path, "file"),
+                    "expected an absolute file path or \"stderr\"",
+                ));
+            }
+            None => {
+                return Err(ConfigError::new(
+                    path,
+                    "missing `file` (a path or \"stderr\")",
+                ));
+            }
+        };
+        let arguments = match obj.get("arguments") {
+            None => false,
+            Some(v) => v.as_bool().ok_or_else(|| {
+                ConfigError::new(
+                    member(path, "arguments"),
+                    format!("expected true or false, found {}", type_name(v)),
+                )
+            })?,
+        };
+        let mut redact: Vec<String> = DEFAULT_REDACT.iter().map(|s| (*s).to_owned()).collect();
+        if let Some(v) = obj.get("redact") {
+            let p = member(path, "redact");
+            let items = v
+                .as_array()
+                .ok_or_else(|| ConfigError::new(&p, "expected a list of keys"))?;
+            for (i, item) in items.iter().enumerate() {
+                let key = item.as_str().ok_or_else(|| {
+                    ConfigError::new(format!("{p}[{i}]"), "expected a key (a string)")
+                })?;
+                redact.push(key.to_lowercase());
+            }
+        }
+        let queue = match obj.get("queue") {
+            None => 4096,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::new(member(path, "queue"), "expected a number from 1 to 1000000")
+                })? as usize,
+        };
+        Ok(AuditConfig {
+            sink,
+            arguments,
+            redact,
+            queue,
+        })
+    }
+}
+
+/// How a request ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server answered with a result.
+    Ok,
+    /// The server answered with an error.
+    Error { code: i64 },
+    /// The gateway refused it (`policy-denied`, `rate-limited`).
+    Denied { reason: &'static str },
+    /// The gateway could not deliver it or get its answer (`child-gone`, `timeout`, …).
+    BridgeError { reason: String },
+}
+
+/// One request, as serve saw it. Fields serve does not know stay `None`.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// When the request arrived.
+    pub time: SystemTime,
+    pub client: Option<Arc<str>>,
+    pub peer_uid: Option<u32>,
+    pub peer_pid: Option<u32>,
+    pub session: Option<Arc<str>>,
+    pub key: Option<Arc<str>>,
+    pub server: Option<Arc<str>>,
+    pub method: String,
+    /// The tool or prompt name or the resource URI.
+    pub name: Option<String>,
+    pub duration: Duration,
+    pub outcome: Outcome,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// The raw request; set only when [`AuditLog::wants_arguments`] (parsed by the writer).
+    pub request: Option<Bytes>,
+    /// The raw answer; set only when [`AuditLog::wants_arguments`].
+    pub answer: Option<Bytes>,
+}
+
+enum Msg {
+    Record(Box<Record>),
+    Wake,
+    Flush(oneshot::Sender<()>),
+}
+
+/// The running audit log. Cheap to share (`Arc<AuditLog>`); [`log`](Self::log) never waits.
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    dropped: Arc<AtomicU64>,
+    reopen: Arc<AtomicBool>,
+    arguments: bool,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl AuditLog {
+    /// Opens the sink (so a bad path fails at startup, naming the file) and starts the writer.
+    pub fn start(config: &AuditConfig) -> io::Result<AuditLog> {
+        let out = match &config.sink {
+            Sink::Stderr => Output::Stderr(io::stderr()),
+            Sink::File(path) => Output::File {
+                file: BufWriter::new(open(path)?),
+                path: path.clone(),
+            },
+        };
+        Ok(Self::spawn(config, out))
+    }
+
+    #[cfg(test)]
+    fn with_writer(config: &AuditConfig, w: Box<dyn Write + Send>) -> AuditLog {
+        Self::spawn(config, Output::Other(w))
+    }
+
+    fn spawn(config: &AuditConfig, out: Output) -> AuditLog {
+        let (tx, rx) = mpsc::channel(config.queue);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let reopen = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            out,
+            dropped: dropped.clone(),
+            reported: 0,
+            reopen: reopen.clone(),
+            redact: config.redact.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("audit-log".into())
+            .spawn(move || writer.run(rx))
+            .expect("the audit writer thread starts");
+        AuditLog {
+            tx,
+            dropped,
+            reopen,
+            arguments: config.arguments,
+            thread,
+        }
+    }
+
+    /// Whether records should carry the raw request and answer.
+    pub fn wants_arguments(&self) -> bool {
+        self.arguments
+    }
+
+    /// Queues a record, or drops and counts it when the queue is full. Never waits.
+    pub fn log(&self, record: Record) {
+        if self.tx.try_send(Msg::Record(Box::new(record))).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records dropped so far (for /metrics).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Reopens the file before the next line (serve calls this on SIGHUP, after logrotate
+    /// renamed the file). Never waits.
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
+        let _ = self.tx.try_send(Msg::Wake);
+    }
+
+    /// Waits until every record queued so far is written and flushed.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Writes what is queued and stops the writer.
+    pub async fn close(self) {
+        drop(self.tx);
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+fn open(path: &PathBuf) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open audit log {}: {e}", path.display()),
+            )
+        })
+}
+
+enum Output {
+    File {
+        file: BufWriter<File>,
+        path: PathBuf,
+    },
+    Stderr(io::Stderr),
+    #[cfg(test)]
+    Other(Box<dyn Write + Send>),
+}
+
+impl Output {
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Output::File { file, .. } => file,
+            Output::Stderr(e) => e,
+            #[cfg(test)]
+            Output::Other(w) => w,
+        }
+    }
+}
+
+struct Writer {
+    out: Output,
+    dropped: Arc<AtomicU64>,
+    reported: u64,
+    reopen: Arc<AtomicBool>,
+    redact: Vec<String>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        while let Some(msg) = rx.blocking_recv() {
+            self.handle(msg);
+            // Write what is waiting, then flush once: a burst costs one write system call.
+            while let Ok(msg) = rx.try_recv() {
+                self.handle(msg);
+            }
+            self.report_drops();
+            self.flush();
+        }
+        self.report_drops();
+        self.flush();
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        if self.reopen.swap(false, Ordering::Acquire) {
+            self.reopen_file();
+        }
+        match msg {
+            Msg::Record(record) => {
+                let line = super::audit_line::render(&record, &self.redact);
+                self.write(&line);
+            }
+            Msg::Wake => {}
+            Msg::Flush(ack) => {
+                self.report_drops();
+                self.flush();
+                let _ = ack.send(());
+            }
+        }
+    }
+
+    fn report_drops(&mut self) {
+        let total = self.dropped.load(Ordering::Relaxed);
+        if total > self.reported {
+            let line = super::audit_line::dropped_line(SystemTime::now(), total - self.reported);
+            self.reported = total;
+            self.write(&line);
+        }
+    }
+
+    fn write(&mut self, line: &[u8]) {
+        if let Err(e) = self.out.writer().write_all(line) {
+            tracing::warn!(error = %e, "cannot write the audit log");
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.out.writer().flush() {
+            tracing::warn!(error = %e, "cannot write the audit log");
+        }
+    }
+
+    fn reopen_file(&mut self) {
+        self.flush();
+        if let Output::File { file, path } = &mut self.out {
+            match open(path) {
+                Ok(f) => *file = BufWriter::new(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reopen the audit log; writing to the old file")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "audit_tests.rs"]
+mod tests;

@@ -1,0 +1,267 @@
+//! The check on a request before it reaches the server: `tools/call`, `prompts/get`,
+//! `resources/read`, `resources/subscribe` and `completion/complete` of something the client's
+//! rules do not expose are answered by the gateway and never forwarded.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::rules::{Refusal, Rules};
+use crate::jsonrpc::{self, Id};
+
+/// What servers answer for an unknown tool or prompt (the TypeScript SDK's InvalidParams).
+pub const UNKNOWN_NAME: i64 = -32602;
+/// What servers answer for an unknown resource (the spec's "Resource not found").
+pub const RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// Which kind of thing a request names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Tool,
+    Prompt,
+    Resource,
+}
+
+impl Subject {
+    /// `tool`, `prompt` or `resource`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::Tool => "tool",
+            Subject::Prompt => "prompt",
+            Subject::Resource => "resource",
+        }
+    }
+}
+
+/// A request the policy refuses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denied {
+    pub subject: Subject,
+    /// The tool or prompt name or resource URI asked for (empty when it could not be read).
+    pub name: String,
+    pub refusal: Refusal,
+}
+
+impl Denied {
+    /// The JSON-RPC code: what a server answers for an unknown tool/prompt/resource, so to the
+    /// agent a refused name looks like one that does not exist.
+    pub fn code(&self) -> i64 {
+        match self.subject {
+            Subject::Tool | Subject::Prompt => UNKNOWN_NAME,
+            Subject::Resource => RESOURCE_NOT_FOUND,
+        }
+    }
+
+    /// The error answering request `id` (its raw JSON text, kept byte for byte).
+    /// `error.data` = `{"source":"mcp-bridge","reason":"policy-denied","rule":…,"tool"|"prompt"|"resource":…}`.
+    pub fn response(&self, id: &str) -> Bytes {
+        let what = self.subject.as_str();
+        // The name is the client's own text: echo a bounded part of it.
+        let shown: String = self.name.chars().take(200).collect();
+        let message = match self.refusal {
+            Refusal::Malformed => format!(
+                "{what} request refused by the gateway's policy: it does not name a {what} the policy can check"
+            ),
+            Refusal::NotReadOnly if self.subject == Subject::Tool => format!(
+                "unknown tool `{}`: this client may only call tools marked read-only (list the tools to see them)",
+                shown
+            ),
+            _ => format!("unknown {what} `{shown}`: not available to this client (gateway policy)"),
+        };
+        let mut data = serde_json::json!({
+            "source": "mcp-bridge",
+            "reason": "policy-denied",
+            "rule": self.refusal.as_str(),
+            "mayHaveRun": false,
+        });
+        data[what] = shown.into();
+        jsonrpc::error_response(Some(&Id(id.into())), self.code(), &message, Some(data))
+    }
+}
+
+/// Which tools a server has said are read-only (`annotations.readOnlyHint: true`), learnt from
+/// its `tools/list` answers as they pass through [`filter_list`](super::filter::filter_list).
+/// serve keeps one per child process and calls [`clear`](Self::clear) when that child sends
+/// `notifications/tools/list_changed`. A tool not seen in a list is not read-only (fail closed).
+#[derive(Debug, Default)]
+pub struct ToolCatalog {
+    read_only: Mutex<HashSet<String>>,
+}
+
+impl ToolCatalog {
+    /// Records one listed tool.
+    pub fn learn(&self, name: &str, read_only: bool) {
+        let mut set = self.read_only.lock().unwrap_or_else(|e| e.into_inner());
+        if read_only {
+            set.insert(name.to_owned());
+        } else {
+            set.remove(name);
+        }
+    }
+
+    /// Forgets everything: the server's tools changed.
+    pub fn clear(&self) {
+        self.read_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Whether `name` was listed with `readOnlyHint: true`.
+    pub fn is_read_only(&self, name: &str) -> bool {
+        self.read_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+    }
+}
+
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(borrow)]
+    params: Option<Params<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Params<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    uri: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "ref")]
+    reference: Option<Reference<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Reference<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    uri: Option<Cow<'a, str>>,
+}
+
+/// The tool or prompt name or resource URI a request names, for the audit log: `params.name`
+/// of `tools/call` and `prompts/get`, `params.uri` of `resources/*`, the reference of
+/// `completion/complete`; `None` for other methods (which are not parsed).
+pub fn named(method: &str, request: &[u8]) -> Option<String> {
+    let by_uri = match method {
+        "tools/call" | "prompts/get" => false,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => true,
+        "completion/complete" => {
+            let r = serde_json::from_slice::<Request<'_>>(request)
+                .ok()?
+                .params?
+                .reference?;
+            return r.name.or(r.uri).map(Cow::into_owned);
+        }
+        _ => return None,
+    };
+    let p = serde_json::from_slice::<Request<'_>>(request)
+        .ok()?
+        .params?;
+    if by_uri { p.uri } else { p.name }.map(Cow::into_owned)
+}
+
+impl Rules {
+    /// Checks one request (`request`: the whole message, a single JSON object; serve splits or
+    /// refuses batches) before it is forwarded. Methods that name nothing pass without parsing,
+    /// and so does every method whose kind has no rules. A request the gateway cannot read
+    /// (duplicate keys, a name that is not a string) is refused: the server might read it
+    /// differently.
+    pub fn check_call(
+        &self,
+        method: &str,
+        request: &[u8],
+        catalog: &ToolCatalog,
+    ) -> Result<(), Denied> {
+        let subject = match method {
+            "tools/call" => Subject::Tool,
+            "prompts/get" => Subject::Prompt,
+            "resources/read" | "resources/subscribe" => Subject::Resource,
+            "completion/complete" => return self.check_completion(request),
+            _ => return Ok(()),
+        };
+        let open = match subject {
+            Subject::Tool => self.tools.is_open() && !self.read_only,
+            Subject::Prompt => self.prompts.is_open(),
+            Subject::Resource => self.resources.is_open(),
+        };
+        if open {
+            return Ok(());
+        }
+        let params = serde_json::from_slice::<Request<'_>>(request)
+            .ok()
+            .and_then(|r| r.params);
+        let name = params.and_then(|p| {
+            if subject == Subject::Resource {
+                p.uri
+            } else {
+                p.name
+            }
+        });
+        let Some(name) = name else {
+            return Err(Denied {
+                subject,
+                name: String::new(),
+                refusal: Refusal::Malformed,
+            });
+        };
+        let refusal = match subject {
+            Subject::Tool => {
+                self.tool_refusal(&name, self.read_only && catalog.is_read_only(&name))
+            }
+            Subject::Prompt => self.prompts.refusal(&name),
+            Subject::Resource => self.resources.refusal(&name),
+        };
+        match refusal {
+            None => Ok(()),
+            Some(refusal) => Err(Denied {
+                subject,
+                name: name.into_owned(),
+                refusal,
+            }),
+        }
+    }
+
+    // Completions name a prompt or a resource template: a hidden one must not leak its arguments.
+    fn check_completion(&self, request: &[u8]) -> Result<(), Denied> {
+        if self.prompts.is_open() && self.resources.is_open() {
+            return Ok(());
+        }
+        let reference = serde_json::from_slice::<Request<'_>>(request)
+            .ok()
+            .and_then(|r| r.params)
+            .and_then(|p| p.reference);
+        let malformed = |subject| Denied {
+            subject,
+            name: String::new(),
+            refusal: Refusal::Malformed,
+        };
+        let Some(r) = reference else {
+            return Err(malformed(Subject::Prompt));
+        };
+        let (subject, patterns, name) = match r.kind.as_deref() {
+            Some("ref/prompt") => (Subject::Prompt, &self.prompts, r.name),
+            Some("ref/resource") => (Subject::Resource, &self.resources, r.uri),
+            _ => return Err(malformed(Subject::Prompt)),
+        };
+        let name = name.ok_or_else(|| malformed(subject))?;
+        match patterns.refusal(&name) {
+            None => Ok(()),
+            Some(refusal) => Err(Denied {
+                subject,
+                name: name.into_owned(),
+                refusal,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;
