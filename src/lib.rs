@@ -12,6 +12,7 @@ pub mod cli;
 pub mod connect;
 pub mod jsonrpc;
 pub mod net;
+pub mod oauth;
 pub mod rev2026;
 pub mod serve;
 pub mod signal;
