@@ -89,6 +89,8 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// proxies from the environment, same-origin redirects only (never forward a form with a secret
 /// or a code to another host), a timeout on every request.
 pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, OAuthError> {
+    // main installs it; a library user (or a test) may not have.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let redirect = reqwest::redirect::Policy::custom(|attempt| {
         let same = attempt
             .previous()
