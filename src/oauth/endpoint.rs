@@ -37,6 +37,43 @@ pub async fn request_token(
     resource: Option<&str>,
     grant: Grant<'_>,
 ) -> Result<TokenAnswer, OAuthError> {
+    let (form, basic) = encode(client, resource, grant);
+    let mut req = http
+        .post(token_endpoint)
+        .header(ACCEPT, "application/json")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(basic) = basic {
+        req = req.header(AUTHORIZATION, basic);
+    }
+    let resp = req.body(form).send().await.map_err(|e| OAuthError::Http {
+        url: token_endpoint.to_string(),
+        detail: describe(&e),
+    })?;
+    let status = resp.status();
+    let body = read_limited(resp, token_endpoint).await?;
+    if !status.is_success() {
+        let (error, description) = error_detail(&body);
+        if !error.is_empty() {
+            return Err(OAuthError::Refused { error, description });
+        }
+        return Err(OAuthError::Status {
+            url: token_endpoint.to_string(),
+            status: status.as_u16(),
+            detail: String::new(),
+        });
+    }
+    parse_answer(&body).map_err(|detail| OAuthError::Metadata {
+        url: token_endpoint.to_string(),
+        detail,
+    })
+}
+
+/// The form body and, for `client_secret_basic`, the Authorization header value.
+fn encode(
+    client: &ClientRegistration,
+    resource: Option<&str>,
+    grant: Grant<'_>,
+) -> (String, Option<String>) {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     match grant {
         Grant::AuthorizationCode {
@@ -57,10 +94,7 @@ pub async fn request_token(
     if let Some(resource) = resource {
         form.append_pair("resource", resource);
     }
-    let mut req = http
-        .post(token_endpoint)
-        .header(ACCEPT, "application/json")
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut basic = None;
     let secret = client.client_secret.as_ref().map(Secret::expose);
     match (client.auth_method, secret) {
         (AuthMethod::ClientSecretBasic, Some(secret)) => {
@@ -68,8 +102,8 @@ pub async fn request_token(
             let enc =
                 |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let pair = format!("{}:{}", enc(&client.client_id), enc(secret));
-            let basic = base64::engine::general_purpose::STANDARD.encode(pair);
-            req = req.header(AUTHORIZATION, format!("Basic {basic}"));
+            let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
+            basic = Some(format!("Basic {b64}"));
         }
         (AuthMethod::ClientSecretPost, Some(secret)) => {
             form.append_pair("client_id", &client.client_id)
@@ -79,31 +113,7 @@ pub async fn request_token(
             form.append_pair("client_id", &client.client_id);
         }
     }
-    let resp = req
-        .body(form.finish())
-        .send()
-        .await
-        .map_err(|e| OAuthError::Http {
-            url: token_endpoint.to_string(),
-            detail: describe(&e),
-        })?;
-    let status = resp.status();
-    let body = read_limited(resp, token_endpoint).await?;
-    if !status.is_success() {
-        let (error, description) = error_detail(&body);
-        if !error.is_empty() {
-            return Err(OAuthError::Refused { error, description });
-        }
-        return Err(OAuthError::Status {
-            url: token_endpoint.to_string(),
-            status: status.as_u16(),
-            detail: String::new(),
-        });
-    }
-    parse_answer(&body).map_err(|detail| OAuthError::Metadata {
-        url: token_endpoint.to_string(),
-        detail,
-    })
+    (form.finish(), basic)
 }
 
 fn parse_answer(body: &[u8]) -> Result<TokenAnswer, String> {
