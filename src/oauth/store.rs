@@ -142,6 +142,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
+/// Each stored server's name with its record, or why it could not be read.
+pub type Listing = Vec<(String, Result<TokenRecord, StoreError>)>;
+
 /// The directory of token files, and the operations on it.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -326,7 +329,7 @@ impl Store {
     }
 
     /// Every readable record, by name; damaged files are reported as errors in place.
-    pub fn list(&self) -> Result<Vec<(String, Result<TokenRecord, StoreError>)>, StoreError> {
+    pub fn list(&self) -> Result<Listing, StoreError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

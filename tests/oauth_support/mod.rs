@@ -56,8 +56,7 @@ pub struct Seen {
     pub pkce_failed: usize,
     /// Client id → secret of registered clients.
     pub clients: HashMap<String, Option<String>>,
-    /// Authorization code → (challenge, client_id, redirect_uri, resource, scope).
-    codes: HashMap<String, (String, String, String, Option<String>, Option<String>)>,
+    codes: HashMap<String, Issued>,
     /// Valid access tokens.
     pub access: Vec<String>,
     /// Valid refresh tokens.
@@ -65,6 +64,9 @@ pub struct Seen {
     pub mcp_ok: usize,
     counter: usize,
 }
+
+/// An authorization code's binding: (challenge, client_id, redirect_uri, resource, scope).
+type Issued = (String, String, String, Option<String>, Option<String>);
 
 pub struct Mock {
     pub base: String,
