@@ -106,6 +106,9 @@ pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, OAuthError
         .redirect(redirect)
         .referer(false)
         .timeout(HTTP_TIMEOUT)
+        // The code exchange follows a browser round trip of any length: a pooled connection
+        // that the server has since closed (Node closes idle ones after 5 s) would fail it.
+        .pool_idle_timeout(Duration::from_secs(2))
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("mcp-bridge/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_cert {
