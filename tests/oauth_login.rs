@@ -307,3 +307,30 @@ async fn bad_names_and_missing_servers_get_clear_errors() {
         .await;
     assert!(!ok && out.contains("needs https"), "{out}");
 }
+
+#[tokio::test]
+async fn a_login_after_a_step_up_asks_for_the_old_and_the_new_scopes() {
+    let mock = oauth_support::start(Options::default()).await;
+    let world = World::new(&mock.mcp_url(), json!({}));
+    let (ok, out) = world.login().await;
+    assert!(ok, "{out}");
+    // What the gateway's TokenProvider::insufficient_scope records after a 403.
+    let mut rec = stored(&world);
+    rec["step_up_scopes"] = json!(["mcp:write"]);
+    std::fs::write(world.token_file(), rec.to_string()).unwrap();
+    let (ok, out) = world.run(&["login", "--status"]).await;
+    assert!(ok && out.contains("step-up wanted: mcp:write"), "{out}");
+
+    let (ok, out) = world.login().await;
+    assert!(ok, "{out}");
+    let seen = mock.seen();
+    assert_eq!(seen.authorize[1]["scope"], "mcp:read mcp:write");
+    assert_eq!(
+        seen.registrations, 2,
+        "a new loopback port means a new registration"
+    );
+    assert!(
+        stored(&world).get("step_up_scopes").is_none(),
+        "cleared by the login"
+    );
+}

@@ -196,3 +196,30 @@ async fn the_store_path_cannot_be_escaped_by_a_server_name() {
     let tmp = tempfile::tempdir().unwrap();
     assert!(TokenProvider::new("../../etc/passwd", Store::at(tmp.path())).is_err());
 }
+
+#[tokio::test]
+async fn an_unreachable_authorization_server_is_a_passing_failure() {
+    let mock = oauth_support::start(Options::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::at(tmp.path());
+    // Inside the refresh margin but not expired; the token endpoint refuses connections.
+    seed(&mock, &store, "at-1", now_secs() + 30, Some("rt-1"));
+    {
+        let _lock = store.lock("gh").unwrap();
+        let mut rec = store.load("gh").unwrap().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        rec.token_endpoint = format!("http://{}/token", closed.local_addr().unwrap());
+        drop(closed);
+        store.save(&rec).unwrap();
+    }
+    let provider = TokenProvider::new("gh", store.clone()).unwrap();
+    assert_eq!(
+        within(provider.access_token()).await.unwrap(),
+        "at-1",
+        "still valid: used"
+    );
+    let err = within(provider.refresh_after_401("at-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "token-unavailable", "{err}");
+}

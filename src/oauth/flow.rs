@@ -283,11 +283,12 @@ async fn wait_for_code(
     };
     stop.cancel();
     // Let the page reach the browser, but do not wait on a browser's idle keep-alive connection.
+    let abort = server.abort_handle();
     if tokio::time::timeout(Duration::from_secs(1), server)
         .await
         .is_err()
     {
-        tracing::debug!("callback listener closed with a connection still open");
+        abort.abort();
     }
     outcome
 }

@@ -3,6 +3,7 @@
 //! config and keeps the tokens in the host's token store; the gateway asks a [`TokenProvider`]
 //! for a fresh access token before each request. Nothing here ever reaches the sandbox.
 
+pub mod challenge;
 pub mod cmd;
 pub mod discovery;
 pub mod endpoint;

@@ -89,8 +89,14 @@ pub struct TokenProvider {
     /// The last record read or written: the fast path needs no file access.
     cached: std::sync::Mutex<Option<Arc<TokenRecord>>>,
     /// Held by the one task refreshing; the others wait on it and then reuse its token.
+    /// Guarded by `refreshing`: when the last refresh failed for a passing reason and why, so
+    /// that an unreachable authorization server is asked at most once per [`RETRY_AFTER`].
+    failed: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
     refreshing: tokio::sync::Mutex<()>,
 }
+
+/// After a refresh fails for a passing reason, callers get that failure for this long.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for TokenProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,6 +117,7 @@ impl TokenProvider {
             command: format!("mcp-bridge login {server_name}"),
             margin: REFRESH_MARGIN,
             cached: std::sync::Mutex::new(None),
+            failed: std::sync::Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
         })
     }
@@ -240,6 +247,15 @@ impl TokenProvider {
             self.remember(Some(Arc::new(record)));
             return Err(self.login_required(LoginReason::Expired));
         };
+        let recent = self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|(at, _)| at.elapsed() < RETRY_AFTER);
+        if let Some((_, why)) = recent {
+            return self.still_valid(record, rejected, why);
+        }
         tracing::debug!(server = %self.name, "refreshing the OAuth token");
         let answer = request_token(
             &self.http,
@@ -273,11 +289,36 @@ impl TokenProvider {
                 self.save(lock, updated).await?;
                 return Err(self.login_required(LoginReason::RefreshRejected));
             }
-            Err(e) => return Err(self.unavailable(e)),
+            Err(e) => {
+                let why = e.to_string();
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((tokio::time::Instant::now(), why.clone()));
+                return self.still_valid(updated, rejected, why);
+            }
         }
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let token = updated.access_token.expose().to_string();
         self.save(lock, updated).await?;
         Ok(token)
+    }
+
+    /// After a passing refresh failure: the current token while it has not quite expired (it
+    /// was only inside the margin) and was not rejected, else the failure.
+    fn still_valid(
+        &self,
+        record: TokenRecord,
+        rejected: Option<&str>,
+        why: String,
+    ) -> Result<String, TokenError> {
+        if record.fresh_for(Duration::ZERO)
+            && rejected.is_none_or(|bad| record.access_token.expose() != bad)
+        {
+            tracing::warn!(server = %self.name, "cannot refresh the OAuth token yet ({why}); using the current one");
+            let token = record.access_token.expose().to_string();
+            self.remember(Some(Arc::new(record)));
+            return Ok(token);
+        }
+        Err(self.unavailable(why))
     }
 
     async fn save(
