@@ -334,3 +334,45 @@ async fn a_login_after_a_step_up_asks_for_the_old_and_the_new_scopes() {
         "cleared by the login"
     );
 }
+
+#[tokio::test]
+async fn a_forged_callback_without_the_state_ends_the_login_without_a_token() {
+    let mock = oauth_support::start(Options::default()).await;
+    let world = World::new(&mock.mcp_url(), json!({}));
+    let config = world.config.to_str().unwrap().to_string();
+    let mut login = world
+        .command(&[
+            "login",
+            "gh",
+            "--config",
+            &config,
+            "--no-browser",
+            "--timeout",
+            "20s",
+        ])
+        .spawn()
+        .unwrap();
+    let url = url::Url::parse(&authorization_url(&mut login).await).unwrap();
+    let redirect = url
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    // A hostile page on the same machine guesses the port and sends its own code.
+    let resp = plain_client()
+        .get(format!("{redirect}?code=attacker-code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let status = tokio::time::timeout(LIMIT, login.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success());
+    assert!(!world.token_file().exists());
+    assert!(
+        mock.seen().token_forms.is_empty(),
+        "the forged code was never exchanged"
+    );
+}

@@ -178,6 +178,7 @@ async fn insufficient_scope_is_recorded_for_the_next_login() {
     let store = Store::at(tmp.path());
     seed(&mock, &store, "at-1", now_secs() + 3600, Some("rt-1"));
     let provider = TokenProvider::new("gh", store.clone()).unwrap();
+    assert_eq!(provider.access_token().await.unwrap(), "at-1");
     let err = provider
         .insufficient_scope(r#"Bearer error="insufficient_scope", scope="mcp:read mcp:write", resource_metadata="x""#)
         .await;
@@ -189,6 +190,16 @@ async fn insufficient_scope_is_recorded_for_the_next_login() {
     );
     let rec = store.load("gh").unwrap().unwrap();
     assert_eq!(rec.step_up_scopes, vec!["mcp:write".to_string()]);
+
+    // The user logs in again on the host: the provider uses the new token, not its cache.
+    seed(
+        &mock,
+        &store,
+        "at-stepped-up",
+        now_secs() + 3600,
+        Some("rt-2"),
+    );
+    assert_eq!(provider.access_token().await.unwrap(), "at-stepped-up");
 }
 
 #[tokio::test]

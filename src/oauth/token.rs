@@ -211,6 +211,8 @@ impl TokenProvider {
         if let Ok(Err(e)) = saved {
             tracing::warn!("cannot note the requested scope for `{}`: {e}", self.name);
         }
+        // The user's next login replaces the token: read the store again rather than the cache.
+        self.remember(None);
         self.login_required(LoginReason::InsufficientScope { scope })
     }
 
