@@ -27,6 +27,11 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Run on the host: serve a stdio MCP server (CMD ARGS…) over Streamable HTTP and SSE.
     Serve(crate::serve::ServeArgs),
+    /// Run on the host: log in to a remote server of the gateway's config (OAuth) and keep its
+    /// tokens in the host's token store; `--status` lists the logins.
+    Login(crate::oauth::LoginArgs),
+    /// Run on the host: delete a server's tokens from the host's token store.
+    Logout(crate::oauth::LogoutArgs),
 }
 
 /// Which HTTP transport `connect` speaks.

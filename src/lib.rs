@@ -13,6 +13,7 @@ pub mod connect;
 pub mod gateway;
 pub mod jsonrpc;
 pub mod net;
+pub mod oauth;
 pub mod policy;
 pub mod rev2026;
 pub mod serve;

@@ -18,9 +18,11 @@ fn main() -> ExitCode {
     // connect relays one agent's traffic: one thread is enough and keeps latency and memory low.
     // serve handles many sessions and child processes: use every core.
     let runtime = match &cli.command {
-        Command::Connect(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
+        Command::Connect(_) | Command::Login(_) | Command::Logout(_) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
         Command::Serve(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
@@ -41,6 +43,8 @@ fn main() -> ExitCode {
                 mcp_bridge::connect::run(config, shutdown).await
             }
             Command::Serve(args) => mcp_bridge::serve::run(args, shutdown).await,
+            Command::Login(args) => Ok(mcp_bridge::oauth::cmd::run_login(args, shutdown).await?),
+            Command::Logout(args) => Ok(mcp_bridge::oauth::cmd::run_logout(args).await?),
         }
     });
     // Blocking stdin reads must not keep the process alive after the work is done.
