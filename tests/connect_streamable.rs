@@ -4,12 +4,13 @@
 mod common;
 
 use common::mock::{Mock, Options};
-use common::{Bridge, eventually, tool};
+use common::connect::Connect;
+use common::{eventually, tool};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-async fn bridge_to(mock: &Mock) -> Bridge {
-    Bridge::connect(&[&mock.url("/mcp")])
+async fn bridge_to(mock: &Mock) -> Connect {
+    Connect::start(&[&mock.url("/mcp")])
 }
 
 #[tokio::test(flavor = "multi_thread")]

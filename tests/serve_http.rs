@@ -1,10 +1,12 @@
 //! serve's HTTP surface: Streamable HTTP status codes, JSON and SSE replies, DELETE, legacy
 //! HTTP+SSE, and the health and metrics endpoints, against the real binary.
 
-mod serve_support;
+mod common;
 
 use serde_json::{Value, json};
-use serve_support::*;
+use common::http::{Session, SseReader, call_msg, client, init_msg, read_answer};
+use common::serve::{Serve, have_python3};
+use common::{WAIT, tool_text};
 
 async fn raw_post(url: &str, headers: &[(&str, &str)], body: &str) -> reqwest::Response {
     let mut req = client().post(url).body(body.to_owned());
@@ -24,10 +26,10 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_codes_follow_the_spec() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let url = gw.mcp();
     let init = init_msg(1).to_string();
 
@@ -156,10 +158,10 @@ async fn status_codes_follow_the_spec() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn body_limit_gives_413() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&["--max-body", "1K"]);
+    let gw = Serve::start(&["--max-body", "1K"]);
     let s = Session::open(&gw.mcp()).await.unwrap();
     let big = "x".repeat(4096);
     let r = s
@@ -189,10 +191,10 @@ async fn body_limit_gives_413() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_ready_and_metrics() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let c = client();
     assert_eq!(
         c.get(format!("{}/healthz", gw.url))
@@ -244,10 +246,10 @@ async fn health_ready_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_sse_round_trip() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let c = client();
     let resp = c
         .get(format!("{}/sse", gw.url))

@@ -4,12 +4,13 @@
 mod common;
 
 use common::mock::{Mock, Options};
-use common::{Bridge, eventually, tool};
+use common::connect::Connect;
+use common::{eventually, tool};
 use serde_json::json;
 
 fn legacy() -> Options {
     Options {
-        legacy_only: true,
+        sse_only: true,
         ..Default::default()
     }
 }
@@ -17,9 +18,9 @@ fn legacy() -> Options {
 #[tokio::test(flavor = "multi_thread")]
 async fn auto_detects_legacy_after_a_refused_post() {
     let mock = Mock::start(legacy()).await;
-    let mut b = Bridge::connect(&[&mock.url("/sse")]);
+    let mut b = Connect::start(&[&mock.url("/sse")]);
     let init = b.initialize("2024-11-05").await;
-    assert_eq!(init["result"]["serverInfo"]["name"], "legacy-mock");
+    assert_eq!(init["result"]["serverInfo"]["name"], "sse-mock");
     let answer = b
         .call(json!(1), "tools/call", tool("echo", json!({"q": 2})))
         .await;
@@ -36,7 +37,7 @@ async fn auto_detects_legacy_after_a_refused_post() {
 async fn falls_back_when_the_streamable_post_gets_405() {
     // The URL does not end in /sse: the bridge POSTs first, gets 405, then GETs the same URL.
     let mock = Mock::start(legacy()).await;
-    let mut b = Bridge::connect(&[&mock.url("/old")]);
+    let mut b = Connect::start(&[&mock.url("/old")]);
     let init = b.initialize("2024-11-05").await;
     assert!(init.get("result").is_some(), "{init}");
     let posts: Vec<String> = mock
@@ -51,7 +52,7 @@ async fn falls_back_when_the_streamable_post_gets_405() {
     );
 
     // A URL that answers 404 to both: neither transport, and the agent is told so.
-    let mut b = Bridge::connect(&[&mock.url("/nothing")]);
+    let mut b = Connect::start(&[&mock.url("/nothing")]);
     let init = b.initialize("2024-11-05").await;
     assert_eq!(init["error"]["data"]["reason"], "no-mcp-endpoint", "{init}");
 }
@@ -59,7 +60,7 @@ async fn falls_back_when_the_streamable_post_gets_405() {
 #[tokio::test(flavor = "multi_thread")]
 async fn forced_sse_transport_works() {
     let mock = Mock::start(legacy()).await;
-    let mut b = Bridge::connect(&["--transport", "sse", &mock.url("/sse")]);
+    let mut b = Connect::start(&["--transport", "sse", &mock.url("/sse")]);
     b.initialize("2024-11-05").await;
     let answer = b.call(json!("x"), "ping", json!({})).await;
     assert_eq!(answer["result"], json!({}));
@@ -72,7 +73,7 @@ async fn refuses_an_endpoint_on_another_origin() {
         ..legacy()
     })
     .await;
-    let mut b = Bridge::connect(&[
+    let mut b = Connect::start(&[
         "--transport",
         "sse",
         "--connect-timeout",
@@ -100,7 +101,7 @@ async fn refuses_an_endpoint_on_another_origin() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dropped_stream_fails_waiting_requests_then_reconnects_and_reinitializes() {
     let mock = Mock::start(legacy()).await;
-    let mut b = Bridge::connect(&[&mock.url("/sse")]);
+    let mut b = Connect::start(&[&mock.url("/sse")]);
     b.initialize("2024-11-05").await;
     eventually("one stream", || mock.state.http("GET").len() == 1).await;
 
@@ -109,7 +110,7 @@ async fn dropped_stream_fails_waiting_requests_then_reconnects_and_reinitializes
         !mock.state.requests("tools/call").is_empty()
     })
     .await;
-    mock.state.drop_legacy_streams();
+    mock.state.drop_sse_streams();
     let (lost, _) = b.recv_answer(json!("w")).await;
     assert_eq!(lost["error"]["data"]["reason"], "stream-dropped", "{lost}");
     assert_eq!(lost["error"]["data"]["mayHaveRun"], true);

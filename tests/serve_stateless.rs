@@ -187,7 +187,7 @@ async fn ladder(url: &str) {
     );
     let (s, _, body) = status_code(post(url, &read, &[]).await).await;
     assert_eq!(s, 200);
-    assert_eq!(body["result"]["contents"][0]["text"], "hello from py2026");
+    assert_eq!(body["result"]["contents"][0]["text"], "hello from the stateless server");
     assert_eq!(body["result"]["ttlMs"], 0);
     let discover = req(json!(8), "server/discover", json!({}));
     let (s, _, body) = status_code(post(url, &discover, &[]).await).await;
@@ -195,7 +195,7 @@ async fn ladder(url: &str) {
     assert_eq!(body["result"]["supportedVersions"], json!([V]));
     assert_eq!(
         body["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
-        "py2026-test-server"
+        "stateless-test-server"
     );
 }
 
