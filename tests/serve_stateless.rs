@@ -3,88 +3,54 @@
 //! only the handshake era), in both client modes; plus raw HTTP checks of the status ladder,
 //! header validation, id and progress-token rewriting, and cancellation by closing the stream.
 
-mod rev_support;
-mod sdk_python;
+mod common;
 
-use rev_support::*;
-use sdk_python::{python, run_client, script};
+use common::http::{SseReader, client, read_answer};
+use common::python::{python, run_stateless_client, script};
+use common::serve::{Opts, Serve};
+use common::stateless::{V, call, post, req, status_code};
+use common::{WAIT, tool_text};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// `mcp-bridge serve` in front of `rev2026_server.py stdio`; killed on drop.
-struct Gw {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn gateway(py: &Path, child_args: &[&str], env: &[(&str, &str)]) -> Gw {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--"])
-        .arg(py)
-        .arg(script("rev2026_server.py"))
-        .arg("stdio")
-        .args(child_args)
-        .env("MCP_BRIDGE_LOG_LEVEL", "info")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mcp-bridge");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[serve] {line}");
-            if let Some(i) = line.find("listening on http://") {
-                let _ = tx.send(line[i + "listening on ".len()..].trim().to_owned());
-            }
-        }
-    });
-    let base = rx.recv_timeout(WAIT).expect("serve reports its listener");
-    Gw {
+/// `mcp-bridge serve` in front of `stateless_server.py stdio CHILD_ARGS`.
+fn serve(py: &Path, child_args: &[&str], env: &[(&str, &str)]) -> Serve {
+    let mut child = vec![
+        py.into(),
+        script("stateless_server.py").into(),
+        "stdio".into(),
+    ];
+    child.extend(child_args.iter().map(Into::into));
+    Serve::start_with(Opts {
         child,
-        url: format!("{base}/mcp"),
-    }
+        env,
+        ..Opts::default()
+    })
 }
 
-/// Runs the SDK client against the gateway.
-async fn sdk_client(py: &Path, url: &str, args: &[&str]) -> (Value, String) {
-    let mut all = vec![url];
-    all.extend_from_slice(args);
-    run_client(py, &all).await
-}
-
-async fn sdk_runs(child_args: &[&str]) {
+/// Runs the SDK client against `url` in both of its modes, through a child started with
+/// `child_args`.
+fn sdk_runs(child_args: &[&str]) {
     let Some(py) = python() else { return };
-    let gw = gateway(&py, child_args, &[]);
-    let (summary, log) = sdk_client(&py, &gw.url, &[]).await;
+    let gw = serve(&py, child_args, &[]);
+    let url = gw.mcp();
+    let (summary, log) = run_stateless_client(&py, &[&url]);
     assert_eq!(summary["summary"], "PASS", "{log}");
     assert_eq!(summary["protocol_version"], "2026-07-28", "{log}");
-    let (summary, log) = sdk_client(&py, &gw.url, &["--mode", "legacy"]).await;
+    let (summary, log) = run_stateless_client(&py, &[&url, "--mode", "legacy"]);
     assert_eq!(summary["summary"], "PASS", "{log}");
     assert_eq!(summary["protocol_version"], "2025-11-25", "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sdk_client_of_either_era_through_a_dual_era_child() {
-    sdk_runs(&[]).await;
+#[test]
+fn sdk_client_of_either_era_through_a_dual_era_child() {
+    sdk_runs(&[]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sdk_client_reaches_2026_even_when_the_child_speaks_only_the_handshake_era() {
-    sdk_runs(&["--legacy-only"]).await;
+#[test]
+fn sdk_client_reaches_2026_even_when_the_child_speaks_only_the_handshake_era() {
+    sdk_runs(&["--legacy-only"]);
 }
 
 async fn ladder(url: &str) {
@@ -164,7 +130,7 @@ async fn ladder(url: &str) {
     let (s, _, body) =
         status_code(post(url, &echo, &[("mcp-param-region", "us-west1")]).await).await;
     assert_eq!(s, 200);
-    assert_eq!(text(&body), "region=us-west1 text=hi");
+    assert_eq!(tool_text(&body), "region=us-west1 text=hi");
     let wide = call(
         5,
         "echo_region",
@@ -173,12 +139,12 @@ async fn ladder(url: &str) {
     let b64 = [("mcp-param-region", "=?base64?SGVsbG8sIOS4lueVjA==?=")];
     let (s, _, body) = status_code(post(url, &wide, &b64).await).await;
     assert_eq!(
-        (s, text(&body).as_str()),
+        (s, tool_text(&body).as_str()),
         (200, "region=Hello, 世界 text=x")
     );
     let add = call(6, "add", json!({"a": 40, "b": 2}));
     let (s, _, body) = status_code(post(url, &add, &[("mcp-param-a", "40")]).await).await;
-    assert_eq!((s, text(&body).as_str()), (200, "42"));
+    assert_eq!((s, tool_text(&body).as_str()), (200, "42"));
 
     let read = req(
         json!(7),
@@ -213,7 +179,7 @@ async fn same_ids_do_not_collide(url: &str) {
     for c in calls {
         let (a, ans) = c.await.unwrap();
         assert_eq!(ans["id"], 1);
-        assert_eq!(text(&ans), (a + 1000).to_string());
+        assert_eq!(tool_text(&ans), (a + 1000).to_string());
     }
 }
 
@@ -238,7 +204,7 @@ async fn progress_and_cancel(url: &str) {
             progress += 1;
         } else {
             assert_eq!(msg["id"], 10);
-            assert_eq!(text(&msg), "done 3");
+            assert_eq!(tool_text(&msg), "done 3");
             break;
         }
     }
@@ -247,7 +213,7 @@ async fn progress_and_cancel(url: &str) {
     let stats = || async {
         let body = call(11, "stats", json!({}));
         let ans = read_answer(post(url, &body, &[]).await).await.unwrap();
-        serde_json::from_str::<Value>(&text(&ans)).unwrap()["cancelled"]
+        serde_json::from_str::<Value>(&tool_text(&ans)).unwrap()["cancelled"]
             .as_i64()
             .unwrap()
     };
@@ -296,28 +262,30 @@ async fn progress_and_cancel(url: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_ladder_headers_ids_progress_and_cancel_with_a_2026_child() {
     let Some(py) = python() else { return };
-    let gw = gateway(&py, &[], &[]);
-    ladder(&gw.url).await;
-    same_ids_do_not_collide(&gw.url).await;
-    progress_and_cancel(&gw.url).await;
+    let gw = serve(&py, &[], &[]);
+    let url = gw.mcp();
+    ladder(&url).await;
+    same_ids_do_not_collide(&url).await;
+    progress_and_cancel(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_with_a_handshake_era_child() {
     let Some(py) = python() else { return };
-    let gw = gateway(&py, &["--legacy-only"], &[]);
-    ladder(&gw.url).await;
-    same_ids_do_not_collide(&gw.url).await;
-    progress_and_cancel(&gw.url).await;
+    let gw = serve(&py, &["--legacy-only"], &[]);
+    let url = gw.mcp();
+    ladder(&url).await;
+    same_ids_do_not_collide(&url).await;
+    progress_and_cancel(&url).await;
     let listen = req(
         json!(20),
         "subscriptions/listen",
         json!({"notifications": {"toolsListChanged": true}}),
     );
     // The child has no subscriptions/listen: the bridge serves it from its list_changed
-    // capabilities, and acknowledges only what it can deliver (serve_2026_eras.rs has one
+    // capabilities, and acknowledges only what it can deliver (serve_stateless_eras.rs has one
     // that delivers).
-    let r = post(&gw.url, &listen, &[]).await;
+    let r = post(&url, &listen, &[]).await;
     assert_eq!(r.status(), 200);
     let (_, ack) = SseReader::new(r).next_message().await.unwrap();
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
@@ -332,22 +300,23 @@ async fn the_same_with_a_handshake_era_child() {
 #[tokio::test(flavor = "multi_thread")]
 async fn token_host_and_origin_are_checked_first() {
     let Some(py) = python() else { return };
-    let gw = gateway(&py, &[], &[("MCP_BRIDGE_AUTH_TOKEN", "s3cret")]);
+    let gw = serve(&py, &[], &[("MCP_BRIDGE_AUTH_TOKEN", "s3cret")]);
+    let url = gw.mcp();
     let list = req(json!(1), "tools/list", json!({}));
-    assert_eq!(post(&gw.url, &list, &[]).await.status(), 401);
+    assert_eq!(post(&url, &list, &[]).await.status(), 401);
     let evil = [
         ("authorization", "Bearer s3cret"),
         ("origin", "http://evil.example"),
     ];
-    assert_eq!(post(&gw.url, &list, &evil).await.status(), 403);
+    assert_eq!(post(&url, &list, &evil).await.status(), 403);
     let r = client()
-        .get(&gw.url)
+        .get(&url)
         .header("mcp-protocol-version", V)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "before the 405");
     let ok = [("authorization", "Bearer s3cret")];
-    let (s, _, body) = status_code(post(&gw.url, &list, &ok).await).await;
+    let (s, _, body) = status_code(post(&url, &list, &ok).await).await;
     assert_eq!(s, 200, "{body}");
 }
