@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::mock::{Mock, Options};
 use common::connect::Connect;
+use common::mock::{Mock, Options};
 use common::{BIN, tool};
 use serde_json::json;
 use std::time::Duration;

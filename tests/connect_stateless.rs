@@ -64,11 +64,7 @@ fn a_dual_era_agent_falls_back_against_an_older_server() {
 fn a_2026_only_agent_is_told_the_server_is_older() {
     let Some(py) = python() else { return };
     let (_server, url) = stateless_server(&py, &["--legacy-only"]);
-    let (summary, log) = py_client(
-        &py,
-        &url,
-        &["--mode", "2026-07-28", "--only", "list"],
-    );
+    let (summary, log) = py_client(&py, &url, &["--mode", "2026-07-28", "--only", "list"]);
     assert_eq!(summary["summary"], "FAIL");
     assert!(
         log.contains("does not speak the 2026-07-28 revision"),

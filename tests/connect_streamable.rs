@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::mock::{Mock, Options};
 use common::connect::Connect;
+use common::mock::{Mock, Options};
 use common::{eventually, tool};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -18,7 +18,15 @@ fn session_through_connect(mode: &str, path: &str, transport: &str, expected: &s
     let Some(peers) = node_peers() else { return };
     let (_server, port) = start_everything_http(&peers, mode).expect("server-everything starts");
     let url = format!("http://127.0.0.1:{port}{path}");
-    let args = ["stdio", "--", BIN, "connect", "--transport", transport, &url];
+    let args = [
+        "stdio",
+        "--",
+        BIN,
+        "connect",
+        "--transport",
+        transport,
+        &url,
+    ];
     let run =
         run_ts_client(&peers, &[], &args, CLIENT_TIMEOUT).expect("TS SDK session through connect");
     assert_everything_summary(&run.summary, LONG_STEPS);

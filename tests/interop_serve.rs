@@ -28,7 +28,8 @@ fn ts_sdk_streamable_http_to_serve_everything() {
     let Some(peers) = node_peers() else { return };
     let serve = serve_everything(&peers);
     let url = serve.mcp();
-    let run = run_ts_client(&peers, &[], &["streamable", &url], CLIENT_TIMEOUT).expect("TS SDK session");
+    let run =
+        run_ts_client(&peers, &[], &["streamable", &url], CLIENT_TIMEOUT).expect("TS SDK session");
     assert_everything_summary(&run.summary, LONG_STEPS);
 }
 

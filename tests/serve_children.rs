@@ -3,10 +3,10 @@
 
 mod common;
 
-use serde_json::{Value, json};
 use common::http::{Session, call_msg, read_answer};
 use common::serve::{Opts, Serve, have_python3};
 use common::{alive, tool_text};
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn child_environment_is_explicit() {

@@ -3,10 +3,10 @@
 
 mod common;
 
-use serde_json::{Value, json};
 use common::http::{Session, SseReader, call_msg, read_answer};
 use common::serve::{Serve, have_python3};
 use common::{alive, eventually, tool_text};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 fn n_of(msg: &Value) -> Option<i64> {

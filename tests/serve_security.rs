@@ -3,10 +3,10 @@
 
 mod common;
 
-use serde_json::json;
 use common::http::{Session, call_msg, client, init_msg};
 use common::serve::{Opts, Serve, have_python3};
 use common::{WAIT, tool_text};
+use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

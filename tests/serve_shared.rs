@@ -3,10 +3,10 @@
 
 mod common;
 
-use serde_json::{Value, json};
 use common::http::{Session, call_msg, client, read_answer};
 use common::serve::{Serve, have_python3};
 use common::tool_text;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_sessions_share_one_child() {

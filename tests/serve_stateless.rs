@@ -153,7 +153,10 @@ async fn ladder(url: &str) {
     );
     let (s, _, body) = status_code(post(url, &read, &[]).await).await;
     assert_eq!(s, 200);
-    assert_eq!(body["result"]["contents"][0]["text"], "hello from the stateless server");
+    assert_eq!(
+        body["result"]["contents"][0]["text"],
+        "hello from the stateless server"
+    );
     assert_eq!(body["result"]["ttlMs"], 0);
     let discover = req(json!(8), "server/discover", json!({}));
     let (s, _, body) = status_code(post(url, &discover, &[]).await).await;
