@@ -53,6 +53,44 @@ fn sdk_client_reaches_2026_even_when_the_child_speaks_only_the_handshake_era() {
     sdk_runs(&["--legacy-only"]);
 }
 
+/// One request of the ladder and what serve must answer to it.
+struct Rung {
+    why: &'static str,
+    body: Value,
+    /// Headers that replace or add to the ones a client derives (an empty value removes one).
+    extra: &'static [(&'static str, &'static str)],
+    status: u16,
+    /// The JSON-RPC error code of the answer (0: a result); `None` leaves the body unread.
+    code: Option<i64>,
+    /// Further checks of the answer.
+    then: fn(&Value),
+}
+
+fn rung(why: &'static str, body: Value, extra: &'static [(&str, &str)], status: u16) -> Rung {
+    Rung {
+        why,
+        body,
+        extra,
+        status,
+        code: None,
+        then: |_| {},
+    }
+}
+
+impl Rung {
+    fn code(self, code: i64) -> Rung {
+        Rung {
+            code: Some(code),
+            ..self
+        }
+    }
+
+    fn then(self, then: fn(&Value)) -> Rung {
+        Rung { then, ..self }
+    }
+}
+
+/// The status ladder and the header checks of the stateless path, one request at a time.
 async fn ladder(url: &str) {
     let http = client();
     for m in [reqwest::Method::GET, reqwest::Method::DELETE] {
@@ -67,43 +105,153 @@ async fn ladder(url: &str) {
         assert_eq!(r.headers()["allow"], "POST");
     }
     let list = req(json!(1), "tools/list", json!({}));
-    let r = post(url, &list, &[("accept", "text/html")]).await;
-    assert_eq!(r.status(), 406);
-    let r = post(url, &list, &[("mcp-session-id", "abc")]).await;
-    let (s, code, body) = status_code(r).await;
-    assert_eq!((s, code), (200, 0), "a session id is ignored: {body}");
-    assert_eq!(body["id"], 1);
-    assert_eq!(body["result"]["resultType"], "complete");
-    assert_eq!(body["result"]["cacheScope"], "private");
-
     let bare = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}});
-    let (s, code, body) = status_code(post(url, &bare, &[]).await).await;
-    assert_eq!((s, code), (400, -32602), "no envelope");
-    assert_eq!(body["id"], 2);
     let mut other = list.clone();
     other["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
-    let (s, code, _) = status_code(post(url, &other, &[]).await).await;
-    assert_eq!((s, code), (400, -32020), "header and envelope disagree");
-    let (s, code, body) =
-        status_code(post(url, &other, &[("mcp-protocol-version", "2099-01-01")]).await).await;
-    assert_eq!((s, code), (400, -32022), "unsupported version");
-    assert_eq!(body["error"]["data"]["supported"], json!([V]));
-    assert_eq!(body["error"]["data"]["requested"], "2099-01-01");
-    let (s, code, _) = status_code(post(url, &list, &[("mcp-method", "")]).await).await;
-    assert_eq!((s, code), (400, -32020), "no Mcp-Method");
-    let (s, code, _) = status_code(post(url, &list, &[("mcp-method", "tools/call")]).await).await;
-    assert_eq!((s, code), (400, -32020), "wrong Mcp-Method");
-
-    for m in ["foo/bar", "ping", "initialize"] {
-        let (s, code, body) = status_code(post(url, &req(json!(3), m, json!({})), &[]).await).await;
-        assert_eq!((s, code), (404, -32601), "{m}: {body}");
-    }
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+    let cancelled = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
         "params": {"requestId": 9}});
-    assert_eq!(post(url, &note, &[]).await.status(), 202);
-    let batch = json!([list]);
-    let (s, code, _) = status_code(post(url, &batch, &[]).await).await;
-    assert_eq!((s, code), (400, -32600));
+    let echo = call(
+        4,
+        "echo_region",
+        json!({"region": "us-west1", "text": "hi"}),
+    );
+    let wide = call(
+        5,
+        "echo_region",
+        json!({"region": "Hello, 世界", "text": "x"}),
+    );
+    let read = req(
+        json!(7),
+        "resources/read",
+        json!({"uri": "demo://greeting"}),
+    );
+    let mut rungs = vec![
+        rung(
+            "Accept has neither JSON nor SSE",
+            list.clone(),
+            &[("accept", "text/html")],
+            406,
+        ),
+        rung(
+            "a session id is ignored",
+            list.clone(),
+            &[("mcp-session-id", "abc")],
+            200,
+        )
+        .code(0)
+        .then(|a| {
+            assert_eq!(a["id"], 1);
+            assert_eq!(a["result"]["resultType"], "complete");
+            assert_eq!(a["result"]["cacheScope"], "private");
+        }),
+        rung("no envelope", bare, &[], 400)
+            .code(-32602)
+            .then(|a| assert_eq!(a["id"], 2)),
+        rung("header and envelope disagree", other.clone(), &[], 400).code(-32020),
+        rung(
+            "unsupported version",
+            other,
+            &[("mcp-protocol-version", "2099-01-01")],
+            400,
+        )
+        .code(-32022)
+        .then(|a| {
+            assert_eq!(a["error"]["data"]["supported"], json!([V]));
+            assert_eq!(a["error"]["data"]["requested"], "2099-01-01");
+        }),
+        rung("no Mcp-Method", list.clone(), &[("mcp-method", "")], 400).code(-32020),
+        rung(
+            "wrong Mcp-Method",
+            list.clone(),
+            &[("mcp-method", "tools/call")],
+            400,
+        )
+        .code(-32020),
+    ];
+    for m in ["foo/bar", "ping", "initialize"] {
+        rungs.push(
+            rung(
+                "a method the revision lacks",
+                req(json!(3), m, json!({})),
+                &[],
+                404,
+            )
+            .code(-32601),
+        );
+    }
+    rungs.extend([
+        rung("a notification", cancelled, &[], 202),
+        rung("a batch", json!([list]), &[], 400).code(-32600),
+        // Mcp-Name and Mcp-Param-* mirror the body.
+        rung("Mcp-Param-Region missing", echo.clone(), &[], 400).code(-32020),
+        rung(
+            "Mcp-Param-Region differs",
+            echo.clone(),
+            &[("mcp-param-region", "eu")],
+            400,
+        )
+        .code(-32020),
+        rung(
+            "Mcp-Name differs",
+            echo.clone(),
+            &[("mcp-param-region", "us-west1"), ("mcp-name", "add")],
+            400,
+        )
+        .code(-32020),
+        rung(
+            "Mcp-Param-Region matches",
+            echo,
+            &[("mcp-param-region", "us-west1")],
+            200,
+        )
+        .code(0)
+        .then(|a| assert_eq!(tool_text(a), "region=us-west1 text=hi")),
+        rung(
+            "a base64 Mcp-Param value",
+            wide,
+            &[("mcp-param-region", "=?base64?SGVsbG8sIOS4lueVjA==?=")],
+            200,
+        )
+        .code(0)
+        .then(|a| assert_eq!(tool_text(a), "region=Hello, 世界 text=x")),
+        rung(
+            "an integer Mcp-Param value",
+            call(6, "add", json!({"a": 40, "b": 2})),
+            &[("mcp-param-a", "40")],
+            200,
+        )
+        .code(0)
+        .then(|a| assert_eq!(tool_text(a), "42")),
+        rung("resources/read", read, &[], 200).code(0).then(|a| {
+            let text = &a["result"]["contents"][0]["text"];
+            assert_eq!(text, "hello from the stateless server");
+            assert_eq!(a["result"]["ttlMs"], 0);
+        }),
+        rung(
+            "server/discover",
+            req(json!(8), "server/discover", json!({})),
+            &[],
+            200,
+        )
+        .code(0)
+        .then(|a| {
+            assert_eq!(a["result"]["supportedVersions"], json!([V]));
+            assert_eq!(
+                a["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+                "stateless-test-server"
+            );
+        }),
+    ]);
+    for r in rungs {
+        let resp = post(url, &r.body, r.extra).await;
+        if let Some(want) = r.code {
+            let (status, code, body) = status_code(resp).await;
+            assert_eq!((status, code), (r.status, want), "{}: {body}", r.why);
+            (r.then)(&body);
+        } else {
+            assert_eq!(resp.status(), r.status, "{}", r.why);
+        }
+    }
     let r = client()
         .post(url)
         .header("mcp-protocol-version", V)
@@ -112,60 +260,7 @@ async fn ladder(url: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
-
-    // Mcp-Name and Mcp-Param-* mirror the body.
-    let echo = call(
-        4,
-        "echo_region",
-        json!({"region": "us-west1", "text": "hi"}),
-    );
-    let (s, code, _) = status_code(post(url, &echo, &[]).await).await;
-    assert_eq!((s, code), (400, -32020), "Mcp-Param-Region missing");
-    let (s, code, _) = status_code(post(url, &echo, &[("mcp-param-region", "eu")]).await).await;
-    assert_eq!((s, code), (400, -32020), "Mcp-Param-Region differs");
-    let bad_name = [("mcp-param-region", "us-west1"), ("mcp-name", "add")];
-    let (s, code, _) = status_code(post(url, &echo, &bad_name).await).await;
-    assert_eq!((s, code), (400, -32020), "Mcp-Name differs");
-    let (s, _, body) =
-        status_code(post(url, &echo, &[("mcp-param-region", "us-west1")]).await).await;
-    assert_eq!(s, 200);
-    assert_eq!(tool_text(&body), "region=us-west1 text=hi");
-    let wide = call(
-        5,
-        "echo_region",
-        json!({"region": "Hello, 世界", "text": "x"}),
-    );
-    let b64 = [("mcp-param-region", "=?base64?SGVsbG8sIOS4lueVjA==?=")];
-    let (s, _, body) = status_code(post(url, &wide, &b64).await).await;
-    assert_eq!(
-        (s, tool_text(&body).as_str()),
-        (200, "region=Hello, 世界 text=x")
-    );
-    let add = call(6, "add", json!({"a": 40, "b": 2}));
-    let (s, _, body) = status_code(post(url, &add, &[("mcp-param-a", "40")]).await).await;
-    assert_eq!((s, tool_text(&body).as_str()), (200, "42"));
-
-    let read = req(
-        json!(7),
-        "resources/read",
-        json!({"uri": "demo://greeting"}),
-    );
-    let (s, _, body) = status_code(post(url, &read, &[]).await).await;
-    assert_eq!(s, 200);
-    assert_eq!(
-        body["result"]["contents"][0]["text"],
-        "hello from the stateless server"
-    );
-    assert_eq!(body["result"]["ttlMs"], 0);
-    let discover = req(json!(8), "server/discover", json!({}));
-    let (s, _, body) = status_code(post(url, &discover, &[]).await).await;
-    assert_eq!(s, 200);
-    assert_eq!(body["result"]["supportedVersions"], json!([V]));
-    assert_eq!(
-        body["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
-        "stateless-test-server"
-    );
+    assert_eq!(r.status(), 400, "a body that is not JSON");
 }
 
 /// Many clients using the same id at once each get their own answer.
