@@ -54,7 +54,7 @@ fn a_handshake_agent_still_works_against_a_dual_era_server() {
 #[test]
 fn a_dual_era_agent_falls_back_against_an_older_server() {
     let Some(py) = python() else { return };
-    let (_server, url) = stateless_server(&py, &["--legacy-only"]);
+    let (_server, url) = stateless_server(&py, &["--handshake-only"]);
     let (summary, log) = py_client(&py, &url, &[]);
     assert_eq!(summary["summary"], "PASS", "{log}");
     assert_eq!(summary["protocol_version"], "2025-11-25");
@@ -63,7 +63,7 @@ fn a_dual_era_agent_falls_back_against_an_older_server() {
 #[test]
 fn a_2026_only_agent_is_told_the_server_is_older() {
     let Some(py) = python() else { return };
-    let (_server, url) = stateless_server(&py, &["--legacy-only"]);
+    let (_server, url) = stateless_server(&py, &["--handshake-only"]);
     let (summary, log) = py_client(&py, &url, &["--mode", "2026-07-28", "--only", "list"]);
     assert_eq!(summary["summary"], "FAIL");
     assert!(
@@ -91,10 +91,7 @@ async fn an_initialize_to_a_2026_only_server_says_so_and_does_not_try_sse() {
             .unwrap()
             .contains("2026-07-28")
     );
-    assert!(
-        mock.state.http("GET").is_empty(),
-        "no fallback to legacy SSE"
-    );
+    assert!(mock.state.http("GET").is_empty(), "no fallback to HTTP+SSE");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
-//! serve's HTTP surface: Streamable HTTP status codes, JSON and SSE replies, DELETE, legacy
-//! HTTP+SSE, and the health and metrics endpoints, against the real binary.
+//! serve's HTTP surface: Streamable HTTP status codes, JSON and SSE replies, DELETE, the HTTP+SSE
+//! transport, and the health and metrics endpoints, against the real binary.
 
 mod common;
 
@@ -305,7 +305,7 @@ async fn health_ready_and_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn legacy_sse_round_trip() {
+async fn sse_round_trip() {
     if !have_python3() {
         return;
     }

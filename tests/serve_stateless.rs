@@ -50,7 +50,7 @@ fn sdk_client_of_either_era_through_a_dual_era_child() {
 
 #[test]
 fn sdk_client_reaches_2026_even_when_the_child_speaks_only_the_handshake_era() {
-    sdk_runs(&["--legacy-only"]);
+    sdk_runs(&["--handshake-only"]);
 }
 
 /// One request of the ladder and what serve must answer to it.
@@ -370,7 +370,7 @@ async fn status_ladder_headers_ids_progress_and_cancel_with_a_2026_child() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_with_a_handshake_era_child() {
     let Some(py) = python() else { return };
-    let gw = serve(&py, &["--legacy-only"], &[]);
+    let gw = serve(&py, &["--handshake-only"], &[]);
     let url = gw.mcp();
     ladder(&url).await;
     same_ids_do_not_collide(&url).await;

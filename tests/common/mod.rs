@@ -106,7 +106,7 @@ pub fn tool_text(answer: &Value) -> String {
 
 /// The transport connect's `auto` chose, lower-cased, from its `transport: …` log line (a
 /// parenthesised remark after the name is dropped), or `None` if it logged none.
-pub fn chosen_transport(log: &str) -> Option<String> {
+fn chosen_transport(log: &str) -> Option<String> {
     let line = log.lines().find(|l| l.contains("transport: "))?;
     let name = line.split_once("transport: ")?.1;
     let name = name.split('(').next().unwrap_or(name);

@@ -68,7 +68,7 @@ pub fn run_stateless_client(py: &Path, args: &[&str]) -> (Value, String) {
 }
 
 /// tests/python/stateless_server.py over Streamable HTTP on 127.0.0.1, started with `extra`
-/// (e.g. `--legacy-only`); returns the guard and its URL.
+/// (e.g. `--handshake-only`); returns the guard and its URL.
 pub fn stateless_server(py: &Path, extra: &[&str]) -> (Peer, String) {
     let mut cmd = Command::new(py);
     cmd.arg(script("stateless_server.py"))

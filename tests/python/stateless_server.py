@@ -9,9 +9,9 @@ Usage:
                                                (N=0 or omitted: pick a free port).
                                                Prints "LISTENING http://127.0.0.1:PORT/mcp"
                                                on stdout (one line, flushed) once bound.
-  stateless_server.py stdio                       stdio server (dual-era: the first request
+  stateless_server.py stdio                    stdio server (dual-era: the first request
                                                of the process decides the era).
-  --legacy-only (either transport)             emulate a 2025-era (handshake-only) server:
+  --handshake-only (either transport)          emulate a 2025-era (handshake-only) server:
                                                http: requests whose MCP-Protocol-Version is not a
                                                handshake revision are served as if the header were
                                                absent (-> 400 "Missing session ID", as mcp 1.x does);
@@ -101,7 +101,7 @@ def greet(name: str) -> str:
 
 
 class _LegacyOnly:
-    """ASGI wrapper: hide a non-handshake MCP-Protocol-Version so the SDK's legacy path answers."""
+    """ASGI wrapper: hide a non-handshake MCP-Protocol-Version so the SDK's handshake path answers."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -116,7 +116,7 @@ class _LegacyOnly:
         await self.app(scope, receive, send)
 
 
-async def _legacy_stdio() -> None:
+async def _handshake_stdio() -> None:
     from mcp.server.runner import serve_loop
     from mcp.server.stdio import stdio_server
 
@@ -133,17 +133,17 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--json", action="store_true",
                     help="json_response=True: no SSE on POST responses, so no progress and no cancel-on-close")
-    ap.add_argument("--legacy-only", action="store_true", help="behave as a 2025-era handshake-only server")
+    ap.add_argument("--handshake-only", action="store_true", help="behave as a 2025-era handshake-only server")
     args = ap.parse_args()
 
     if args.transport == "stdio":
-        if args.legacy_only:
-            anyio.run(_legacy_stdio)
+        if args.handshake_only:
+            anyio.run(_handshake_stdio)
         else:
             mcp.run("stdio")
         return
 
-    if args.legacy_only:
+    if args.handshake_only:
         _serve_http(_LegacyOnly(mcp.streamable_http_app(json_response=args.json, host="127.0.0.1")), args.port)
         return
 
