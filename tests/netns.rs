@@ -9,7 +9,7 @@ mod common;
 use common::node::{assert_everything_summary, node_peers, run_ts_client};
 use common::peer::run_bounded;
 use common::serve::{Opts, Serve};
-use common::{BIN, assert_transport, in_ci, wait_until};
+use common::{BIN, assert_transport, in_ci};
 use std::process::Command;
 use std::time::Duration;
 
@@ -50,7 +50,8 @@ fn connect_in_network_namespace_reaches_serve_over_unix_socket_only() {
         ..Opts::default()
     });
     let port = serve.port();
-    wait_until("serve to create its socket", || sock.exists());
+    serve.wait_log("listening on unix:");
+    assert!(sock.exists(), "serve never created {}", sock.display());
 
     // Inside the namespace: nothing is up, and the host's loopback port is out of reach.
     let probe = format!(

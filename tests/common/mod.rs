@@ -1,7 +1,8 @@
 //! Support shared by every integration test, one file per concept:
 //!
-//! - here: the binary under test ([`BIN`]), the one bounded wait ([`WAIT`], [`eventually`],
-//!   [`wait_until`]), the skip-or-fail rule for missing tools ([`require`]) and small JSON helpers;
+//! - here: the binary under test ([`BIN`]), the bound on every wait ([`WAIT`]), the one polling
+//!   wait ([`eventually`]), the skip-or-fail rule for missing tools ([`require`]), the transport
+//!   connect chose ([`assert_transport`]) and small JSON helpers;
 //! - `log.rs`: a child's output echoed with a `[name]` prefix and kept for bounded waits;
 //! - `connect.rs`: a running `mcp-bridge connect` driven over its stdio ([`connect::Connect`]);
 //! - `serve.rs`: a running `mcp-bridge serve` on a free port ([`serve::Serve`]);
@@ -26,7 +27,7 @@ pub mod stateless;
 
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
@@ -51,15 +52,6 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
             "timed out waiting for: {what}"
         );
         tokio::time::sleep(POLL).await;
-    }
-}
-
-/// [`eventually`] for code outside an async runtime.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(POLL);
     }
 }
 
