@@ -53,6 +53,24 @@ fn sdk_client_reaches_2026_even_when_the_child_speaks_only_the_handshake_era() {
     sdk_runs(&["--handshake-only"]);
 }
 
+/// Waits (bounded by a minute) until the child answers once: the SDK's import can take longer
+/// than `WAIT` on a loaded machine, and the ladder's bounds are for serve, not for Python.
+async fn child_is_up(url: &str) {
+    let list = req(json!(0), "tools/list", json!({}));
+    let r = client()
+        .post(url)
+        .timeout(Duration::from_secs(60))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", V)
+        .header("mcp-method", "tools/list")
+        .body(list.to_string())
+        .send()
+        .await
+        .expect("the child answers within a minute");
+    assert_eq!(r.status(), 200);
+}
+
 /// One request of the ladder and what serve must answer to it.
 struct Rung {
     why: &'static str,
@@ -362,6 +380,7 @@ async fn status_ladder_headers_ids_progress_and_cancel_with_a_2026_child() {
     let Some(py) = python() else { return };
     let gw = serve(&py, &[], &[]);
     let url = gw.mcp();
+    child_is_up(&url).await;
     ladder(&url).await;
     same_ids_do_not_collide(&url).await;
     progress_and_cancel(&url).await;
@@ -372,6 +391,7 @@ async fn the_same_with_a_handshake_era_child() {
     let Some(py) = python() else { return };
     let gw = serve(&py, &["--handshake-only"], &[]);
     let url = gw.mcp();
+    child_is_up(&url).await;
     ladder(&url).await;
     same_ids_do_not_collide(&url).await;
     progress_and_cancel(&url).await;

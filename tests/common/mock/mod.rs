@@ -59,6 +59,7 @@ pub struct Seen {
     pub body: Value,
 }
 
+/// What the mock knows and has seen; tests read it through `Mock::state`.
 #[derive(Default)]
 pub struct MockState {
     pub opts: Mutex<Options>,
@@ -119,6 +120,7 @@ impl MockState {
         streams.len()
     }
 
+    /// How many GET streams are open.
     pub fn get_streams(&self) -> usize {
         let mut streams = self.push.lock().unwrap();
         streams.retain(|s| !s.is_closed());
@@ -151,6 +153,7 @@ pub struct Mock {
 }
 
 impl Mock {
+    /// Starts the mock on a free 127.0.0.1 port.
     pub async fn start(opts: Options) -> Mock {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let state = Arc::new(MockState {
@@ -224,6 +227,7 @@ impl Mock {
         Mock { addr, state, tasks }
     }
 
+    /// `http://ADDR` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
