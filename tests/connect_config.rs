@@ -3,15 +3,16 @@
 
 mod common;
 
+use common::connect::Connect;
 use common::mock::{Mock, Options};
-use common::{Bridge, bin, tool};
+use common::{BIN, tool};
 use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn headers_expand_environment_variables_and_are_not_logged() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = Bridge::spawn_with(
+    let mut b = Connect::start_with(
         &[
             "-H",
             "Authorization: Bearer ${TEST_TOKEN}",
@@ -38,7 +39,7 @@ async fn headers_expand_environment_variables_and_are_not_logged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unset_variable_is_a_startup_error_naming_it() {
-    let out = tokio::process::Command::new(bin())
+    let out = tokio::process::Command::new(BIN)
         .args([
             "connect",
             "-H",
@@ -58,12 +59,12 @@ async fn an_unset_variable_is_a_startup_error_naming_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn settings_come_from_mcp_bridge_variables() {
     let mock = Mock::start(Options {
-        legacy_only: true,
+        sse_only: true,
         ..Default::default()
     })
     .await;
     let url = mock.url("/old");
-    let mut b = Bridge::spawn_with(
+    let mut b = Connect::start_with(
         &[],
         &[
             ("MCP_BRIDGE_URL", &url),
@@ -90,7 +91,7 @@ async fn http_proxy_is_honoured_and_no_proxy_bypasses_it() {
     // mock serves it by path. The target host does not exist, so only the proxy can answer.
     let proxy = Mock::start(Options::default()).await;
     let proxy_url = format!("http://{}", proxy.addr);
-    let mut b = Bridge::spawn_with(
+    let mut b = Connect::start_with(
         &["--connect-timeout", "1s", "http://mcp-upstream.invalid/mcp"],
         &[
             ("HTTP_PROXY", &proxy_url),
@@ -103,7 +104,7 @@ async fn http_proxy_is_honoured_and_no_proxy_bypasses_it() {
     assert!(init.get("result").is_some(), "{init}");
     assert_eq!(proxy.state.requests("initialize").len(), 1);
 
-    let mut b = Bridge::spawn_with(
+    let mut b = Connect::start_with(
         &["--connect-timeout", "1s", "http://mcp-upstream.invalid/mcp"],
         &[
             ("HTTP_PROXY", &proxy_url),
@@ -132,7 +133,7 @@ async fn unix_socket_carries_streamable_http_and_sse() {
         },
     )
     .await;
-    let mut b = Bridge::connect(&["--unix", sock.to_str().unwrap(), "http://localhost/mcp"]);
+    let mut b = Connect::start(&["--unix", sock.to_str().unwrap(), "http://localhost/mcp"]);
     b.initialize("2025-11-25").await;
     let answer = b
         .call(json!(1), "tools/call", tool("echo", json!({"via": "unix"})))
@@ -143,7 +144,7 @@ async fn unix_socket_carries_streamable_http_and_sse() {
         "localhost"
     );
 
-    let mut b = Bridge::connect(&["--unix", sock.to_str().unwrap(), "http://localhost/sse"]);
+    let mut b = Connect::start(&["--unix", sock.to_str().unwrap(), "http://localhost/sse"]);
     b.initialize("2024-11-05").await;
     let answer = b.call(json!(2), "ping", json!({})).await;
     assert_eq!(answer["result"], json!({}));
@@ -153,7 +154,7 @@ async fn unix_socket_carries_streamable_http_and_sse() {
 async fn a_missing_socket_is_retried_like_an_unreachable_host() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("later.sock");
-    let mut b = Bridge::connect(&[
+    let mut b = Connect::start(&[
         "--unix",
         sock.to_str().unwrap(),
         "--connect-timeout",
@@ -169,7 +170,7 @@ async fn a_missing_socket_is_retried_like_an_unreachable_host() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn help_and_version() {
-    let help = std::process::Command::new(bin())
+    let help = std::process::Command::new(BIN)
         .args(["connect", "--help"])
         .output()
         .unwrap();
@@ -185,7 +186,7 @@ async fn help_and_version() {
     ] {
         assert!(text.contains(flag), "help lacks {flag}:\n{text}");
     }
-    let version = std::process::Command::new(bin())
+    let version = std::process::Command::new(BIN)
         .arg("--version")
         .output()
         .unwrap();
@@ -199,11 +200,11 @@ async fn redirects_are_followed_only_within_the_origin() {
         ..Default::default()
     })
     .await;
-    let mut b = Bridge::connect(&["--transport", "streamable", &mock.url("/moved-here")]);
+    let mut b = Connect::start(&["--transport", "streamable", &mock.url("/moved-here")]);
     let init = b.initialize("2025-06-18").await;
     assert!(init.get("result").is_some(), "{init}");
 
-    let mut b = Bridge::connect(&["--transport", "streamable", &mock.url("/moved-away")]);
+    let mut b = Connect::start(&["--transport", "streamable", &mock.url("/moved-away")]);
     let init = b.call(json!(0), "initialize", json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}})).await;
     assert_eq!(
         init["error"]["data"]["reason"], "redirect-refused",
@@ -227,7 +228,7 @@ async fn stdin_and_stdout_may_be_plain_files() {
     let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
     std::fs::write(&input, format!("{init}\n{ping}\n")).unwrap();
-    let status = tokio::process::Command::new(bin())
+    let status = tokio::process::Command::new(BIN)
         .args(["connect", &mock.url("/mcp")])
         .stdin(std::fs::File::open(&input).unwrap())
         .stdout(std::fs::File::create(&output).unwrap())

@@ -4,8 +4,9 @@
 
 mod common;
 
+use common::connect::Connect;
 use common::mock::{Mock, Options};
-use common::{Bridge, eventually, tool};
+use common::{eventually, tool};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ async fn expired_session_is_reinitialized_transparently() {
             ..Default::default()
         })
         .await;
-        let mut b = Bridge::connect(&[&mock.url("/mcp")]);
+        let mut b = Connect::start(&[&mock.url("/mcp")]);
         b.initialize("2025-06-18").await;
         eventually("the session is fully open", || {
             mock.state.get_streams() == 1
@@ -53,7 +54,7 @@ async fn expired_session_is_reinitialized_transparently() {
 #[tokio::test(flavor = "multi_thread")]
 async fn server_restart_on_the_same_port_is_survived() {
     let mut mock = Mock::start(Options::default()).await;
-    let mut b = Bridge::connect(&["--connect-timeout", "5s", &mock.url("/mcp")]);
+    let mut b = Connect::start(&["--connect-timeout", "5s", &mock.url("/mcp")]);
     b.initialize("2025-06-18").await;
     assert!(
         b.call(json!(1), "ping", json!({}))
@@ -84,7 +85,7 @@ async fn server_restart_on_the_same_port_is_survived() {
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_made_while_the_server_is_down_wait_for_it() {
     let mut mock = Mock::start(Options::default()).await;
-    let mut b = Bridge::connect(&["--connect-timeout", "10s", &mock.url("/mcp")]);
+    let mut b = Connect::start(&["--connect-timeout", "10s", &mock.url("/mcp")]);
     b.initialize("2025-06-18").await;
     mock.stop().await;
     b.send(json!({"jsonrpc":"2.0","id":"during","method":"tools/call","params": tool("echo", json!({}))})).await;
@@ -102,7 +103,7 @@ async fn unreachable_server_gets_an_error_per_request_and_the_bridge_stays_up() 
         l.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let mut b = Bridge::connect(&["--connect-timeout", "300ms", &url]);
+    let mut b = Connect::start(&["--connect-timeout", "300ms", &url]);
     let start = Instant::now();
     let answer = b.call(json!(0), "initialize", json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}})).await;
     let waited = start.elapsed();
@@ -130,7 +131,7 @@ async fn unreachable_server_gets_an_error_per_request_and_the_bridge_stays_up() 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_errors_become_json_rpc_errors_with_details() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = Bridge::connect(&[&mock.url("/mcp")]);
+    let mut b = Connect::start(&[&mock.url("/mcp")]);
     b.initialize("2025-06-18").await;
     let e500 = b
         .call(json!(1), "tools/call", tool("status", json!({"code": 500})))
@@ -163,7 +164,7 @@ async fn a_stream_closed_after_retry_is_resumed_with_last_event_id() {
         ..Default::default()
     })
     .await;
-    let mut b = Bridge::connect(&[&mock.url("/mcp")]);
+    let mut b = Connect::start(&[&mock.url("/mcp")]);
     b.initialize("2025-11-25").await;
     let start = Instant::now();
     let answer = b
@@ -191,7 +192,7 @@ async fn a_stream_closed_after_retry_is_resumed_with_last_event_id() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_errors_and_the_bridge_keeps_working() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = Bridge::connect(&["--max-message-size", "1KiB", &mock.url("/mcp")]);
+    let mut b = Connect::start(&["--max-message-size", "1KiB", &mock.url("/mcp")]);
     b.initialize("2025-06-18").await;
 
     b.send_raw(b"this is not json\n").await;
@@ -232,7 +233,7 @@ async fn bad_input_gets_errors_and_the_bridge_keeps_working() {
 async fn sigterm_and_sigint_delete_the_session_and_exit_zero() {
     for sig in ["TERM", "INT"] {
         let mock = Mock::start(Options::default()).await;
-        let mut b = Bridge::connect(&[&mock.url("/mcp")]);
+        let mut b = Connect::start(&[&mock.url("/mcp")]);
         b.initialize("2025-06-18").await;
         let pid = b.child.id().unwrap().to_string();
         let start = Instant::now();
@@ -255,7 +256,7 @@ async fn sigterm_and_sigint_delete_the_session_and_exit_zero() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_closed_stdout_is_a_clean_exit() {
     let mock = Mock::start(Options::default()).await;
-    let mut cmd = tokio::process::Command::new(common::bin());
+    let mut cmd = tokio::process::Command::new(common::BIN);
     cmd.args(["connect", &mock.url("/mcp")])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -3,25 +3,28 @@
 
 mod common;
 
+use common::connect::Connect;
 use common::mock::{Mock, Options};
-use common::{Bridge, eventually, tool};
+use common::{assert_transport, eventually, tool};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-async fn bridge_to(mock: &Mock) -> Bridge {
-    Bridge::connect(&[&mock.url("/mcp")])
+async fn connect_to(mock: &Mock) -> Connect {
+    Connect::start(&[&mock.url("/mcp")])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_replies_session_and_version_headers() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     let init = b.initialize("2025-06-18").await;
     assert_eq!(init["result"]["protocolVersion"], "2025-06-18");
     let answer = b
         .call(json!(1), "tools/call", tool("echo", json!({"a": 1})))
         .await;
     assert_eq!(answer["result"]["arguments"]["a"], 1);
+    b.wait_stderr("transport: ").await;
+    assert_transport(&b.stderr(), "streamable");
 
     let init_post = &mock.state.requests("initialize")[0];
     assert!(
@@ -44,7 +47,7 @@ async fn sse_replies_carry_related_messages_then_the_answer() {
         ..Default::default()
     })
     .await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-11-25").await;
     b.send(json!({"jsonrpc":"2.0","id":"p","method":"tools/call","params":{"name":"progress","arguments":{},"_meta":{"progressToken":"tok"}}})).await;
     let (answer, before) = b.recv_answer(json!("p")).await;
@@ -69,7 +72,7 @@ async fn multi_line_sse_data_becomes_one_stdout_line() {
         ..Default::default()
     })
     .await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-11-25").await;
     let answer = b
         .call(json!(5), "tools/call", tool("multiline", json!({"k": "v"})))
@@ -80,7 +83,7 @@ async fn multi_line_sse_data_becomes_one_stdout_line() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_call_does_not_hold_up_a_fast_one() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-06-18").await;
     b.send(json!({"jsonrpc":"2.0","id":"slow","method":"tools/call","params": tool("slow", json!({"ms": 3000}))})).await;
     b.send(json!({"jsonrpc":"2.0","id":"fast","method":"tools/call","params": tool("echo", json!({}))})).await;
@@ -96,7 +99,7 @@ async fn a_slow_call_does_not_hold_up_a_fast_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn server_requests_on_the_get_stream_round_trip() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-06-18").await;
     eventually("the GET stream is open", || mock.state.get_streams() == 1).await;
     let get = &mock.state.http("GET")[0];
@@ -131,7 +134,7 @@ async fn server_request_inside_a_post_stream_round_trips() {
         ..Default::default()
     })
     .await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-11-25").await;
     b.send(json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params": tool("ask", json!({}))}))
         .await;
@@ -145,7 +148,7 @@ async fn server_request_inside_a_post_stream_round_trips() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_methods_and_fields_pass_unchanged() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-06-18").await;
     let params = json!({"deep": {"list": [1, 2.5, null, "é✓"]}, "_meta": {"x-ext": true}});
     let answer = b
@@ -161,7 +164,7 @@ async fn unknown_methods_and_fields_pass_unchanged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn notifications_get_no_answer_and_order_is_kept() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-06-18").await;
     for i in 0..20 {
         b.send(json!({"jsonrpc":"2.0","method":"notifications/message","params":{"seq": i}}))
@@ -181,7 +184,7 @@ async fn notifications_get_no_answer_and_order_is_kept() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stdin_eof_deletes_the_session_and_exits_promptly() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-06-18").await;
     let start = Instant::now();
     b.close_stdin();
@@ -204,7 +207,7 @@ async fn a_405_get_stream_is_tolerated() {
         ..Default::default()
     })
     .await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-06-18").await;
     eventually("the GET was tried", || !mock.state.http("GET").is_empty()).await;
     let answer = b
@@ -225,7 +228,7 @@ async fn ten_mib_result_passes_intact() {
         ..Default::default()
     })
     .await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-11-25").await;
     let n = 10 * 1024 * 1024;
     let answer = b
@@ -255,7 +258,7 @@ async fn ten_mib_result_passes_intact() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_request_gets_no_answer_from_the_bridge() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-06-18").await;
     b.send(json!({"jsonrpc":"2.0","id":"long","method":"tools/call","params": tool("slow", json!({"ms": 700}))})).await;
     common::eventually("the call reached the server", || {
@@ -293,7 +296,7 @@ async fn a_cancelled_request_gets_no_answer_from_the_bridge() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_answer_on_its_way_at_stdin_eof_still_reaches_the_agent() {
     let mock = Mock::start(Options::default()).await;
-    let mut b = bridge_to(&mock).await;
+    let mut b = connect_to(&mock).await;
     b.initialize("2025-06-18").await;
     b.send(json!({"jsonrpc":"2.0","id":"last","method":"tools/call","params": tool("slow", json!({"ms": 200}))})).await;
     common::eventually("the call reached the server", || {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Bridge;
+use common::connect::Connect;
 use common::mock::{Mock, Options};
 use serde_json::json;
 
@@ -36,7 +36,7 @@ async fn private_ca_is_trusted_only_with_ca_cert() {
     let mock = Mock::start_tls(Options::default(), chain, key).await;
     let url = format!("https://localhost:{}/mcp", mock.addr.port());
 
-    let mut b = Bridge::connect(&["--ca-cert", ca_file.to_str().unwrap(), &url]);
+    let mut b = Connect::start(&["--ca-cert", ca_file.to_str().unwrap(), &url]);
     let init = b.initialize("2025-06-18").await;
     assert!(init.get("result").is_some(), "{init}");
     assert_eq!(
@@ -44,7 +44,7 @@ async fn private_ca_is_trusted_only_with_ca_cert() {
         json!({})
     );
 
-    let mut b = Bridge::connect(&["--connect-timeout", "1s", &url]);
+    let mut b = Connect::start(&["--connect-timeout", "1s", &url]);
     let init = b.call(json!(0), "initialize", json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}})).await;
     assert_eq!(
         init["error"]["data"]["source"], "mcp-bridge",
@@ -61,7 +61,7 @@ async fn a_bad_ca_file_is_a_startup_error() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.pem");
     std::fs::write(&bad, "not a certificate").unwrap();
-    let out = std::process::Command::new(common::bin())
+    let out = std::process::Command::new(common::BIN)
         .args([
             "connect",
             "--ca-cert",

@@ -4,14 +4,14 @@
 //! 127.0.0.1 port (where the same serve also listens) fails from inside.
 //! Under CI=true a namespace that cannot be made is a failure, not a skip.
 
-mod interop_support;
+mod common;
 
-use interop_support::{
-    BRIDGE, assert_everything_summary, in_ci, node_peers, run_bounded, run_ts_client_wrapped,
-    start_serve,
-};
+use common::node::{assert_everything_summary, node_peers, run_ts_client};
+use common::peer::run_bounded;
+use common::serve::{Opts, Serve};
+use common::{BIN, assert_transport, in_ci};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Can this process make a network namespace? `Err` says why not.
 fn can_unshare() -> Result<(), String> {
@@ -44,24 +44,14 @@ fn connect_in_network_namespace_reaches_serve_over_unix_socket_only() {
     let dir = tempfile::tempdir().expect("temp dir");
     let sock = dir.path().join("mcp.sock");
     let listen_unix = format!("unix:{}", sock.display());
-    let (_serve, port) = start_serve(
-        &["--listen", &listen_unix],
-        &[
-            peers.node.as_os_str(),
-            peers.everything.as_os_str(),
-            "stdio".as_ref(),
-        ],
-    )
-    .expect("serve starts on TCP and on the Unix socket");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "serve never created {}",
-            sock.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let serve = Serve::start_with(Opts {
+        args: &["--listen", &listen_unix],
+        child: peers.everything_stdio(),
+        ..Opts::default()
+    });
+    let port = serve.port();
+    serve.wait_log("listening on unix:");
+    assert!(sock.exists(), "serve never created {}", sock.display());
 
     // Inside the namespace: nothing is up, and the host's loopback port is out of reach.
     let probe = format!(
@@ -88,13 +78,13 @@ fn connect_in_network_namespace_reaches_serve_over_unix_socket_only() {
 
     // A full session from inside another such namespace: TS SDK client -> connect --unix -> serve.
     let sock_arg = sock.to_str().expect("UTF-8 temp path");
-    let summary = run_ts_client_wrapped(
+    let run = run_ts_client(
         &peers,
         &["unshare", "-n", "--"],
         &[
             "stdio",
             "--",
-            BRIDGE,
+            BIN,
             "connect",
             "--unix",
             sock_arg,
@@ -103,5 +93,6 @@ fn connect_in_network_namespace_reaches_serve_over_unix_socket_only() {
         Duration::from_secs(60),
     )
     .expect("MCP session from inside the namespace");
-    assert_everything_summary(&summary, 4);
+    assert_everything_summary(&run.summary, 4);
+    assert_transport(&run.stderr, "streamable");
 }

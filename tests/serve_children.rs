@@ -1,17 +1,19 @@
 //! Child processes: explicit environment, crash handling, server-to-client requests,
 //! --max-sessions, and an orderly shutdown that leaves no process behind.
 
-mod serve_support;
+mod common;
 
+use common::http::{Session, call_msg, read_answer};
+use common::serve::{Opts, Serve, have_python3};
+use common::{alive, tool_text};
 use serde_json::{Value, json};
-use serve_support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn child_environment_is_explicit() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start_with(Opts {
+    let gw = Serve::start_with(Opts {
         args: &["--env", "GREETING=hi there", "--pass-env", "FIXTURE_EXTRA"],
         env: &[
             ("FIXTURE_EXTRA", "passed"),
@@ -43,10 +45,10 @@ async fn child_environment_is_explicit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_answers_waiting_requests_and_then_404() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let s = Session::open(&gw.mcp()).await.unwrap();
     let slow = s
         .post_builder(&call_msg(
@@ -114,10 +116,10 @@ async fn a_crash_answers_waiting_requests_and_then_404() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn child_requests_reach_the_client_and_its_answer_returns() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let s = Session::open(&gw.mcp()).await.unwrap();
     let mut get = s.get_stream(None).await.unwrap();
     let ask = s
@@ -134,10 +136,10 @@ async fn child_requests_reach_the_client_and_its_answer_returns() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_sessions_gives_503() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&["--max-sessions", "1"]);
+    let gw = Serve::start(&["--max-sessions", "1"]);
     let _s = Session::open(&gw.mcp()).await.unwrap();
     let err = Session::open(&gw.mcp()).await.err().unwrap().to_string();
     assert!(err.contains("503") && err.contains("max-sessions"), "{err}");
@@ -145,13 +147,13 @@ async fn max_sessions_gives_503() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_stops_every_child() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let pid_dir = dir.path().to_str().unwrap();
     // A stubborn child ignores stdin EOF and SIGTERM: only SIGKILL ends it.
-    let mut gw = Gateway::start_with(Opts {
+    let mut gw = Serve::start_with(Opts {
         args: &["--stop-timeout", "300ms"],
         fixture_args: &["--pid-dir", pid_dir, "--stubborn"],
         ..Opts::default()

@@ -1,165 +1,227 @@
-//! serve's HTTP surface: Streamable HTTP status codes, JSON and SSE replies, DELETE, legacy
-//! HTTP+SSE, and the health and metrics endpoints, against the real binary.
+//! serve's HTTP surface: Streamable HTTP status codes, JSON and SSE replies, DELETE, the HTTP+SSE
+//! transport, and the health and metrics endpoints, against the real binary.
 
-mod serve_support;
+mod common;
 
+use common::http::{Session, SseReader, call_msg, client, init_msg, read_answer};
+use common::serve::{Serve, have_python3};
+use common::{WAIT, tool_text};
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use serve_support::*;
 
-async fn raw_post(url: &str, headers: &[(&str, &str)], body: &str) -> reqwest::Response {
+/// A POST with exactly these headers and body.
+fn raw_post(url: &str, headers: &[(&str, &str)], body: &str) -> reqwest::RequestBuilder {
     let mut req = client().post(url).body(body.to_owned());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req.send().await.unwrap()
-}
-
-async fn error_code(resp: reqwest::Response) -> i64 {
-    let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-    v["error"]["code"].as_i64().unwrap()
+    req
 }
 
 const BOTH: (&str, &str) = ("accept", "application/json, text/event-stream");
 const JSON: (&str, &str) = ("content-type", "application/json");
 
+/// One request and what serve must answer to it.
+struct Case {
+    why: &'static str,
+    req: reqwest::RequestBuilder,
+    status: u16,
+    /// The JSON-RPC error code the body must carry.
+    code: Option<i64>,
+    /// How the Content-Type must start.
+    ctype: Option<&'static str>,
+    /// Further checks of the headers and the message (the JSON body, or the answer on an SSE
+    /// body; null when there is neither).
+    then: fn(&HeaderMap, &Value),
+}
+
+impl Case {
+    fn new(why: &'static str, req: reqwest::RequestBuilder, status: u16) -> Case {
+        Case {
+            why,
+            req,
+            status,
+            code: None,
+            ctype: None,
+            then: |_, _| {},
+        }
+    }
+
+    fn code(self, code: i64) -> Case {
+        Case {
+            code: Some(code),
+            ..self
+        }
+    }
+
+    fn ctype(self, ctype: &'static str) -> Case {
+        Case {
+            ctype: Some(ctype),
+            ..self
+        }
+    }
+
+    fn then(self, then: fn(&HeaderMap, &Value)) -> Case {
+        Case { then, ..self }
+    }
+}
+
+/// Sends each case in turn and checks its answer.
+async fn check(cases: Vec<Case>) {
+    for c in cases {
+        let r = c.req.send().await.unwrap();
+        assert_eq!(r.status(), c.status, "{}", c.why);
+        let headers = r.headers().clone();
+        let ctype = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if let Some(want) = c.ctype {
+            assert!(ctype.starts_with(want), "{}: Content-Type {ctype}", c.why);
+        }
+        let body = if ctype.starts_with("text/event-stream") {
+            read_answer(r).await.unwrap()
+        } else {
+            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null)
+        };
+        if let Some(code) = c.code {
+            assert_eq!(body["error"]["code"], code, "{}: {body}", c.why);
+        }
+        (c.then)(&headers, &body);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn status_codes_follow_the_spec() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let url = gw.mcp();
     let init = init_msg(1).to_string();
-
-    let r = raw_post(&url, &[("accept", "text/html"), JSON], &init).await;
-    assert_eq!(r.status(), 406);
-    let r = raw_post(&url, &[BOTH, ("content-type", "text/plain")], &init).await;
-    assert_eq!(r.status(), 415);
-    let r = raw_post(&url, &[BOTH, JSON], "{not json").await;
-    assert_eq!(r.status(), 400);
-    assert_eq!(error_code(r).await, -32700);
-    let ping = json!({"jsonrpc":"2.0","id":2,"method":"ping"}).to_string();
-    let r = raw_post(&url, &[BOTH, JSON], &ping).await;
-    assert_eq!(r.status(), 400, "missing session");
-    let r = raw_post(&url, &[BOTH, JSON, ("mcp-session-id", "00ff")], &ping).await;
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, -32001);
+    let ping = |id: i64| json!({"jsonrpc":"2.0","id":id,"method":"ping"}).to_string();
+    check(vec![
+        Case::new(
+            "Accept has neither JSON nor SSE",
+            raw_post(&url, &[("accept", "text/html"), JSON], &init),
+            406,
+        ),
+        Case::new(
+            "the body is not declared JSON",
+            raw_post(&url, &[BOTH, ("content-type", "text/plain")], &init),
+            415,
+        ),
+        Case::new(
+            "the body is not JSON",
+            raw_post(&url, &[BOTH, JSON], "{not json"),
+            400,
+        )
+        .code(-32700),
+        Case::new(
+            "a request without a session",
+            raw_post(&url, &[BOTH, JSON], &ping(2)),
+            400,
+        ),
+        Case::new(
+            "a session nobody opened",
+            raw_post(&url, &[BOTH, JSON, ("mcp-session-id", "00ff")], &ping(2)),
+            404,
+        )
+        .code(-32001),
+    ])
+    .await;
 
     let s = Session::open(&url).await.unwrap();
     assert_eq!(s.id.len(), 32, "128-bit hex session id");
     assert_eq!(s.init_result["protocolVersion"], "2025-06-18");
-    let ping3 = json!({"jsonrpc":"2.0","id":3,"method":"ping"}).to_string();
-    let headers = [
-        BOTH,
-        JSON,
-        ("mcp-session-id", s.id.as_str()),
-        ("mcp-protocol-version", "1999-01-01"),
-    ];
-    let r = raw_post(&url, &headers, &ping3).await;
-    assert_eq!(r.status(), 400, "bad MCP-Protocol-Version");
-
-    let r = client().put(&url).send().await.unwrap();
-    assert_eq!(r.status(), 405);
-    let allow = r.headers()["allow"].to_str().unwrap().to_owned();
-    for m in ["GET", "POST", "DELETE"] {
-        assert!(allow.contains(m), "Allow: {allow}");
-    }
-    let r = client()
-        .get(&url)
-        .header("mcp-session-id", &s.id)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 406, "GET without text/event-stream");
-
-    // A request: SSE when the client accepts it, JSON when it accepts only JSON.
-    let r = s
-        .post(json!({"jsonrpc":"2.0","id":4,"method":"tools/list"}))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let a = read_answer(r).await.unwrap();
-    assert_eq!(a["id"], 4);
-    assert!(a["result"]["tools"].as_array().unwrap().len() >= 5);
+    let sid = ("mcp-session-id", s.id.as_str());
+    let only_json = ("accept", "application/json");
     let five = call_msg(json!("five"), "echo", json!({"text":"héllo\nworld"})).to_string();
-    let r = raw_post(
-        &url,
-        &[
-            ("accept", "application/json"),
-            JSON,
-            ("mcp-session-id", &s.id),
-        ],
-        &five,
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
-    let a: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(a["id"], "five");
-    assert_eq!(tool_text(&a), "héllo\nworld");
-
-    // A pretty-printed (multi-line) body still reaches the child as one line.
     let pretty =
         serde_json::to_string_pretty(&call_msg(json!(6), "echo", json!({"text":"p"}))).unwrap();
-    let r = raw_post(&url, &[BOTH, JSON, ("mcp-session-id", &s.id)], &pretty).await;
-    assert_eq!(tool_text(&read_answer(r).await.unwrap()), "p");
-
-    // Notifications and responses get 202.
-    let r = s
-        .post(json!({"jsonrpc":"2.0","method":"notifications/roots/list_changed"}))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-
-    // A batch (2025-03-26) is passed to the child and answered as an array.
     let batch =
         json!([{"jsonrpc":"2.0","id":7,"method":"ping"},{"jsonrpc":"2.0","id":8,"method":"ping"}]);
-    let r = raw_post(
-        &url,
-        &[
-            ("accept", "application/json"),
-            JSON,
-            ("mcp-session-id", &s.id),
-        ],
-        &batch.to_string(),
-    )
+    check(vec![
+        Case::new(
+            "an unsupported MCP-Protocol-Version",
+            raw_post(
+                &url,
+                &[BOTH, JSON, sid, ("mcp-protocol-version", "1999-01-01")],
+                &ping(3),
+            ),
+            400,
+        ),
+        Case::new("PUT", client().put(&url), 405).then(|h, _| {
+            let allow = h["allow"].to_str().unwrap();
+            for m in ["GET", "POST", "DELETE"] {
+                assert!(allow.contains(m), "Allow: {allow}");
+            }
+        }),
+        Case::new(
+            "GET without text/event-stream",
+            client()
+                .get(&url)
+                .header(sid.0, sid.1)
+                .header("accept", "application/json"),
+            406,
+        ),
+        Case::new(
+            "a request from a client that accepts SSE is answered on SSE",
+            s.post_builder(&json!({"jsonrpc":"2.0","id":4,"method":"tools/list"})),
+            200,
+        )
+        .ctype("text/event-stream")
+        .then(|_, a| {
+            assert_eq!(a["id"], 4);
+            assert!(a["result"]["tools"].as_array().unwrap().len() >= 5, "{a}");
+        }),
+        Case::new(
+            "a request from a client that accepts only JSON is answered in JSON",
+            raw_post(&url, &[only_json, JSON, sid], &five),
+            200,
+        )
+        .ctype("application/json")
+        .then(|_, a| {
+            assert_eq!(a["id"], "five");
+            assert_eq!(tool_text(a), "héllo\nworld");
+        }),
+        Case::new(
+            "a pretty-printed (multi-line) body reaches the child as one line",
+            raw_post(&url, &[BOTH, JSON, sid], &pretty),
+            200,
+        )
+        .then(|_, a| assert_eq!(tool_text(a), "p")),
+        Case::new(
+            "a notification",
+            s.post_builder(&json!({"jsonrpc":"2.0","method":"notifications/roots/list_changed"})),
+            202,
+        ),
+        Case::new(
+            "a batch (2025-03-26) goes to the child and is answered as an array",
+            raw_post(&url, &[only_json, JSON, sid], &batch.to_string()),
+            200,
+        )
+        .then(|_, a| assert_eq!(a.as_array().unwrap().len(), 2, "{a}")),
+        Case::new(
+            "DELETE ends the session",
+            client().delete(&url).header(sid.0, sid.1),
+            200,
+        ),
+        Case::new(
+            "the ended session's id",
+            s.post_builder(&json!({"jsonrpc":"2.0","id":9,"method":"ping"})),
+            404,
+        ),
+    ])
     .await;
-    let a: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(a.as_array().unwrap().len(), 2);
-
-    // DELETE ends the session; afterwards its id answers 404.
-    let r = client()
-        .delete(&url)
-        .header("mcp-session-id", &s.id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = s
-        .post(json!({"jsonrpc":"2.0","id":9,"method":"ping"}))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn body_limit_gives_413() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&["--max-body", "1K"]);
+    let gw = Serve::start(&["--max-body", "1K"]);
     let s = Session::open(&gw.mcp()).await.unwrap();
     let big = "x".repeat(4096);
     let r = s
@@ -189,10 +251,10 @@ async fn body_limit_gives_413() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_ready_and_metrics() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let c = client();
     assert_eq!(
         c.get(format!("{}/healthz", gw.url))
@@ -243,11 +305,11 @@ async fn health_ready_and_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn legacy_sse_round_trip() {
-    if !have_python() {
+async fn sse_round_trip() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let c = client();
     let resp = c
         .get(format!("{}/sse", gw.url))

@@ -1,10 +1,12 @@
 //! Resumability and session lifetime: streams cut mid-flight resume with Last-Event-ID with
 //! nothing lost or repeated, sessions outlive a disconnect, and expire after --session-ttl.
 
-mod serve_support;
+mod common;
 
+use common::http::{Session, SseReader, call_msg, read_answer};
+use common::serve::{Serve, have_python3};
+use common::{alive, eventually, tool_text};
 use serde_json::{Value, json};
-use serve_support::*;
 use std::time::Duration;
 
 fn n_of(msg: &Value) -> Option<i64> {
@@ -13,10 +15,10 @@ fn n_of(msg: &Value) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cut_get_stream_resumes_without_loss_or_repeat() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let s = Session::open(&gw.mcp()).await.unwrap();
     let mut get = s.get_stream(None).await.unwrap();
     const N: i64 = 300;
@@ -56,10 +58,10 @@ async fn cut_get_stream_resumes_without_loss_or_repeat() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cut_post_stream_resumes_through_get() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     // 2025-11-25: every POST stream starts with a priming event (an id and no data).
     let s = Session::open_version(&gw.mcp(), "2025-11-25")
         .await
@@ -105,10 +107,10 @@ async fn cut_post_stream_resumes_through_get() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_messages_wait_for_a_get_stream() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let s = Session::open(&gw.mcp()).await.unwrap();
     // With a GET stream opened once, notifications go there even while it is disconnected.
     drop(s.get_stream(None).await.unwrap());
@@ -126,10 +128,10 @@ async fn server_messages_wait_for_a_get_stream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_outlive_disconnects_then_expire() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&["--session-ttl", "1s"]);
+    let gw = Serve::start(&["--session-ttl", "1s"]);
     let s = Session::open(&gw.mcp()).await.unwrap();
     let pid: i32 = tool_text(
         &s.request(call_msg(json!(1), "pid", json!({})))
@@ -183,10 +185,10 @@ async fn sessions_outlive_disconnects_then_expire() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn progress_goes_on_the_requests_own_stream_ahead_of_its_answer() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[]);
+    let gw = Serve::start(&[]);
     let s = Session::open(&gw.mcp()).await.unwrap();
     // With a GET stream open, unrelated server messages go there; progress must not.
     let _get = s.get_stream(None).await.unwrap();

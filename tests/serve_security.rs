@@ -1,22 +1,24 @@
 //! Security: bearer token, Host and Origin allow-lists, refusing an unauthenticated public bind,
 //! and Unix-socket listeners (mode, stale and live files, removal, peer credentials).
 
-mod serve_support;
+mod common;
 
+use common::http::{Session, call_msg, client, init_msg};
+use common::serve::{Opts, Serve, have_python3};
+use common::{WAIT, tool_text};
 use serde_json::json;
-use serve_support::*;
 use std::os::unix::fs::PermissionsExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bearer_token_is_required() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, "s3cret-token\n").unwrap();
-    let gw = Gateway::start(&["--auth-token-file", file.to_str().unwrap()]);
+    let gw = Serve::start(&["--auth-token-file", file.to_str().unwrap()]);
     let c = client();
     assert_eq!(
         c.get(format!("{}/healthz", gw.url))
@@ -45,16 +47,16 @@ async fn bearer_token_is_required() {
         .await
         .unwrap();
     assert_eq!(tool_text(&a), "authorized");
-    let logs = gw.log.lock().unwrap().join("\n");
+    let logs = gw.log.text();
     assert!(!logs.contains("s3cret-token"), "the token is never logged");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn host_and_origin_are_checked() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&[
+    let gw = Serve::start(&[
         "--allow-origin",
         "https://app.example",
         "--allow-host",
@@ -118,10 +120,10 @@ async fn host_and_origin_are_checked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn public_bind_needs_a_token() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let err = Gateway::try_start(Opts {
+    let err = Serve::try_start(Opts {
         args: &["--listen", "0.0.0.0:0"],
         listen_tcp: false,
         ..Opts::default()
@@ -129,7 +131,7 @@ async fn public_bind_needs_a_token() {
     let err = err.err().expect("refuses to start").to_string();
     assert!(err.contains("allow-unauthenticated"), "{err}");
     // With the override it starts.
-    let gw = Gateway::start_with(Opts {
+    let gw = Serve::start_with(Opts {
         args: &["--listen", "0.0.0.0:0", "--allow-unauthenticated"],
         listen_tcp: false,
         ..Opts::default()
@@ -150,7 +152,7 @@ async fn unix_request(path: &std::path::Path, request: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unix_socket_listener() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -159,7 +161,7 @@ async fn unix_socket_listener() {
     // A stale socket file (nobody listening) is replaced.
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
     assert!(sock.exists());
-    let mut gw = Gateway::start_with(Opts {
+    let mut gw = Serve::start_with(Opts {
         args: &["--listen", &listen],
         listen_tcp: true,
         ..Opts::default()
@@ -187,7 +189,7 @@ async fn unix_socket_listener() {
     assert!(line.contains("pid="), "{line}");
 
     // A second gateway on the same live socket refuses to start.
-    let second = Gateway::try_start(Opts {
+    let second = Serve::try_start(Opts {
         args: &["--listen", &listen],
         listen_tcp: false,
         ..Opts::default()
@@ -201,13 +203,13 @@ async fn unix_socket_listener() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn socket_mode_is_configurable() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("g.sock");
     let listen = format!("unix:{}", sock.display());
-    let gw = Gateway::start_with(Opts {
+    let gw = Serve::start_with(Opts {
         args: &["--listen", &listen, "--socket-mode", "0660"],
         listen_tcp: false,
         ..Opts::default()

@@ -1,17 +1,19 @@
 //! --shared: one child for every session, with request ids kept apart, initialize answered once,
 //! list_changed fanned out, and child requests answered by the session that was asked.
 
-mod serve_support;
+mod common;
 
+use common::http::{Session, call_msg, client, read_answer};
+use common::serve::{Serve, have_python3};
+use common::tool_text;
 use serde_json::{Value, json};
-use serve_support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_sessions_share_one_child() {
-    if !have_python() {
+    if !have_python3() {
         return;
     }
-    let gw = Gateway::start(&["--shared"]);
+    let gw = Serve::start(&["--shared"]);
     let a = Session::open(&gw.mcp()).await.unwrap();
     let b = Session::open(&gw.mcp()).await.unwrap();
     assert_ne!(a.id, b.id);

@@ -1,175 +1,49 @@
-//! Shared test fixtures: the real `mcp-bridge` binary driven over its stdio, and a scriptable
-//! mock MCP server (see `mock`).
+//! Support shared by every integration test, one file per concept:
+//!
+//! - here: the binary under test ([`BIN`]), the bound on every wait ([`WAIT`]), the one polling
+//!   wait ([`eventually`]), the skip-or-fail rule for missing tools ([`require`]), the transport
+//!   connect chose ([`assert_transport`]) and small JSON helpers;
+//! - `log.rs`: a child's output echoed with a `[name]` prefix and kept for bounded waits;
+//! - `connect.rs`: a running `mcp-bridge connect` driven over its stdio ([`connect::Connect`]);
+//! - `serve.rs`: a running `mcp-bridge serve` on a free port ([`serve::Serve`]);
+//! - `http.rs`: an HTTP client of serve: Streamable HTTP sessions and SSE streams;
+//! - `stateless.rs`: requests of the stateless 2026-07-28 revision and their headers;
+//! - `mock/`: a scriptable remote MCP server for connect's tests;
+//! - `peer.rs`: any other process (a peer server, a client run to completion);
+//! - `node.rs`, `python.rs`: the pinned interop peers (TS SDK, server-everything, Python SDK).
 
+// Each test binary uses a different subset of this module.
 #![allow(dead_code)]
 
+pub mod connect;
+pub mod http;
+pub mod log;
 pub mod mock;
+pub mod node;
+pub mod peer;
+pub mod python;
+pub mod serve;
+pub mod stateless;
 
 use serde_json::{Value, json};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
 
 /// How long any single wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// `mcp-bridge connect ...` running as a child, with its stdin and stdout in the test's hands and
-/// its stderr collected (and echoed with a prefix, for failing tests).
-pub struct Bridge {
-    pub child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    pub stderr: Arc<Mutex<String>>,
+/// How often the bounded waits look again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_mcp-bridge")
-}
-
-impl Bridge {
-    pub fn connect(args: &[&str]) -> Bridge {
-        Self::spawn_with(args, &[])
-    }
-
-    pub fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> Bridge {
-        let mut cmd = Command::new(bin());
-        cmd.arg("connect").args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Self::spawn(cmd)
-    }
-
-    pub fn spawn(mut cmd: Command) -> Bridge {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "mcp_bridge=debug");
-        }
-        let mut child = cmd.spawn().expect("spawning mcp-bridge");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = err.next_line().await {
-                eprintln!("[bridge] {line}");
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Bridge {
-            stdin: child.stdin.take(),
-            stdout: BufReader::with_capacity(1 << 20, child.stdout.take().unwrap()),
-            stderr,
-            child,
-        }
-    }
-
-    pub async fn send_raw(&mut self, line: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(line).await.unwrap();
-        stdin.flush().await.unwrap();
-    }
-
-    pub async fn send(&mut self, msg: Value) {
-        let mut line = serde_json::to_vec(&msg).unwrap();
-        line.push(b'\n');
-        self.send_raw(&line).await;
-    }
-
-    /// Closes the bridge's stdin (the agent going away).
-    pub fn close_stdin(&mut self) {
-        self.stdin.take();
-    }
-
-    /// The next stdout line, parsed; fails the test after `WAIT`.
-    pub async fn recv(&mut self) -> Value {
-        let mut line = String::new();
-        let n = tokio::time::timeout(WAIT, self.stdout.read_line(&mut line))
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no message from the bridge within {WAIT:?}; stderr:\n{}",
-                    self.stderr()
-                )
-            })
-            .unwrap();
-        assert!(n > 0, "bridge stdout closed; stderr:\n{}", self.stderr());
-        assert!(line.ends_with('\n'));
-        serde_json::from_str(line.trim_end())
-            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:.200}"))
-    }
-
-    /// Reads messages until one answers `id`; returns it and the ones before it.
-    pub async fn recv_answer(&mut self, id: Value) -> (Value, Vec<Value>) {
-        let mut before = Vec::new();
-        loop {
-            let msg = self.recv().await;
-            if msg.get("method").is_none() && msg["id"] == id {
-                return (msg, before);
-            }
-            before.push(msg);
-        }
-    }
-
-    /// Sends a request and returns its answer.
-    pub async fn call(&mut self, id: Value, method: &str, params: Value) -> Value {
-        self.send(json!({"jsonrpc":"2.0","id": id,"method": method,"params": params}))
-            .await;
-        self.recv_answer(id).await.0
-    }
-
-    /// Performs the MCP handshake as an agent would.
-    pub async fn initialize(&mut self, version: &str) -> Value {
-        let answer = self
-            .call(
-                json!(0),
-                "initialize",
-                json!({"protocolVersion": version, "capabilities": {"sampling": {}}, "clientInfo": {"name": "test", "version": "1"}}),
-            )
-            .await;
-        self.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
-            .await;
-        answer
-    }
-
-    /// Waits for the process to exit; fails the test after `limit`.
-    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(limit, self.child.wait())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "bridge did not exit within {limit:?}; stderr:\n{}",
-                    self.stderr()
-                )
-            })
-            .unwrap()
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until stderr contains `needle`.
-    pub async fn wait_stderr(&self, needle: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !self.stderr().contains(needle) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "stderr never said {needle:?}:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-/// Polls `cond` every 10 ms until it holds; fails the test after `WAIT`.
+/// Polls `cond` until it holds; fails the test after [`WAIT`].
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond() {
@@ -177,11 +51,69 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
             tokio::time::Instant::now() < deadline,
             "timed out waiting for: {what}"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 
-/// A tools/call request body.
+/// True when running under CI, where a missing tool is a failure, never a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Either `Some(value)`, or a loud skip message (and `None`) locally, or a panic under CI.
+pub fn require<T>(found: Option<T>, what: &str, how_to_fix: &str) -> Option<T> {
+    if found.is_some() {
+        return found;
+    }
+    assert!(!in_ci(), "CI=true and {what} is missing: {how_to_fix}");
+    eprintln!("\n!!!! SKIPPING: {what} is missing ({how_to_fix}) !!!!\n");
+    None
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// The params of a tools/call request.
 pub fn tool(name: &str, args: Value) -> Value {
     json!({"name": name, "arguments": args})
+}
+
+/// The text of a tools/call answer (empty if it has none).
+pub fn tool_text(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The transport connect's `auto` chose, lower-cased, from its `transport: …` log line (a
+/// parenthesised remark after the name is dropped), or `None` if it logged none.
+fn chosen_transport(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("transport: "))?;
+    let name = line.split_once("transport: ")?.1;
+    let name = name.split('(').next().unwrap_or(name);
+    Some(name.trim().to_lowercase())
+}
+
+/// Asserts that connect's log names `expected` (`"streamable"` or `"sse"`) as its transport.
+pub fn assert_transport(log: &str, expected: &str) {
+    let chosen = chosen_transport(log)
+        .unwrap_or_else(|| panic!("connect logged no `transport:` line:\n{log}"));
+    let is_streamable = chosen.contains("streamable");
+    let ok = match expected {
+        "streamable" => is_streamable,
+        "sse" => !is_streamable && chosen.contains("sse"),
+        other => panic!("unknown transport {other:?}"),
+    };
+    assert!(ok, "connect chose {chosen:?}, not {expected}:\n{log}");
 }

@@ -4,7 +4,7 @@
 // Usage:
 //   node client.mjs stdio -- CMD [ARGS...]     spawn CMD (e.g. `mcp-bridge connect URL`) over stdio
 //   node client.mjs streamable URL             Streamable HTTP (e.g. http://127.0.0.1:PORT/mcp)
-//   node client.mjs sse URL                    legacy HTTP+SSE (e.g. http://127.0.0.1:PORT/sse)
+//   node client.mjs sse URL                    HTTP+SSE, 2024-11-05 (e.g. http://127.0.0.1:PORT/sse)
 //
 // Environment: INTEROP_TIMEOUT_MS (whole session, default 60000), INTEROP_LONG_STEPS (default 4).
 // Exit code 0 with the summary on stdout, or non-zero with a message on stderr naming the step

@@ -1,25 +1,26 @@
-//! connect over legacy HTTP+SSE (2024-11-05): detection, the endpoint event and its origin
+//! connect over the HTTP+SSE transport (2024-11-05, `--transport sse`): detection, the endpoint event and its origin
 //! check, and recovery when the event stream drops.
 
 mod common;
 
+use common::connect::Connect;
 use common::mock::{Mock, Options};
-use common::{Bridge, eventually, tool};
+use common::{assert_transport, eventually, tool};
 use serde_json::json;
 
-fn legacy() -> Options {
+fn sse_server() -> Options {
     Options {
-        legacy_only: true,
+        sse_only: true,
         ..Default::default()
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn auto_detects_legacy_after_a_refused_post() {
-    let mock = Mock::start(legacy()).await;
-    let mut b = Bridge::connect(&[&mock.url("/sse")]);
+async fn auto_picks_sse_for_an_sse_url() {
+    let mock = Mock::start(sse_server()).await;
+    let mut b = Connect::start(&[&mock.url("/sse")]);
     let init = b.initialize("2024-11-05").await;
-    assert_eq!(init["result"]["serverInfo"]["name"], "legacy-mock");
+    assert_eq!(init["result"]["serverInfo"]["name"], "sse-mock");
     let answer = b
         .call(json!(1), "tools/call", tool("echo", json!({"q": 2})))
         .await;
@@ -27,16 +28,17 @@ async fn auto_detects_legacy_after_a_refused_post() {
     let posts = mock.state.http("POST");
     assert!(
         posts.iter().all(|p| p.path == "/messages"),
-        "a /sse URL tries legacy first"
+        "a /sse URL tries HTTP+SSE first"
     );
-    b.wait_stderr("legacy HTTP+SSE").await;
+    b.wait_stderr("transport: ").await;
+    assert_transport(&b.stderr(), "sse");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn falls_back_when_the_streamable_post_gets_405() {
     // The URL does not end in /sse: the bridge POSTs first, gets 405, then GETs the same URL.
-    let mock = Mock::start(legacy()).await;
-    let mut b = Bridge::connect(&[&mock.url("/old")]);
+    let mock = Mock::start(sse_server()).await;
+    let mut b = Connect::start(&[&mock.url("/old")]);
     let init = b.initialize("2024-11-05").await;
     assert!(init.get("result").is_some(), "{init}");
     let posts: Vec<String> = mock
@@ -49,17 +51,19 @@ async fn falls_back_when_the_streamable_post_gets_405() {
         posts[0], "/old",
         "Streamable HTTP is tried first: {posts:?}"
     );
+    b.wait_stderr("transport: ").await;
+    assert_transport(&b.stderr(), "sse");
 
     // A URL that answers 404 to both: neither transport, and the agent is told so.
-    let mut b = Bridge::connect(&[&mock.url("/nothing")]);
+    let mut b = Connect::start(&[&mock.url("/nothing")]);
     let init = b.initialize("2024-11-05").await;
     assert_eq!(init["error"]["data"]["reason"], "no-mcp-endpoint", "{init}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forced_sse_transport_works() {
-    let mock = Mock::start(legacy()).await;
-    let mut b = Bridge::connect(&["--transport", "sse", &mock.url("/sse")]);
+    let mock = Mock::start(sse_server()).await;
+    let mut b = Connect::start(&["--transport", "sse", &mock.url("/sse")]);
     b.initialize("2024-11-05").await;
     let answer = b.call(json!("x"), "ping", json!({})).await;
     assert_eq!(answer["result"], json!({}));
@@ -69,10 +73,10 @@ async fn forced_sse_transport_works() {
 async fn refuses_an_endpoint_on_another_origin() {
     let mock = Mock::start(Options {
         foreign_endpoint: true,
-        ..legacy()
+        ..sse_server()
     })
     .await;
-    let mut b = Bridge::connect(&[
+    let mut b = Connect::start(&[
         "--transport",
         "sse",
         "--connect-timeout",
@@ -99,8 +103,8 @@ async fn refuses_an_endpoint_on_another_origin() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dropped_stream_fails_waiting_requests_then_reconnects_and_reinitializes() {
-    let mock = Mock::start(legacy()).await;
-    let mut b = Bridge::connect(&[&mock.url("/sse")]);
+    let mock = Mock::start(sse_server()).await;
+    let mut b = Connect::start(&[&mock.url("/sse")]);
     b.initialize("2024-11-05").await;
     eventually("one stream", || mock.state.http("GET").len() == 1).await;
 
@@ -109,7 +113,7 @@ async fn dropped_stream_fails_waiting_requests_then_reconnects_and_reinitializes
         !mock.state.requests("tools/call").is_empty()
     })
     .await;
-    mock.state.drop_legacy_streams();
+    mock.state.drop_sse_streams();
     let (lost, _) = b.recv_answer(json!("w")).await;
     assert_eq!(lost["error"]["data"]["reason"], "stream-dropped", "{lost}");
     assert_eq!(lost["error"]["data"]["mayHaveRun"], true);

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Test MCP client for mcp-bridge interop tests (Python SDK `mcp==2.3.0`).
 
-Runs a fixed scenario against the fixtures of py2026_server.py and prints one JSON
+Runs a fixed scenario against the fixtures of stateless_server.py and prints one JSON
 line per check on stdout, then a summary line; exit code 0 only if every check passed.
 
 Usage:
-  py2026_client.py URL              [--mode auto|legacy|2026-07-28] [--trace] [--only a,b]
-  py2026_client.py --stdio -- CMD [ARGS...]   (same scenario over stdio, e.g. `python py2026_server.py stdio`)
+  stateless_client.py URL              [--mode auto|legacy|2026-07-28] [--trace] [--only a,b]
+  stateless_client.py --stdio -- CMD [ARGS...]   (same scenario over stdio, e.g. `python stateless_server.py stdio`)
 
   --mode auto        (default) the SDK's discovery: server/discover probe, fall back to initialize
   --mode legacy      initialize handshake (2025-11-25 offered)
@@ -20,7 +20,7 @@ Checks:
   header      tools/call echo_region(region="us-west1") -> "region=us-west1 text=hi"
   header_b64  tools/call echo_region(region="Hello, 世界") (header goes base64: =?base64?SGVsbG8sIOS4lueVjA==?=)
   add         tools/call add(a=40, b=2) -> 42 (integer x-mcp-header)
-  resource    resources/read demo://greeting -> "hello from py2026"
+  resource    resources/read demo://greeting -> "hello from the stateless server"
   prompt      prompts/get greet(name=Ada)
   progress    tools/call slow(steps=4, delay=0.1) with a progress callback: >=1 progress, result "done 4"
   cancel      tools/call slow(steps=100, delay=0.1) abandoned after 0.7 s; then stats() must show the
@@ -115,7 +115,7 @@ async def scenario(client: Client, only: list[str]) -> list[dict]:
     async def resource() -> None:
         res = await client.read_resource("demo://greeting")
         text = "".join(getattr(c, "text", "") for c in res.contents)
-        record("resource", text == "hello from py2026", text=text)
+        record("resource", text == "hello from the stateless server", text=text)
 
     async def prompt() -> None:
         res = await client.get_prompt("greet", {"name": "Ada"})

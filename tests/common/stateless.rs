@@ -1,21 +1,21 @@
-//! Helpers for the tests of serve's stateless 2026-07-28 path: requests with the envelope, POSTs
-//! with the headers a 2026-07-28 client derives, and reading status, error code and answer.
-#![allow(dead_code)]
+//! Requests of the stateless 2026-07-28 revision as a client sends them to serve: the `_meta`
+//! envelope, the headers a client derives from the body, and the status and error code of the
+//! reply.
 
+use super::http::{client, read_answer};
 use serde_json::{Value, json};
 
-#[path = "../serve_support/mod.rs"]
-mod serve_support;
-pub use serve_support::*;
-
+/// The stateless revision.
 pub const V: &str = "2026-07-28";
 
+/// The `_meta` envelope every request of the revision carries.
 pub fn envelope() -> Value {
     json!({"io.modelcontextprotocol/protocolVersion": V,
         "io.modelcontextprotocol/clientCapabilities": {},
         "io.modelcontextprotocol/clientInfo": {"name": "serve-2026-test", "version": "0"}})
 }
 
+/// A request with the envelope.
 pub fn req(id: Value, method: &str, mut params: Value) -> Value {
     params["_meta"] = envelope();
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
@@ -62,17 +62,11 @@ pub async fn status_code(resp: reqwest::Response) -> (u16, i64, Value) {
     (status, body["error"]["code"].as_i64().unwrap_or(0), body)
 }
 
+/// A tools/call request with the envelope.
 pub fn call(id: i64, tool: &str, args: Value) -> Value {
     req(
         json!(id),
         "tools/call",
         json!({"name": tool, "arguments": args}),
     )
-}
-
-pub fn text(answer: &Value) -> String {
-    answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }

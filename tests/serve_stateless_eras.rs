@@ -4,13 +4,16 @@
 //! opted in, a child's request answered with an error that says why, a crash answered and the
 //! child restarted, and stateful sessions on the same endpoint with their own children.
 
-mod rev_support;
+mod common;
 
-use rev_support::*;
+use common::http::{Session, SseReader, call_msg, client, read_answer};
+use common::serve::{Serve, have_python3};
+use common::stateless::{V, call, post, req, status_code};
+use common::tool_text;
 use serde_json::{Value, json};
 
-fn start() -> Option<Gateway> {
-    have_python().then(|| Gateway::start(&[]))
+fn start() -> Option<Serve> {
+    have_python3().then(|| Serve::start(&[]))
 }
 
 fn with_meta(mut body: Value, key: &str, value: Value) -> Value {
@@ -48,7 +51,7 @@ async fn discover_and_listen_are_served_for_a_handshake_child() {
     let ans = read_answer(post(&url, &call(2, "list_changed", json!({})), &[]).await)
         .await
         .unwrap();
-    assert_eq!(text(&ans), "sent");
+    assert_eq!(tool_text(&ans), "sent");
     let (_, changed) = stream.next_message().await.unwrap();
     assert_eq!(changed["method"], "notifications/tools/list_changed");
     assert_eq!(
@@ -69,7 +72,7 @@ async fn logs_reach_only_a_request_that_opted_in() {
             .unwrap()
             .starts_with("application/json")
     );
-    assert_eq!(text(&read_answer(r).await.unwrap()), "emitted 3");
+    assert_eq!(tool_text(&read_answer(r).await.unwrap()), "emitted 3");
 
     let loud = with_meta(
         call(2, "emit", json!({"count": 3})),
@@ -83,7 +86,7 @@ async fn logs_reach_only_a_request_that_opted_in() {
         if m["method"] == "notifications/message" {
             logs += 1;
         } else {
-            assert_eq!(text(&m), "emitted 3");
+            assert_eq!(tool_text(&m), "emitted 3");
             break;
         }
     }
@@ -96,7 +99,7 @@ async fn a_child_request_gets_an_error_that_names_the_gap() {
     let ans = read_answer(post(&gw.mcp(), &call(1, "ask", json!({"question": "?"})), &[]).await)
         .await
         .unwrap();
-    let t = text(&ans);
+    let t = tool_text(&ans);
     assert!(
         t.contains("-32601") && t.contains("not available through mcp-bridge serve"),
         "{t}"
@@ -107,7 +110,7 @@ async fn a_child_request_gets_an_error_that_names_the_gap() {
 async fn a_crash_is_answered_and_the_next_request_starts_a_new_child() {
     let Some(gw) = start() else { return };
     let url = gw.mcp();
-    let pid = |a: &Value| text(a);
+    let pid = |a: &Value| tool_text(a);
     let first = read_answer(post(&url, &call(1, "pid", json!({})), &[]).await)
         .await
         .unwrap();
@@ -133,7 +136,7 @@ async fn sessions_of_the_handshake_era_share_the_endpoint_but_not_the_child() {
             .await
             .unwrap(),
     );
-    let stateless = text(
+    let stateless = tool_text(
         &read_answer(post(&url, &call(1, "pid", json!({})), &[]).await)
             .await
             .unwrap(),

@@ -5,13 +5,13 @@ Serves the 2026-07-28 stateless revision AND the handshake revisions
 (2024-11-05 .. 2025-11-25) on one endpoint / one process, as the SDK does.
 
 Usage:
-  py2026_server.py http  [--port N] [--json]   Streamable HTTP on 127.0.0.1:N/mcp
+  stateless_server.py http  [--port N] [--json]   Streamable HTTP on 127.0.0.1:N/mcp
                                                (N=0 or omitted: pick a free port).
                                                Prints "LISTENING http://127.0.0.1:PORT/mcp"
                                                on stdout (one line, flushed) once bound.
-  py2026_server.py stdio                       stdio server (dual-era: the first request
+  stateless_server.py stdio                    stdio server (dual-era: the first request
                                                of the process decides the era).
-  --legacy-only (either transport)             emulate a 2025-era (handshake-only) server:
+  --handshake-only (either transport)          emulate a 2025-era (handshake-only) server:
                                                http: requests whose MCP-Protocol-Version is not a
                                                handshake revision are served as if the header were
                                                absent (-> 400 "Missing session ID", as mcp 1.x does);
@@ -23,7 +23,7 @@ Fixtures:
   tool  add(a: int [x-mcp-header "A"], b: int) -> a + b
   tool  slow(steps: int = 5, delay: float = 0.2) -> reports progress each step, returns "done <steps>"
   tool  stats() -> JSON {"cancelled": n, "completed": n, "protocol_versions": [...]} (observes cancellation)
-  resource demo://greeting (text/plain) -> "hello from py2026"
+  resource demo://greeting (text/plain) -> "hello from the stateless server"
   prompt  greet(name) -> one user message
 Logs go to stderr only.
 """
@@ -41,7 +41,7 @@ from pydantic import Field
 
 from mcp.server.mcpserver import Context, MCPServer
 
-mcp = MCPServer("py2026-test-server", version="1.0.0", log_level="WARNING")
+mcp = MCPServer("stateless-test-server", version="1.0.0", log_level="WARNING")
 
 STATS = {"cancelled": 0, "completed": 0, "protocol_versions": []}
 
@@ -79,7 +79,7 @@ async def slow(ctx: Context, steps: int = 5, delay: float = 0.2) -> str:
             await anyio.sleep(delay)
     except anyio.get_cancelled_exc_class():
         STATS["cancelled"] += 1
-        print(f"py2026_server: slow() cancelled after step {i + 1}", file=sys.stderr, flush=True)
+        print(f"stateless_server: slow() cancelled after step {i + 1}", file=sys.stderr, flush=True)
         raise
     STATS["completed"] += 1
     return f"done {steps}"
@@ -92,7 +92,7 @@ def stats() -> str:
 
 @mcp.resource("demo://greeting", name="greeting", mime_type="text/plain")
 def greeting() -> str:
-    return "hello from py2026"
+    return "hello from the stateless server"
 
 
 @mcp.prompt()
@@ -101,7 +101,7 @@ def greet(name: str) -> str:
 
 
 class _LegacyOnly:
-    """ASGI wrapper: hide a non-handshake MCP-Protocol-Version so the SDK's legacy path answers."""
+    """ASGI wrapper: hide a non-handshake MCP-Protocol-Version so the SDK's handshake path answers."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -116,7 +116,7 @@ class _LegacyOnly:
         await self.app(scope, receive, send)
 
 
-async def _legacy_stdio() -> None:
+async def _handshake_stdio() -> None:
     from mcp.server.runner import serve_loop
     from mcp.server.stdio import stdio_server
 
@@ -133,17 +133,17 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--json", action="store_true",
                     help="json_response=True: no SSE on POST responses, so no progress and no cancel-on-close")
-    ap.add_argument("--legacy-only", action="store_true", help="behave as a 2025-era handshake-only server")
+    ap.add_argument("--handshake-only", action="store_true", help="behave as a 2025-era handshake-only server")
     args = ap.parse_args()
 
     if args.transport == "stdio":
-        if args.legacy_only:
-            anyio.run(_legacy_stdio)
+        if args.handshake_only:
+            anyio.run(_handshake_stdio)
         else:
             mcp.run("stdio")
         return
 
-    if args.legacy_only:
+    if args.handshake_only:
         _serve_http(_LegacyOnly(mcp.streamable_http_app(json_response=args.json, host="127.0.0.1")), args.port)
         return
 

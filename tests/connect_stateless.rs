@@ -4,106 +4,67 @@
 //! and a clear answer when agent and server disagree on the era.
 
 mod common;
-mod sdk_python;
 
+use common::BIN;
+use common::connect::Connect;
 use common::mock::{Mock, Options};
-use common::{Bridge, bin};
-use sdk_python::{python, run_client, script};
+use common::python::{python, run_stateless_client, stateless_server};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-/// The SDK's server over Streamable HTTP on 127.0.0.1; killed on drop.
-struct PyServer {
-    _child: tokio::process::Child,
-    url: String,
-}
-
-async fn py_server(py: &Path, extra: &[&str]) -> PyServer {
-    let mut child = tokio::process::Command::new(py)
-        .arg(script("rev2026_server.py"))
-        .arg("http")
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the Python server starts")
-        .unwrap()
-        .expect("a LISTENING line");
-    let url = line
-        .strip_prefix("LISTENING ")
-        .expect("LISTENING URL")
-        .trim()
-        .to_owned();
-    PyServer { _child: child, url }
-}
 
 /// Runs the SDK's client through `mcp-bridge connect URL`; returns its summary line.
-async fn py_client(py: &Path, url: &str, args: &[&str]) -> (Value, String) {
+fn py_client(py: &Path, url: &str, args: &[&str]) -> (Value, String) {
     let mut all = args.to_vec();
-    all.extend_from_slice(&["--stdio", "--", bin(), "connect", url]);
-    run_client(py, &all).await
+    all.extend_from_slice(&["--stdio", "--", BIN, "connect", url]);
+    run_stateless_client(py, &all)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_2026_agent_reaches_a_2026_server_with_every_feature() {
+#[test]
+fn a_2026_agent_reaches_a_2026_server_with_every_feature() {
     let Some(py) = python() else { return };
-    let server = py_server(&py, &[]).await;
-    let (summary, log) = py_client(&py, &server.url, &[]).await;
+    let (_server, url) = stateless_server(&py, &[]);
+    let (summary, log) = py_client(&py, &url, &[]);
     assert_eq!(summary["summary"], "PASS", "{log}");
     assert_eq!(summary["protocol_version"], "2026-07-28", "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn header_arguments_are_learned_after_a_mismatch() {
+#[test]
+fn header_arguments_are_learned_after_a_mismatch() {
     // The agent calls a header-mapped tool without listing tools first: the server answers
     // -32020, the bridge lists the tools itself and sends the call again with Mcp-Param-Region.
     let Some(py) = python() else { return };
-    let server = py_server(&py, &[]).await;
+    let (_server, url) = stateless_server(&py, &[]);
     let (summary, log) = py_client(
         &py,
-        &server.url,
+        &url,
         &["--mode", "2026-07-28", "--only", "header,header_b64,add"],
-    )
-    .await;
+    );
     assert_eq!(summary["summary"], "PASS", "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_handshake_agent_still_works_against_a_dual_era_server() {
+#[test]
+fn a_handshake_agent_still_works_against_a_dual_era_server() {
     let Some(py) = python() else { return };
-    let server = py_server(&py, &[]).await;
-    let (summary, log) = py_client(&py, &server.url, &["--mode", "legacy"]).await;
-    assert_eq!(summary["summary"], "PASS", "{log}");
-    assert_eq!(summary["protocol_version"], "2025-11-25");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_dual_era_agent_falls_back_against_an_older_server() {
-    let Some(py) = python() else { return };
-    let server = py_server(&py, &["--legacy-only"]).await;
-    let (summary, log) = py_client(&py, &server.url, &[]).await;
+    let (_server, url) = stateless_server(&py, &[]);
+    let (summary, log) = py_client(&py, &url, &["--mode", "legacy"]);
     assert_eq!(summary["summary"], "PASS", "{log}");
     assert_eq!(summary["protocol_version"], "2025-11-25");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_2026_only_agent_is_told_the_server_is_older() {
+#[test]
+fn a_dual_era_agent_falls_back_against_an_older_server() {
     let Some(py) = python() else { return };
-    let server = py_server(&py, &["--legacy-only"]).await;
-    let (summary, log) = py_client(
-        &py,
-        &server.url,
-        &["--mode", "2026-07-28", "--only", "list"],
-    )
-    .await;
+    let (_server, url) = stateless_server(&py, &["--handshake-only"]);
+    let (summary, log) = py_client(&py, &url, &[]);
+    assert_eq!(summary["summary"], "PASS", "{log}");
+    assert_eq!(summary["protocol_version"], "2025-11-25");
+}
+
+#[test]
+fn a_2026_only_agent_is_told_the_server_is_older() {
+    let Some(py) = python() else { return };
+    let (_server, url) = stateless_server(&py, &["--handshake-only"]);
+    let (summary, log) = py_client(&py, &url, &["--mode", "2026-07-28", "--only", "list"]);
     assert_eq!(summary["summary"], "FAIL");
     assert!(
         log.contains("does not speak the 2026-07-28 revision"),
@@ -114,11 +75,11 @@ async fn a_2026_only_agent_is_told_the_server_is_older() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initialize_to_a_2026_only_server_says_so_and_does_not_try_sse() {
     let mock = Mock::start(Options {
-        modern_only: true,
+        stateless_only: true,
         ..Default::default()
     })
     .await;
-    let mut b = Bridge::connect(&[&mock.url("/mcp")]);
+    let mut b = Connect::start(&[&mock.url("/mcp")]);
     let init = b
         .call(json!(0), "initialize", json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}))
         .await;
@@ -130,20 +91,17 @@ async fn an_initialize_to_a_2026_only_server_says_so_and_does_not_try_sse() {
             .unwrap()
             .contains("2026-07-28")
     );
-    assert!(
-        mock.state.http("GET").is_empty(),
-        "no fallback to legacy SSE"
-    );
+    assert!(mock.state.http("GET").is_empty(), "no fallback to HTTP+SSE");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_404_for_a_2026_request_is_passed_back_and_never_reinitializes() {
     let mock = Mock::start(Options {
-        modern_only: true,
+        stateless_only: true,
         ..Default::default()
     })
     .await;
-    let mut b = Bridge::connect(&[&mock.url("/mcp")]);
+    let mut b = Connect::start(&[&mock.url("/mcp")]);
     let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}});
     let answer = b.call(json!(7), "no/such", json!({"_meta": meta})).await;
     assert_eq!(answer["error"]["code"], -32601, "{answer}");

@@ -1,176 +1,13 @@
-//! Helpers for the serve tests: run the real binary in front of the Python stdio fixture on a
-//! free port, find the port in its log, speak MCP to it with reqwest, and read SSE streams.
-#![allow(dead_code)]
+//! serve's HTTP clients as the tests play them: a Streamable HTTP session (initialize, then
+//! requests with its `Mcp-Session-Id`), the answer in a JSON or SSE reply, and an SSE reader with
+//! a bounded wait for each event.
 
-use anyhow::{Context, Result, anyhow, bail};
+use super::WAIT;
+use anyhow::{Result, anyhow, bail};
 use mcp_bridge::sse;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
 
-/// Every wait in these tests ends by this deadline.
-pub const WAIT: Duration = Duration::from_secs(10);
-
-pub fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stdio_server.py")
-}
-
-/// Whether python3 can run; in CI its absence fails the test instead of skipping it.
-pub fn have_python() -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("python3 is required for the serve tests (CI=true)");
-    }
-    if !ok {
-        eprintln!("skipping: python3 not found");
-    }
-    ok
-}
-
-/// A running `mcp-bridge serve`.
-pub struct Gateway {
-    pub child: Child,
-    /// `http://127.0.0.1:PORT` of the first TCP listener (empty if none).
-    pub url: String,
-    /// Every line the gateway logged so far.
-    pub log: Arc<Mutex<Vec<String>>>,
-}
-
-pub struct Opts<'a> {
-    pub args: &'a [&'a str],
-    pub fixture_args: &'a [&'a str],
-    pub env: &'a [(&'a str, &'a str)],
-    pub listen_tcp: bool,
-}
-
-impl Default for Opts<'_> {
-    fn default() -> Self {
-        Opts {
-            args: &[],
-            fixture_args: &[],
-            env: &[],
-            listen_tcp: true,
-        }
-    }
-}
-
-impl Gateway {
-    pub fn start(args: &[&str]) -> Gateway {
-        Gateway::start_with(Opts {
-            args,
-            ..Opts::default()
-        })
-    }
-
-    pub fn start_with(o: Opts<'_>) -> Gateway {
-        Gateway::try_start(o).expect("gateway starts")
-    }
-
-    /// Starts the gateway and waits (bounded) for its `listening on` lines.
-    pub fn try_start(o: Opts<'_>) -> Result<Gateway> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
-        cmd.arg("serve");
-        if o.listen_tcp {
-            cmd.args(["--listen", "127.0.0.1:0"]);
-        }
-        cmd.args(o.args)
-            .args(["--", "python3"])
-            .arg(fixture())
-            .args(o.fixture_args)
-            .env("MCP_BRIDGE_LOG_LEVEL", "info")
-            .envs(o.env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().context("spawn mcp-bridge")?;
-        let stderr = child.stderr.take().expect("piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("[serve] {line}");
-                if let Some(i) = line.find("listening on ") {
-                    let addr = line[i + "listening on ".len()..].trim();
-                    if addr.starts_with("http://") || addr.starts_with("unix:") {
-                        let _ = tx.send(addr.to_owned());
-                    }
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        let mut url = String::new();
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(u) if u.starts_with("http://") => {
-                    url = u;
-                    break;
-                }
-                Ok(_) if !o.listen_tcp => break,
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = child.kill();
-                    let status = child.wait()?;
-                    bail!(
-                        "the gateway did not report a listener ({status}): {:?}",
-                        log.lock().unwrap()
-                    );
-                }
-            }
-        }
-        Ok(Gateway { child, url, log })
-    }
-
-    pub fn mcp(&self) -> String {
-        format!("{}/mcp", self.url)
-    }
-
-    /// Sends SIGTERM and waits (bounded) for the exit.
-    pub fn terminate(&mut self) -> ExitStatus {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits (bounded) until the log has a line containing `needle`.
-    pub fn wait_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            assert!(Instant::now() < deadline, "no log line with {needle:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// An HTTP client for 127.0.0.1 (no proxy) whose every request ends within [`WAIT`].
 pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -180,12 +17,14 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// An `initialize` request (protocol 2025-06-18).
 pub fn init_msg(id: i64) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{
         "protocolVersion":"2025-06-18","capabilities":{"sampling":{}},
         "clientInfo":{"name":"serve-test","version":"0"}}})
 }
 
+/// A tools/call request of the handshake era (no `_meta` envelope).
 pub fn call_msg(id: Value, tool: &str, args: Value) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}})
 }
@@ -201,14 +40,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// Opens a session with protocol 2025-06-18.
     pub async fn open(url: &str) -> Result<Session> {
         Session::open_version(url, "2025-06-18").await
     }
 
+    /// Opens a session with `version`.
     pub async fn open_version(url: &str, version: &str) -> Result<Session> {
         Session::open_full(url, version, None).await
     }
 
+    /// Opens a session with `version`, sending `token` as a bearer token on every request.
     pub async fn open_full(url: &str, version: &str, token: Option<&str>) -> Result<Session> {
         let http = client();
         let mut init = init_msg(0);
@@ -247,6 +89,7 @@ impl Session {
         Ok(s)
     }
 
+    /// A POST of `body` with the session's headers.
     pub fn post_builder(&self, body: &Value) -> reqwest::RequestBuilder {
         self.with_token(self.http.post(&self.url))
             .header("accept", "application/json, text/event-stream")
@@ -263,6 +106,7 @@ impl Session {
         }
     }
 
+    /// POSTs `body` in the session.
     pub async fn post(&self, body: Value) -> Result<reqwest::Response> {
         Ok(self.post_builder(&body).send().await?)
     }
@@ -324,6 +168,7 @@ pub struct SseReader {
 }
 
 impl SseReader {
+    /// Reads the events of `resp`'s body.
     pub fn new(resp: reqwest::Response) -> SseReader {
         SseReader {
             resp,
@@ -359,34 +204,4 @@ impl SseReader {
             }
         }
     }
-}
-
-/// Waits (bounded) until `f` holds.
-pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Whether a process with this pid exists (and is not a zombie).
-pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
-
-/// The text of a tools/call answer.
-pub fn tool_text(answer: &Value) -> String {
-    answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
