@@ -4,9 +4,11 @@
 //! token (logging in again on a 403 step-up). The gateway path (through serve and connect) comes
 //! with the gateway; this checks discovery, registration, PKCE, scopes and token auth.
 
-mod interop_support;
+mod common;
 
-use interop_support::{node_dir, node_peers, require, run_bounded};
+use common::node::{node_dir, node_peers};
+use common::peer::run_bounded;
+use common::require;
 use std::process::Command;
 use std::time::Duration;
 
