@@ -3,9 +3,9 @@
 //! (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), one POST per request, and
 //! cancellation by closing that POST. The only state is the `x-mcp-header` map from `tools/list`.
 
-use super::http;
-use super::{Shared, fail, forward};
-use crate::jsonrpc::{self, Id, Kind, Message};
+use super::Shared;
+use super::http::{self, Data};
+use crate::jsonrpc::{Id, Kind, Message};
 use crate::wire::stateless::{
     ParamMap, VERSION_KEY, encode_header_value, header_params, param_text,
 };
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The protocol version a request of the 2026-07-28 era carries in `params._meta`; `None` for
 /// earlier eras (which use the `initialize` handshake, itself never a modern request).
-pub fn modern_version(msg: &Message) -> Option<String> {
+pub fn stateless_version(msg: &Message) -> Option<String> {
     let Kind::Request { method, .. } = msg.kind() else {
         return None;
     };
@@ -95,7 +95,7 @@ impl Fields {
     }
 }
 
-pub(crate) struct Modern {
+pub(crate) struct Stateless {
     shared: Shared,
     /// Tool name -> its `x-mcp-header` arguments, from the latest `tools/list` answers.
     params: Mutex<HashMap<String, ParamMap>>,
@@ -104,9 +104,9 @@ pub(crate) struct Modern {
     inflight: Mutex<HashMap<Id, CancellationToken>>,
 }
 
-impl Modern {
+impl Stateless {
     pub fn new(shared: Shared) -> Arc<Self> {
-        Arc::new(Modern {
+        Arc::new(Stateless {
             shared,
             params: Mutex::default(),
             inflight: Mutex::default(),
@@ -157,11 +157,11 @@ impl Modern {
         loop {
             let headers = match self.headers(&fields, version) {
                 Ok(h) => h,
-                Err(f) => return fail(&self.shared, msg, &f).await,
+                Err(f) => return self.shared.out.fail_message(msg, &f).await,
             };
             let resp = match self.post(msg.raw.clone(), &headers).await {
                 Ok(resp) => resp,
-                Err(f) => return fail(&self.shared, msg, &f).await,
+                Err(f) => return self.shared.out.fail_message(msg, &f).await,
             };
             let status = resp.status();
             if status.is_success() {
@@ -183,7 +183,7 @@ impl Modern {
                     tracing::debug!("header mismatch: listing tools and sending again");
                     self.relist(&fields, version).await;
                 }
-                Some(err) if is_modern_error(status, &err) => {
+                Some(err) if is_stateless_error(status, &err) => {
                     return self.reply(id, err).await;
                 }
                 Some(err) if status.is_client_error() => {
@@ -193,7 +193,7 @@ impl Modern {
                 None if matches!(status.as_u16(), 400 | 404 | 405) => {
                     return self.era_mismatch(id, status, None).await;
                 }
-                None => return fail(&self.shared, msg, &failure).await,
+                None => return self.shared.out.fail_message(msg, &failure).await,
             }
         }
     }
@@ -271,43 +271,57 @@ impl Modern {
 
     /// Carries a 2xx answer to the agent: a JSON body, or an SSE stream read to the response.
     async fn answer(&self, msg: &Message, id: &Id, fields: &Fields, resp: reqwest::Response) {
-        let max = self.shared.config.max_message_size;
         if http::is_event_stream(&resp) {
-            let mut events = http::EventStream::new(resp, max);
-            while let Some(ev) = events.next().await {
-                if ev.data.is_empty() || !ev.is_message() {
-                    continue;
-                }
-                let data = self.learn(fields, jsonrpc::fold_lines(&ev.data));
-                if !forward(&self.shared, data).await || !self.shared.out.is_pending(id) {
-                    return;
-                }
-            }
-            if fields.method == "subscriptions/listen" {
-                // How a stdio server ends a subscription: tell the agent the stream is gone.
-                let note = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId": serde_json::from_str::<Value>(id.as_json()).unwrap_or(Value::Null),"reason":"the server closed the subscription stream"}});
-                self.shared.out.forget(id);
-                self.shared.out.raw(Bytes::from(note.to_string())).await;
+            self.answer_stream(msg, id, fields, resp).await
+        } else {
+            self.answer_json(msg, id, fields, resp).await
+        }
+    }
+
+    /// Forwards the messages of an SSE answer until the one that answers `id`.
+    async fn answer_stream(
+        &self,
+        msg: &Message,
+        id: &Id,
+        fields: &Fields,
+        resp: reqwest::Response,
+    ) {
+        let mut events = http::EventStream::new(resp, self.shared.config.max_message_size);
+        while let Some(data) = events.next_message().await {
+            let Data::Message(data) = data else { continue };
+            let data = self.learn(fields, data);
+            if !self.shared.out.forward(data).await || !self.shared.out.is_pending(id) {
                 return;
             }
-            let f = BridgeError::new(
-                Reason::StreamEnded,
-                true,
-                "the response stream ended before the answer; send the request again with a new id",
-            );
-            return fail(&self.shared, msg, &f).await;
         }
-        match http::read_body(resp, max).await {
+        if fields.method == "subscriptions/listen" {
+            // How a stdio server ends a subscription: tell the agent the stream is gone.
+            let note = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId": serde_json::from_str::<Value>(id.as_json()).unwrap_or(Value::Null),"reason":"the server closed the subscription stream"}});
+            self.shared.out.forget(id);
+            self.shared.out.raw(Bytes::from(note.to_string())).await;
+            return;
+        }
+        let f = BridgeError::new(
+            Reason::StreamEnded,
+            true,
+            "the response stream ended before the answer; send the request again with a new id",
+        );
+        self.shared.out.fail_message(msg, &f).await;
+    }
+
+    /// Forwards a JSON answer, which must answer `id`.
+    async fn answer_json(&self, msg: &Message, id: &Id, fields: &Fields, resp: reqwest::Response) {
+        match http::read_body(resp, self.shared.config.max_message_size).await {
             Ok(body) if !body.iter().all(u8::is_ascii_whitespace) => {
                 let body = self.learn(fields, body);
-                forward(&self.shared, body).await;
+                self.shared.out.forward(body).await;
                 if self.shared.out.is_pending(id) {
                     let f = BridgeError::new(
                         Reason::NoAnswer,
                         true,
                         "the server's reply did not answer the request",
                     );
-                    fail(&self.shared, msg, &f).await;
+                    self.shared.out.fail_message(msg, &f).await;
                 }
             }
             Ok(_) => {
@@ -316,15 +330,13 @@ impl Modern {
                     true,
                     "the server accepted the request but sent no answer",
                 );
-                fail(&self.shared, msg, &f).await;
+                self.shared.out.fail_message(msg, &f).await;
             }
             Err(e) => {
-                fail(
-                    &self.shared,
-                    msg,
-                    &BridgeError::new(Reason::BadResponse, true, e),
-                )
-                .await
+                self.shared
+                    .out
+                    .fail_message(msg, &BridgeError::new(Reason::BadResponse, true, e))
+                    .await
             }
         }
     }
@@ -397,14 +409,13 @@ impl Modern {
             }
             let answer = if http::is_event_stream(&resp) {
                 let mut events = http::EventStream::new(resp, self.shared.config.max_message_size);
-                let mut found = None;
-                while let Some(ev) = events.next().await {
-                    if ev.is_message() && !ev.data.is_empty() {
-                        found = Some(ev.data);
-                        break;
+                loop {
+                    match events.next_message().await {
+                        Some(Data::Message(data)) => break Some(data),
+                        Some(Data::Endpoint(_)) => continue,
+                        None => break None,
                     }
                 }
-                found
             } else {
                 http::read_body(resp, self.shared.config.max_message_size)
                     .await
@@ -465,7 +476,7 @@ fn err_code(err: &Value) -> Option<i64> {
 
 /// If a refused `initialize` (or other pre-2026 message) was refused with a 2026-07-28 error,
 /// that error: the server speaks only the stateless revision.
-pub fn modern_refusal(status: StatusCode, body: &[u8]) -> Option<Value> {
+pub fn stateless_refusal(status: StatusCode, body: &[u8]) -> Option<Value> {
     let err = rpc_error(body)?;
     let code = err_code(&err)?;
     (STATELESS_ERRORS.contains(&code)
@@ -474,7 +485,7 @@ pub fn modern_refusal(status: StatusCode, body: &[u8]) -> Option<Value> {
 }
 
 /// Whether an error shows the server understood the request's era.
-fn is_modern_error(status: StatusCode, err: &Value) -> bool {
+fn is_stateless_error(status: StatusCode, err: &Value) -> bool {
     let code = err_code(err).unwrap_or(0);
     STATELESS_ERRORS.contains(&code)
         || (status == StatusCode::NOT_FOUND && code == METHOD_NOT_FOUND)
@@ -486,17 +497,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recognises_modern_requests() {
-        let m = |s: &str| jsonrpc::parse(Bytes::from(s.to_owned())).unwrap();
+    fn recognises_stateless_requests() {
+        let m = |s: &str| crate::jsonrpc::parse(Bytes::from(s.to_owned())).unwrap();
         let modern = m(
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
         );
-        assert_eq!(modern_version(&modern).as_deref(), Some("2026-07-28"));
+        assert_eq!(stateless_version(&modern).as_deref(), Some("2026-07-28"));
         let init = m(
             r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
         );
-        assert_eq!(modern_version(&init), None);
+        assert_eq!(stateless_version(&init), None);
         let legacy = m(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
-        assert_eq!(modern_version(&legacy), None);
+        assert_eq!(stateless_version(&legacy), None);
     }
 }
