@@ -260,3 +260,6 @@ async fn dispatch(
         Transport::Undecided => detect::detect(shared, msg).await,
     }
 }
+
+#[cfg(test)]
+mod tests;
