@@ -206,67 +206,87 @@ impl Streamable {
         let status = resp.status();
         let is_init = msg.method() == Some("initialize");
         if status.is_success() {
-            if is_init {
-                self.start_session(&resp);
-            }
-            let init_id = match msg.kind() {
-                Kind::Request { id, .. } if is_init => Some(id.clone()),
-                _ => None,
+            self.accepted(msg, resp, is_init).await;
+        } else if status == StatusCode::NOT_FOUND && sess.id.is_some() && !is_init {
+            return Outcome::SessionGone;
+        } else {
+            self.refused(msg, resp).await;
+        }
+        Outcome::Done
+    }
+
+    /// A 2xx: carries the answers to the agent. An `initialize` answer opens the session, and
+    /// its protocol version is kept before the agent sees it.
+    async fn accepted(&self, msg: &Message, resp: reqwest::Response, is_init: bool) {
+        if is_init {
+            self.start_session(&resp);
+        }
+        let init_id = match msg.kind() {
+            Kind::Request { id, .. } if is_init => Some(id.clone()),
+            _ => None,
+        };
+        let mut watch = init_id.as_ref().map(|id| Watch { id, found: None });
+        let result = self.read_answers(msg, resp, watch.as_mut()).await;
+        if let Some(found) = watch.and_then(|w| w.found) {
+            self.note_version(&found);
+            self.shared.out.forward(found).await;
+        }
+        if let Err(f) = result {
+            self.shared.out.fail_message(msg, &f).await;
+        }
+    }
+
+    /// Reads the answers to `msg` from a 2xx response in whichever form it came: an event
+    /// stream, a JSON body, or nothing (202, when they are to come on the GET stream).
+    async fn read_answers(
+        &self,
+        msg: &Message,
+        resp: reqwest::Response,
+        watch: Option<&mut Watch<'_>>,
+    ) -> Result<(), BridgeError> {
+        if http::is_event_stream(&resp) {
+            // The watched answer (initialize's) is waited for through `watch` instead.
+            let wanted: Vec<Id> = match watch {
+                Some(_) => Vec::new(),
+                None => msg.request_ids().cloned().collect(),
             };
-            let mut watch = init_id.as_ref().map(|id| Watch { id, found: None });
-            let result = if http::is_event_stream(&resp) {
-                // The watched answer (initialize's) is waited for through `watch` instead.
-                let wanted: Vec<Id> = match watch {
-                    Some(_) => Vec::new(),
-                    None => msg.request_ids().cloned().collect(),
-                };
-                self.read_stream(resp, &wanted, watch.as_mut()).await
-            } else if msg.has_requests() && status != StatusCode::ACCEPTED {
-                let read = self.read_json(resp, watch.as_mut()).await;
-                let unanswered =
-                    watch.is_none() && msg.request_ids().any(|id| self.shared.out.is_pending(id));
-                read.and_then(|()| match unanswered {
-                    true => Err(BridgeError::new(
-                        Reason::NoAnswer,
-                        true,
-                        "the server's JSON reply did not answer the request",
-                    )),
-                    false => Ok(()),
-                })
-            } else if msg.has_requests() && !self.get_open.load(Ordering::Relaxed) {
-                // A request must be answered on its own POST; a server that only accepts it
-                // could answer on the GET stream, but there is none: the answer cannot come.
-                Err(BridgeError::new(
+            return self.read_stream(resp, &wanted, watch).await;
+        }
+        if msg.has_requests() && resp.status() != StatusCode::ACCEPTED {
+            let watching = watch.is_some();
+            self.read_json(resp, watch).await?;
+            if !watching && msg.request_ids().any(|id| self.shared.out.is_pending(id)) {
+                return Err(BridgeError::new(
                     Reason::NoAnswer,
                     true,
-                    "the server accepted the request (202) but there is no stream to answer on",
-                ))
-            } else {
-                // 202 for notifications and responses; answers to requests, if any, come on
-                // the GET stream.
-                Ok(())
-            };
-            if let Some(found) = watch.and_then(|w| w.found) {
-                self.note_version(&found);
-                self.shared.out.forward(found).await;
+                    "the server's JSON reply did not answer the request",
+                ));
             }
-            if let Err(f) = result {
-                self.shared.out.fail_message(msg, &f).await;
-            }
-            return Outcome::Done;
+            return Ok(());
         }
-        if status == StatusCode::NOT_FOUND && sess.id.is_some() && !is_init {
-            return Outcome::SessionGone;
+        if msg.has_requests() && !self.get_open.load(Ordering::Relaxed) {
+            // A request must be answered on its own POST; a server that only accepts it
+            // could answer on the GET stream, but there is none: the answer cannot come.
+            return Err(BridgeError::new(
+                Reason::NoAnswer,
+                true,
+                "the server accepted the request (202) but there is no stream to answer on",
+            ));
         }
+        // 202 for notifications and responses; answers to requests, if any, come on the GET
+        // stream.
+        Ok(())
+    }
+
+    /// A refusal: the server's own JSON-RPC error, where it sent one, then the bridge's.
+    async fn refused(&self, msg: &Message, resp: reqwest::Response) {
         let failure = http::status_failure(&resp, &self.shared.target);
-        // The server may explain itself with a JSON-RPC error of its own: pass that on.
         if let Ok(body) = http::read_body(resp, 64 * 1024).await
             && jsonrpc::parse(body.clone()).is_ok_and(|m| m.response_ids().next().is_some())
         {
             self.shared.out.forward(body).await;
         }
         self.shared.out.fail_message(msg, &failure).await;
-        Outcome::Done
     }
 
     fn start_session(&self, resp: &reqwest::Response) {

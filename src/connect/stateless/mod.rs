@@ -3,97 +3,23 @@
 //! (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), one POST per request, and
 //! cancellation by closing that POST. The only state is the `x-mcp-header` map from `tools/list`.
 
+mod request;
+
+pub(crate) use request::{stateless_refusal, stateless_version};
+
 use super::Shared;
 use super::http::{self, Data};
 use crate::jsonrpc::{Id, Kind, Message};
-use crate::wire::stateless::{
-    ParamMap, VERSION_KEY, encode_header_value, header_params, param_text,
-};
-use crate::wire::{self, BridgeError, Reason};
-use crate::wire::{HEADER_MISMATCH, METHOD_NOT_FOUND, STATELESS_ERRORS};
+use crate::wire::stateless::{ParamMap, header_params};
+use crate::wire::{BridgeError, HEADER_MISMATCH, Reason};
 use bytes::Bytes;
+use request::{Fields, err_code, is_stateless_error, rpc_error};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
-
-/// The protocol version a request of the 2026-07-28 era carries in `params._meta`; `None` for
-/// earlier eras (which use the `initialize` handshake, itself never a modern request).
-pub fn stateless_version(msg: &Message) -> Option<String> {
-    let Kind::Request { method, .. } = msg.kind() else {
-        return None;
-    };
-    if msg.batch || method == "initialize" {
-        return None;
-    }
-    // Cheap test first: most traffic of the earlier eras never mentions the key.
-    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(VERSION_KEY));
-    FINDER.find(&msg.raw)?;
-    let fields = Fields::parse(&msg.raw)?;
-    fields.version
-}
-
-/// What headers are derived from: the parts of a request that 2026-07-28 mirrors in HTTP.
-struct Fields {
-    version: Option<String>,
-    method: String,
-    name: Option<String>,
-    arguments: Option<Value>,
-    /// The `io.modelcontextprotocol/*` part of `_meta`, for requests the bridge makes itself.
-    envelope: serde_json::Map<String, Value>,
-}
-
-impl Fields {
-    fn parse(raw: &[u8]) -> Option<Fields> {
-        #[derive(serde::Deserialize)]
-        struct Req<'a> {
-            method: String,
-            #[serde(borrow)]
-            params: Option<Params<'a>>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Params<'a> {
-            #[serde(rename = "_meta")]
-            meta: Option<serde_json::Map<String, Value>>,
-            name: Option<Value>,
-            uri: Option<Value>,
-            #[serde(borrow)]
-            arguments: Option<&'a serde_json::value::RawValue>,
-        }
-        let req: Req<'_> = serde_json::from_slice(raw).ok()?;
-        let params = req.params?;
-        let meta = params.meta.unwrap_or_default();
-        let version = meta
-            .get(VERSION_KEY)
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let envelope = meta
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("io.modelcontextprotocol/"))
-            .collect();
-        let name = match req.method.as_str() {
-            "tools/call" | "prompts/get" => params.name,
-            "resources/read" => params.uri,
-            _ => None,
-        };
-        let arguments = match req.method.as_str() {
-            "tools/call" => params
-                .arguments
-                .and_then(|a| serde_json::from_str(a.get()).ok()),
-            _ => None,
-        };
-        Some(Fields {
-            version,
-            method: req.method,
-            name: name.and_then(|n| n.as_str().map(str::to_owned)),
-            arguments,
-            envelope,
-        })
-    }
-}
 
 pub(crate) struct Stateless {
     shared: Shared,
@@ -199,53 +125,11 @@ impl Stateless {
     }
 
     fn headers(&self, fields: &Fields, version: &str) -> Result<HeaderMap, BridgeError> {
-        let bad = |what: &str| {
-            BridgeError::new(
-                Reason::InvalidMessage,
-                false,
-                format!("{what} cannot be sent as an HTTP header"),
-            )
-        };
-        let mut h = HeaderMap::new();
-        h.insert(
-            ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
-        );
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(
-            wire::PROTOCOL_VERSION,
-            HeaderValue::try_from(version).map_err(|_| bad("the protocol version"))?,
-        );
-        h.insert(
-            wire::METHOD,
-            HeaderValue::try_from(encode_header_value(&fields.method))
-                .map_err(|_| bad("the method"))?,
-        );
-        if let Some(name) = &fields.name {
-            h.insert(
-                wire::NAME,
-                HeaderValue::try_from(encode_header_value(name)).map_err(|_| bad("the name"))?,
-            );
-        }
-        if let (Some(tool), Some(args)) = (&fields.name, &fields.arguments)
-            && fields.method == "tools/call"
-        {
-            let params = self.params.lock().expect("params lock");
-            for (path, token) in params.get(tool).into_iter().flatten() {
-                let value = path.iter().try_fold(args, |v, key| v.get(key));
-                let Some(text) = value.and_then(param_text) else {
-                    continue;
-                };
-                let name = HeaderName::try_from(format!("{}{token}", wire::PARAM_PREFIX))
-                    .map_err(|_| bad("a parameter name"))?;
-                h.insert(
-                    name,
-                    HeaderValue::try_from(encode_header_value(&text))
-                        .map_err(|_| bad("a parameter"))?,
-                );
-            }
-        }
-        Ok(h)
+        let params = self.params.lock().expect("params lock");
+        fields.headers(
+            version,
+            fields.name.as_ref().and_then(|tool| params.get(tool)),
+        )
     }
 
     async fn post(
@@ -459,55 +343,5 @@ impl Stateless {
         e.remote_era = Some("pre-2026-07-28");
         e.remote_error = remote;
         self.shared.out.fail(id, &e).await;
-    }
-}
-
-/// The `error` object of a JSON-RPC error response body.
-fn rpc_error(body: &[u8]) -> Option<Value> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let err = v.get("error")?;
-    err.get("code")?.as_i64()?;
-    Some(err.clone())
-}
-
-fn err_code(err: &Value) -> Option<i64> {
-    err.get("code").and_then(Value::as_i64)
-}
-
-/// If a refused `initialize` (or other pre-2026 message) was refused with a 2026-07-28 error,
-/// that error: the server speaks only the stateless revision.
-pub fn stateless_refusal(status: StatusCode, body: &[u8]) -> Option<Value> {
-    let err = rpc_error(body)?;
-    let code = err_code(&err)?;
-    (STATELESS_ERRORS.contains(&code)
-        || (status == StatusCode::NOT_FOUND && code == METHOD_NOT_FOUND))
-        .then_some(err)
-}
-
-/// Whether an error shows the server understood the request's era.
-fn is_stateless_error(status: StatusCode, err: &Value) -> bool {
-    let code = err_code(err).unwrap_or(0);
-    STATELESS_ERRORS.contains(&code)
-        || (status == StatusCode::NOT_FOUND && code == METHOD_NOT_FOUND)
-        || !status.is_client_error()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_stateless_requests() {
-        let m = |s: &str| crate::jsonrpc::parse(Bytes::from(s.to_owned())).unwrap();
-        let modern = m(
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
-        );
-        assert_eq!(stateless_version(&modern).as_deref(), Some("2026-07-28"));
-        let init = m(
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
-        );
-        assert_eq!(stateless_version(&init), None);
-        let legacy = m(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
-        assert_eq!(stateless_version(&legacy), None);
     }
 }
