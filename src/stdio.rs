@@ -16,8 +16,11 @@ use tokio_util::sync::CancellationToken;
 pub enum Line {
     /// A complete line, without its line end (LF or CRLF).
     Text(Bytes),
-    /// A line over the limit; its bytes were dropped. `len` is how many were seen.
-    TooLong { len: usize },
+    /// A line over the limit; its bytes were dropped.
+    TooLong {
+        /// How many bytes the line had.
+        len: usize,
+    },
 }
 
 /// Splits a byte stream into lines of at most `max` bytes, without holding more than that.

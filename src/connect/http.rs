@@ -65,12 +65,14 @@ const DOWN: u8 = 1;
 pub struct Link(Arc<AtomicU8>);
 
 impl Link {
+    /// The remote answered (logged if it had not before).
     pub fn up(&self, target: &str) {
         if self.0.swap(UP, Ordering::Relaxed) == DOWN {
             tracing::info!("remote {target} is reachable again");
         }
     }
 
+    /// The remote could not be reached (logged if it could before).
     pub fn down(&self, target: &str, err: &reqwest::Error) {
         if self.0.swap(DOWN, Ordering::Relaxed) == UP {
             tracing::warn!(

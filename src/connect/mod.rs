@@ -35,13 +35,18 @@ pub enum Error {
 /// What every part of a connection shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
+    /// The validated options.
     pub config: Arc<Config>,
+    /// The one keep-alive client for every request.
     pub client: reqwest::Client,
+    /// The way back to the agent.
     pub out: Outbox,
+    /// Whether the remote answered last time (for logs).
     pub link: http::Link,
     /// The agent's `initialize` request and `notifications/initialized`, replayed when the
     /// remote has lost the session.
     pub handshake: Arc<Mutex<Handshake>>,
+    /// Every task the connection started, waited for at shutdown.
     pub tasks: TaskTracker,
     /// Cancelled when the bridge shuts down.
     pub shutdown: CancellationToken,
@@ -52,7 +57,9 @@ pub(crate) struct Shared {
 /// What the bridge keeps of the handshake era's opening, to replay it on a new session.
 #[derive(Default)]
 pub(crate) struct Handshake {
+    /// The agent's `initialize` request, as sent.
     pub initialize: Option<Bytes>,
+    /// The agent's `notifications/initialized`, as sent.
     pub initialized: Option<Bytes>,
     /// Counter for the ids of requests the bridge makes itself.
     pub next_id: u64,
@@ -83,7 +90,9 @@ impl Shared {
 pub(crate) enum Transport {
     /// `auto`, before the first message has shown what the remote speaks.
     Undecided,
+    /// Streamable HTTP (2025-03-26 and later).
     Streamable(Arc<streamable::Streamable>),
+    /// HTTP+SSE (2024-11-05), `--transport sse`.
     Sse(Arc<sse::Sse>),
 }
 

@@ -18,20 +18,26 @@ use url::Url;
 enum Endpoint {
     /// No usable stream yet (connecting, or replaying the handshake).
     Connecting,
+    /// POST messages here.
     Ready(Url),
     /// The server named an endpoint the bridge will not use.
     Refused(String),
 }
 
+/// Why the URL could not be taken as an HTTP+SSE endpoint.
 pub(crate) enum ProbeError {
     /// The URL answered, but not with an event stream.
     NotSse,
+    /// The URL could not be reached, or its stream named no usable endpoint.
     Failed(BridgeError),
 }
 
+/// An HTTP+SSE session: the GET stream and the endpoint it named.
 pub(crate) struct Sse {
     shared: Shared,
+    /// Where to POST now; senders wait here while the stream (re)connects.
     endpoint: watch::Sender<Endpoint>,
+    /// Stops the reader task.
     stop: CancellationToken,
     /// The handshake replay in flight on a new stream.
     replay: Mutex<Option<Replay>>,
@@ -92,6 +98,7 @@ impl Sse {
         })
     }
 
+    /// Stops the stream (the agent is leaving).
     pub fn close(&self) {
         self.stop.cancel();
     }

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+/// The 2026-07-28 requests in flight, and what the bridge learned of the server's tools.
 pub(crate) struct Stateless {
     shared: Shared,
     /// Tool name -> its `x-mcp-header` arguments, from the latest `tools/list` answers.
@@ -31,6 +32,7 @@ pub(crate) struct Stateless {
 }
 
 impl Stateless {
+    /// Nothing in flight, no tools known.
     pub fn new(shared: Shared) -> Arc<Self> {
         Arc::new(Stateless {
             shared,

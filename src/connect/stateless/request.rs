@@ -27,9 +27,13 @@ pub fn stateless_version(msg: &Message) -> Option<String> {
 
 /// What headers are derived from: the parts of a request that 2026-07-28 mirrors in HTTP.
 pub(super) struct Fields {
+    /// `_meta`'s protocol version.
     pub(super) version: Option<String>,
+    /// For `Mcp-Method`.
     pub(super) method: String,
+    /// For `Mcp-Name`: the tool or prompt name, or the resource URI.
     pub(super) name: Option<String>,
+    /// A tool call's arguments, for `Mcp-Param-*`.
     pub(super) arguments: Option<Value>,
     /// The `io.modelcontextprotocol/*` part of `_meta`, for requests the bridge makes itself.
     pub(super) envelope: serde_json::Map<String, Value>,
@@ -148,6 +152,7 @@ pub(super) fn rpc_error(body: &[u8]) -> Option<Value> {
     Some(err.clone())
 }
 
+/// The `code` of an error object.
 pub(super) fn err_code(err: &Value) -> Option<i64> {
     err.get("code").and_then(Value::as_i64)
 }

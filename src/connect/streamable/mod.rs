@@ -27,8 +27,10 @@ struct Session {
     generation: u64,
 }
 
+/// A Streamable HTTP session with the remote.
 pub(crate) struct Streamable {
     shared: Shared,
+    /// The session id and negotiated version, sent with every request.
     session: Mutex<Session>,
     /// Held while re-initializing, so concurrent 404s replay the handshake once.
     reinit: tokio::sync::Mutex<()>,
@@ -61,6 +63,7 @@ struct Watch<'a> {
 }
 
 impl Streamable {
+    /// No session yet: the first `initialize` answered opens one.
     pub fn new(shared: Shared) -> Arc<Self> {
         Arc::new(Streamable {
             shared,
