@@ -1,7 +1,7 @@
-//! Sse HTTP+SSE (spec 2024-11-05): one long GET stream whose first event names the endpoint
-//! to POST messages to, and whose `message` events carry everything from the server. A dropped
-//! stream loses the session: waiting requests get errors, and the bridge reconnects with backoff
-//! and replays the agent's handshake on the new session.
+//! HTTP+SSE (spec 2024-11-05, `--transport sse`): one long GET stream whose first event names
+//! the endpoint to POST messages to, and whose `message` events carry everything from the server.
+//! A dropped stream loses the session: waiting requests get errors, and the bridge reconnects with
+//! backoff and replays the agent's handshake on the new session.
 
 use super::Shared;
 use super::http::{self, Data};
@@ -63,7 +63,7 @@ impl Sse {
         this
     }
 
-    /// Tries the URL as a legacy SSE endpoint (auto detection); on success keeps the stream.
+    /// Tries the URL as an HTTP+SSE endpoint (auto detection); on success keeps the stream.
     pub async fn probe(shared: Shared) -> Result<Arc<Self>, ProbeError> {
         let deadline = shared.deadline();
         let resp = http::send(&shared.link, &shared.target, deadline, || {

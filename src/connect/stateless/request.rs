@@ -182,15 +182,15 @@ mod tests {
     #[test]
     fn recognises_stateless_requests() {
         let m = |s: &str| crate::jsonrpc::parse(bytes::Bytes::from(s.to_owned())).unwrap();
-        let modern = m(
+        let stateless = m(
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
         );
-        assert_eq!(stateless_version(&modern).as_deref(), Some("2026-07-28"));
+        assert_eq!(stateless_version(&stateless).as_deref(), Some("2026-07-28"));
         let init = m(
             r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
         );
         assert_eq!(stateless_version(&init), None);
-        let legacy = m(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
-        assert_eq!(stateless_version(&legacy), None);
+        let handshake = m(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
+        assert_eq!(stateless_version(&handshake), None);
     }
 }

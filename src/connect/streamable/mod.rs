@@ -113,7 +113,7 @@ impl Streamable {
             let status = resp.status();
             let body = http::read_body(resp, 64 * 1024).await.unwrap_or_default();
             if let Some(err) = super::stateless::stateless_refusal(status, &body) {
-                // A 2026-07-28-only server: falling back to legacy SSE would be wrong.
+                // A 2026-07-28-only server: falling back to HTTP+SSE would be wrong.
                 let mut f = BridgeError::new(
                     Reason::EraMismatch,
                     false,
