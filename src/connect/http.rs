@@ -281,7 +281,13 @@ impl EventStream {
                 continue;
             }
             if ev.is_message() {
-                return Some(Data::Message(jsonrpc::fold_lines(&ev.data)));
+                // Most events are one line already: those pass without a copy.
+                return Some(Data::Message(
+                    match memchr::memchr2(b'\n', b'\r', &ev.data) {
+                        Some(_) => jsonrpc::fold_lines(&ev.data),
+                        None => ev.data,
+                    },
+                ));
             }
             if ev.event == "endpoint" {
                 return Some(Data::Endpoint(ev.data));
