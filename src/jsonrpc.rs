@@ -6,13 +6,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-/// The JSON-RPC code for a line that is not JSON.
-pub const PARSE_ERROR: i64 = -32700;
-/// The JSON-RPC code for JSON that is not a JSON-RPC message.
-pub const INVALID_REQUEST: i64 = -32600;
-/// Implementation-defined server error range, used for errors the bridge itself makes
-/// (the transport could not deliver a request or could not get its answer).
-pub const BRIDGE_ERROR: i64 = -32000;
+pub use crate::wire::{BRIDGE_ERROR, INVALID_REQUEST, PARSE_ERROR};
 
 /// A request id, kept as its JSON text (`1`, `"abc"`) so it can be a map key and be written back
 /// exactly as the agent sent it.
@@ -20,6 +14,7 @@ pub const BRIDGE_ERROR: i64 = -32000;
 pub struct Id(pub Box<str>);
 
 impl Id {
+    /// The id as JSON text, e.g. `1` or `"abc"`.
     pub fn as_json(&self) -> &str {
         &self.0
     }
@@ -28,9 +23,23 @@ impl Id {
 /// What a single JSON-RPC message is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
-    Request { id: Id, method: String },
-    Notification { method: String },
-    Response { id: Id },
+    /// A request: answered under its `id`.
+    Request {
+        /// The request id.
+        id: Id,
+        /// The method.
+        method: String,
+    },
+    /// A notification: never answered.
+    Notification {
+        /// The method.
+        method: String,
+    },
+    /// A response (result or error) to the request with `id`.
+    Response {
+        /// The id of the request it answers (`null` for an unparseable one).
+        id: Id,
+    },
 }
 
 /// One message, or a batch (2025-03-26 allowed JSON arrays), as parsed from a line or body.
@@ -41,19 +50,23 @@ pub struct Message {
     pub raw: Bytes,
     /// One entry for a single message; one per element for a batch.
     pub parts: Vec<Kind>,
+    /// Whether the message is a JSON array (a batch).
     pub batch: bool,
 }
 
 /// Why a line or body could not be taken as a JSON-RPC message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
+    /// Not JSON (or not UTF-8): -32700.
     #[error("parse error: {0}")]
     NotJson(String),
+    /// JSON, but not a JSON-RPC message: -32600.
     #[error("invalid request: {0}")]
     NotJsonRpc(String),
 }
 
 impl ParseError {
+    /// The JSON-RPC error code for this error.
     pub fn code(&self) -> i64 {
         match self {
             ParseError::NotJson(_) => PARSE_ERROR,
@@ -188,6 +201,7 @@ impl Message {
         })
     }
 
+    /// Whether the message holds at least one request.
     pub fn has_requests(&self) -> bool {
         self.request_ids().next().is_some()
     }

@@ -10,8 +10,9 @@ use super::replay::{GET_STREAM, parse_event_id};
 use super::session::{Plan, Session};
 use super::stateless;
 use super::stream;
-use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::jsonrpc::{self, Kind, Message};
 use crate::net::Peer;
+use crate::wire::{self, HANDSHAKE_VERSIONS, SESSION_ID, SESSION_NOT_FOUND, cancelled_id};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,21 +20,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::sync::Arc;
 
-/// Protocol revisions a client may name in `MCP-Protocol-Version` (besides the negotiated one).
-const KNOWN_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-/// The spec's JSON-RPC code for an unknown session.
-const SESSION_NOT_FOUND: i64 = -32001;
-
-pub const SESSION_HEADER: &str = "mcp-session-id";
-
 /// A response with a JSON-RPC error body (`id: null`).
 pub fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
-    let body = jsonrpc::error_response(
-        None,
-        code,
-        message,
-        Some(serde_json::json!({"source": "mcp-bridge"})),
-    );
+    let body = jsonrpc::error_response(None, code, message, Some(wire::source_only()));
     json(status, body)
 }
 
@@ -52,7 +41,7 @@ pub fn sse(body: Body, session_id: Option<&str>) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if let Some(id) = session_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        h.insert(SESSION_HEADER, id);
+        h.insert(SESSION_ID, id);
     }
     resp
 }
@@ -136,26 +125,9 @@ pub async fn read_message(app: &App, req: Request) -> Result<Message, Response> 
     jsonrpc::parse(body).map_err(|e| rpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()))
 }
 
-/// The `params.requestId` of a `notifications/cancelled`.
-pub fn cancelled_id(raw: &[u8]) -> Option<Id> {
-    #[derive(serde::Deserialize)]
-    struct N<'a> {
-        #[serde(borrow)]
-        params: Option<P<'a>>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct P<'a> {
-        #[serde(borrow)]
-        request_id: Option<&'a serde_json::value::RawValue>,
-    }
-    let n: N<'_> = serde_json::from_slice(raw).ok()?;
-    Some(Id(n.params?.request_id?.get().trim().into()))
-}
-
 /// The session a request names: 400 without the header, 404 (naming why) when it is gone.
 fn existing_session(app: &App, headers: &HeaderMap) -> Result<Arc<Session>, Response> {
-    let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+    let Some(id) = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()) else {
         return Err(rpc_error(
             StatusCode::BAD_REQUEST,
             jsonrpc::INVALID_REQUEST,
@@ -178,11 +150,11 @@ fn existing_session(app: &App, headers: &HeaderMap) -> Result<Arc<Session>, Resp
 }
 
 fn check_version(headers: &HeaderMap, session: &Session) -> Result<(), Response> {
-    let Some(v) = headers.get("mcp-protocol-version") else {
+    let Some(v) = headers.get(wire::PROTOCOL_VERSION) else {
         return Ok(());
     };
     let v = v.to_str().unwrap_or("");
-    if KNOWN_VERSIONS.contains(&v) || session.protocol().as_deref() == Some(v) {
+    if HANDSHAKE_VERSIONS.contains(&v) || session.protocol().as_deref() == Some(v) {
         return Ok(());
     }
     Err(rpc_error(
@@ -190,7 +162,7 @@ fn check_version(headers: &HeaderMap, session: &Session) -> Result<(), Response>
         jsonrpc::INVALID_REQUEST,
         &format!(
             "unsupported MCP-Protocol-Version `{v}` (supported: {})",
-            KNOWN_VERSIONS.join(", ")
+            HANDSHAKE_VERSIONS.join(", ")
         ),
     ))
 }
@@ -237,7 +209,7 @@ pub async fn post(
         Ok(m) => m,
         Err(resp) => return resp,
     };
-    let (session, created) = if headers.contains_key(SESSION_HEADER) {
+    let (session, created) = if headers.contains_key(SESSION_ID) {
         match existing_session(&app, &headers) {
             Ok(s) => (s, false),
             Err(resp) => return resp,
@@ -271,7 +243,7 @@ pub async fn post(
         Plan::Accepted => {
             let mut resp = StatusCode::ACCEPTED.into_response();
             if let Some(id) = sid.and_then(|id| HeaderValue::from_str(id).ok()) {
-                resp.headers_mut().insert(SESSION_HEADER, id);
+                resp.headers_mut().insert(SESSION_ID, id);
             }
             resp
         }
@@ -324,7 +296,7 @@ pub async fn post(
             };
             let mut resp = json(StatusCode::OK, body);
             if let Some(id) = sid.and_then(|id| HeaderValue::from_str(id).ok()) {
-                resp.headers_mut().insert(SESSION_HEADER, id);
+                resp.headers_mut().insert(SESSION_ID, id);
             }
             resp
         }
@@ -349,7 +321,7 @@ pub async fn get(State(app): State<Arc<App>>, req: Request) -> Response {
         Err(resp) => return resp,
     };
     let last = match headers
-        .get("last-event-id")
+        .get(wire::LAST_EVENT_ID)
         .map(|v| v.to_str().ok().and_then(parse_event_id))
     {
         None => None,
@@ -409,13 +381,5 @@ mod tests {
         assert_eq!(accepts(&h), (true, false));
         h.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
         assert_eq!(accepts(&h), (false, false));
-    }
-
-    #[test]
-    fn cancelled_request_id() {
-        let id = cancelled_id(
-            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"a"}}"#,
-        );
-        assert_eq!(id, Some(Id(r#""a""#.into())));
     }
 }

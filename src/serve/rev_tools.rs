@@ -5,9 +5,10 @@
 //! seconds) when a call names a tool it does not know. If the listing fails, calls pass unchecked.
 
 use super::rev_child::RevChild;
-use crate::rev2026::{
-    CAPABILITIES_KEY, MODERN_VERSION, ParamMap, VERSION_KEY, argument_at, decode_header_value,
-    header_params, param_text,
+use crate::wire::STATELESS_VERSION;
+use crate::wire::stateless::{
+    CAPABILITIES_KEY, ParamMap, VERSION_KEY, argument_at, decode_header_value, header_params,
+    param_text,
 };
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
@@ -35,7 +36,7 @@ pub struct ToolCache {
 /// The bridge's own `_meta` envelope, for the requests it makes itself.
 pub fn own_envelope() -> Value {
     json!({
-        VERSION_KEY: MODERN_VERSION,
+        VERSION_KEY: STATELESS_VERSION,
         CAPABILITIES_KEY: {},
         "io.modelcontextprotocol/clientInfo": {"name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION")},
     })

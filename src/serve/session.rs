@@ -5,7 +5,8 @@ use super::child::Child;
 use super::metrics::Metrics;
 use super::replay::{GET_STREAM, Log};
 use super::shared::SharedChild;
-use crate::jsonrpc::{self, BRIDGE_ERROR, Id, Kind, Message};
+use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::wire::{self, BridgeError, Reason};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -83,18 +84,6 @@ pub enum Plan {
     Json(usize, mpsc::UnboundedReceiver<Bytes>),
 }
 
-/// Builds a bridge-made JSON-RPC error.
-pub fn bridge_error(id: Option<&Id>, message: &str, reason: &str, may_have_run: bool) -> Bytes {
-    jsonrpc::error_response(
-        id,
-        BRIDGE_ERROR,
-        message,
-        Some(
-            serde_json::json!({"source": "mcp-bridge", "reason": reason, "mayHaveRun": may_have_run}),
-        ),
-    )
-}
-
 impl Session {
     pub fn new(id: String, legacy: bool, replay_cap: usize, metrics: Arc<Metrics>) -> Arc<Session> {
         let span = tracing::info_span!("session", id = %&id[..8]);
@@ -164,7 +153,7 @@ impl Session {
     pub fn plan(&self, msg: &Message, sse: bool) -> Result<Plan, Bytes> {
         let mut st = self.lock();
         if let Some(reason) = &st.closed {
-            return Err(bridge_error(None, reason, "session-closed", false));
+            return Err(BridgeError::new(Reason::SessionClosed, false, reason).response(None));
         }
         let ids: Vec<Id> = msg.request_ids().cloned().collect();
         if ids.is_empty() {
@@ -252,12 +241,12 @@ impl Session {
         };
         if !delivered {
             for id in msg.request_ids() {
-                let err = bridge_error(
-                    Some(id),
-                    "the MCP server process is not running",
-                    "child-gone",
+                let err = BridgeError::new(
+                    Reason::ChildGone,
                     false,
-                );
+                    "the MCP server process is not running",
+                )
+                .response(Some(id));
                 self.deliver_raw(err);
             }
         }
@@ -277,7 +266,7 @@ impl Session {
                 };
                 self.metrics.latency.observe(p.since.elapsed());
                 if st.init_id.as_ref() == Some(id) {
-                    st.protocol = protocol_of(&msg.raw);
+                    st.protocol = wire::initialize_version(&msg.raw);
                 }
                 if first_sink.is_none() {
                     first_sink = Some(p.sink);
@@ -352,7 +341,7 @@ impl Session {
         st.closed = Some(reason.to_owned());
         let pending: Vec<(Id, Pending)> = st.pending.drain().collect();
         for (id, p) in pending {
-            let err = bridge_error(Some(&id), reason, "session-closed", true);
+            let err = BridgeError::new(Reason::SessionClosed, true, reason).response(Some(&id));
             match p.sink {
                 Sink::Stream(n) => {
                     st.log.push(n, None, &err);
@@ -410,19 +399,4 @@ impl Session {
     pub fn is_initialize(kind: &Kind) -> bool {
         matches!(kind, Kind::Request { method, .. } if method == "initialize")
     }
-}
-
-/// The `result.protocolVersion` of an initialize response.
-fn protocol_of(raw: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Resp {
-        result: Option<InitResult>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct InitResult {
-        protocol_version: Option<String>,
-    }
-    let resp: Resp = serde_json::from_slice(raw).ok()?;
-    resp.result?.protocol_version
 }

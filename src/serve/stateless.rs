@@ -13,9 +13,10 @@ use super::rev_child::{Out, RevChild};
 use super::rev_tools::check_params;
 use super::translate::{self, REMOVED};
 use crate::jsonrpc::{self, Id, Kind};
-use crate::rev2026::{
-    CAPABILITIES_KEY, HANDSHAKE_VERSIONS, HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND,
-    MODERN_VERSION, UNSUPPORTED_VERSION, VERSION_KEY, decode_header_value,
+use crate::wire::stateless::{CAPABILITIES_KEY, VERSION_KEY, decode_header_value};
+use crate::wire::{
+    BridgeError, HANDSHAKE_VERSIONS, HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND, Reason,
+    STATELESS_VERSION, UNSUPPORTED_VERSION,
 };
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -115,7 +116,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
                 None,
             );
         }
-        Kind::Notification { .. } if header_version == MODERN_VERSION => {
+        Kind::Notification { .. } if header_version == STATELESS_VERSION => {
             // Nothing is defined for a client to notify over HTTP in this revision; cancelling
             // is closing the request's stream.
             return StatusCode::ACCEPTED.into_response();
@@ -157,12 +158,12 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
     let rc = match app.rev_child().await {
         Ok(rc) => rc,
         Err(e) => {
-            let body = super::session::bridge_error(
-                Some(&id),
-                &format!("the MCP server could not be started: {e}"),
-                "child-start",
+            let body = BridgeError::new(
+                Reason::ChildStart,
                 false,
-            );
+                format!("the MCP server could not be started: {e}"),
+            )
+            .response(Some(&id));
             return json(StatusCode::BAD_GATEWAY, body);
         }
     };
@@ -206,7 +207,7 @@ fn unsupported(id: Option<&Id>, requested: &str) -> Response {
         id,
         UNSUPPORTED_VERSION,
         "Unsupported protocol version",
-        Some(json!({"supported": [MODERN_VERSION], "requested": requested})),
+        Some(json!({"supported": [STATELESS_VERSION], "requested": requested})),
     )
 }
 
@@ -268,7 +269,7 @@ fn check_envelope(
             None,
         ));
     };
-    if version != MODERN_VERSION {
+    if version != STATELESS_VERSION {
         return Err(unsupported(Some(id), version));
     }
     Ok(())
