@@ -40,7 +40,12 @@ fn main() -> ExitCode {
                 let config = mcp_bridge::connect::Config::try_from(args)?;
                 mcp_bridge::connect::run(config, shutdown).await
             }
-            Command::Serve(args) => mcp_bridge::serve::run(args, shutdown).await,
+            Command::Serve(args) => {
+                let config = mcp_bridge::serve::Config::try_from(args)?;
+                let listeners = mcp_bridge::serve::bind(&config).await?;
+                mcp_bridge::serve::run(config, listeners, shutdown).await;
+                Ok(())
+            }
         }
     });
     // Blocking stdin reads must not keep the process alive after the work is done.
