@@ -207,7 +207,6 @@ fn parse_mode(s: &str) -> Result<u32, String> {
     Ok(mode)
 }
 
-
 /// Parses `250ms`, `10s`, `5m`, `1h`, or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -5,7 +5,7 @@ use super::child::Child;
 use super::config::Config;
 use super::metrics::Metrics;
 use super::rev_child::RevChild;
-use super::session::{Link, Session};
+use super::session::{Link, Session, Transport};
 use super::shared::SharedChild;
 use crate::net::hex;
 use std::collections::HashMap;
@@ -78,7 +78,7 @@ impl App {
     /// Creates a session with its child (or joined to the shared child).
     pub async fn create(
         self: &Arc<Self>,
-        legacy: bool,
+        transport: Transport,
         peer: &str,
     ) -> Result<Arc<Session>, CreateError> {
         if self.shutdown.is_cancelled() {
@@ -90,7 +90,7 @@ impl App {
         let id = hex(&raw);
         let session = Session::new(
             id.clone(),
-            legacy,
+            transport,
             self.cfg.replay_buffer,
             self.metrics.clone(),
         );
@@ -105,7 +105,7 @@ impl App {
         self.metrics.sessions.inc();
         self.metrics.sessions_total.inc();
         let _enter = session.span.clone().entered();
-        tracing::info!(peer, legacy, "session opened");
+        tracing::info!(peer, ?transport, "session opened");
         drop(_enter);
         let link = if self.cfg.shared {
             self.shared_child().await.map(Link::Shared)
@@ -231,7 +231,9 @@ impl App {
             let idle: Vec<Arc<Session>> = self
                 .sessions()
                 .values()
-                .filter(|s| !s.legacy && s.idle_for().is_some_and(|d| d >= ttl))
+                .filter(|s| {
+                    s.transport == Transport::Streamable && s.idle_for().is_some_and(|d| d >= ttl)
+                })
                 .cloned()
                 .collect();
             for s in idle {

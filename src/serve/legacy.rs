@@ -1,10 +1,12 @@
-//! Legacy HTTP+SSE (spec 2024-11-05): `GET /sse` opens a session whose first event is `endpoint`
-//! (where to POST), then carries every message from the child; `POST /messages?sessionId=…`
-//! delivers client messages (202). Closing the stream ends the session and its child.
+//! HTTP+SSE (spec 2024-11-05, `--transport sse` on the connect side): `GET /sse` opens a session
+//! whose first event is `endpoint` (where to POST), then carries every message from the child;
+//! `POST /messages?sessionId=…` delivers client messages (202). Closing the stream ends the
+//! session and its child.
 
 use super::app::App;
-use super::http::{create_error, read_message, rpc_error, sse};
+use super::http::{Refusal, read_message, sse};
 use super::replay::GET_STREAM;
+use super::session::Transport;
 use super::stream;
 use crate::jsonrpc;
 use crate::net::Peer;
@@ -15,11 +17,11 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 /// GET /sse.
-pub async fn open(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Peer>) -> Response {
-    let session = match app.create(true, &peer.to_string()).await {
-        Ok(s) => s,
-        Err(e) => return create_error(e),
-    };
+pub async fn open(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+) -> Result<Response, Refusal> {
+    let session = app.create(Transport::Sse, &peer.to_string()).await?;
     let mut endpoint = Vec::new();
     let url = format!("/messages?sessionId={}", session.id);
     crate::sse::write_event(&mut endpoint, Some("endpoint"), None, url.as_bytes());
@@ -32,9 +34,10 @@ pub async fn open(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Pe
         cursor,
         Some(Bytes::from(endpoint)),
     );
-    sse(body, None)
+    Ok(sse(body, None))
 }
 
+/// The query of `POST /messages`.
 #[derive(serde::Deserialize)]
 pub struct Target {
     #[serde(rename = "sessionId")]
@@ -46,34 +49,25 @@ pub async fn message(
     State(app): State<Arc<App>>,
     Query(target): Query<Target>,
     req: Request,
-) -> Response {
+) -> Result<Response, Refusal> {
+    let not_found = |why: &str| Refusal::rpc(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, why);
     let Some(id) = target.session_id else {
-        return rpc_error(
+        return Err(Refusal::rpc(
             StatusCode::BAD_REQUEST,
             jsonrpc::INVALID_REQUEST,
             "missing sessionId query parameter",
-        );
+        ));
     };
     let session = match app.session(&id) {
-        Ok(s) if s.legacy => s,
-        Ok(_) => {
-            return rpc_error(
-                StatusCode::NOT_FOUND,
-                jsonrpc::INVALID_REQUEST,
-                "not a legacy SSE session",
-            );
-        }
-        Err(why) => return rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, &why),
+        Ok(s) if s.transport == Transport::Sse => s,
+        Ok(_) => return Err(not_found("not a legacy SSE session")),
+        Err(why) => return Err(not_found(&why)),
     };
-    let msg = match read_message(&app, req).await {
-        Ok(m) => m,
-        Err(resp) => return resp,
-    };
-    if let Err(err) = session.plan(&msg, true) {
+    let msg = read_message(app.cfg.max_body, req).await?;
+    match session.plan(&msg, true) {
+        Ok(_) => session.send(msg).await,
         // Deliver the refusal where the client reads answers: on its stream.
-        session.push_get(&err);
-        return (StatusCode::ACCEPTED, "Accepted").into_response();
+        Err(err) => session.push_get(&err),
     }
-    session.send(msg).await;
-    (StatusCode::ACCEPTED, "Accepted").into_response()
+    Ok((StatusCode::ACCEPTED, "Accepted").into_response())
 }

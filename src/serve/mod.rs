@@ -20,6 +20,7 @@ mod session;
 mod shared;
 mod stateless;
 mod stream;
+mod streamable;
 mod translate;
 
 pub use config::{Config, ConfigError, DEFAULT_PASS_ENV, ListenError};
@@ -113,7 +114,16 @@ fn log_summary(cfg: &Config, listeners: &[Listener]) {
 
 fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/mcp", post(http::post).get(http::get).delete(http::delete))
+        .route(
+            "/mcp",
+            post(streamable::post)
+                .get(streamable::get)
+                .delete(streamable::delete)
+                .route_layer(axum::middleware::from_fn_with_state(
+                    app.clone(),
+                    by_revision,
+                )),
+        )
         .route("/sse", get(legacy::open))
         .route("/messages", post(legacy::message))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -124,6 +134,19 @@ fn router(app: Arc<App>) -> Router {
             guard::check,
         ))
         .with_state(app)
+}
+
+/// Sends a `/mcp` request of the stateless revision to its handler; a session's goes on.
+async fn by_revision(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if stateless::is_stateless(req.headers()) {
+        stateless::handle(app, req).await.into_response()
+    } else {
+        next.run(req).await
+    }
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
