@@ -275,3 +275,73 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn app(ttl: &str) -> Arc<App> {
+        let cli = Cli::try_parse_from(["mcp-bridge", "serve", "--session-ttl", ttl, "--", "cat"])
+            .expect("valid arguments");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        App::new(
+            Config::try_from(args).expect("valid"),
+            CancellationToken::new(),
+        )
+    }
+
+    /// The TTL runs on tokio's clock: the test moves it forward instead of waiting.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_session_ends_after_the_ttl_and_not_before() {
+        let app = app("10m");
+        let session = app
+            .create(Transport::Streamable, "test")
+            .await
+            .expect("a session with a `cat` child");
+        let reaper = tokio::spawn(app.clone().reap());
+
+        tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+        assert!(app.session(&session.id).is_ok(), "still alive at 9 minutes");
+        // Activity restarts the clock.
+        session.touch();
+        tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+        assert!(
+            app.session(&session.id).is_ok(),
+            "alive 9 minutes after a touch"
+        );
+
+        tokio::time::sleep(Duration::from_secs(2 * 60)).await;
+        let why = app
+            .session(&session.id)
+            .expect_err("ended after 10 idle minutes");
+        assert!(why.contains("--session-ttl"), "{why}");
+        assert!(session.closed().is_some());
+
+        app.shutdown.cancel();
+        let _ = reaper.await;
+        app.stop_all().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attached_session_never_expires() {
+        let app = app("1m");
+        let session = app
+            .create(Transport::Streamable, "test")
+            .await
+            .expect("a session with a `cat` child");
+        let reaper = tokio::spawn(app.clone().reap());
+        session.attach();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(app.session(&session.id).is_ok());
+        session.detach();
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert!(app.session(&session.id).is_err());
+        app.shutdown.cancel();
+        let _ = reaper.await;
+        app.stop_all().await;
+    }
+}

@@ -123,6 +123,18 @@ impl Child {
         })
     }
 
+    /// A handle with no process behind it: what is sent to it arrives on the returned receiver.
+    #[cfg(test)]
+    pub fn detached() -> (Child, mpsc::Receiver<Bytes>) {
+        let (stdin, rx) = mpsc::channel(64);
+        let child = Child {
+            stdin,
+            stop: CancellationToken::new(),
+            exited: CancellationToken::new(),
+        };
+        (child, rx)
+    }
+
     /// Queues one message (one line, without its newline) for the child's stdin.
     pub async fn send(&self, line: Bytes) -> Result<(), Gone> {
         self.stdin.send(line).await.map_err(|_| Gone)

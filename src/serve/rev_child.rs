@@ -355,3 +355,7 @@ impl RevChild {
         self.lock().exited.is_some()
     }
 }
+
+#[cfg(test)]
+#[path = "rev_child_tests.rs"]
+mod tests;

@@ -436,3 +436,7 @@ fn protocol_of(raw: &[u8]) -> Option<String> {
     let resp: Resp = serde_json::from_slice(raw).ok()?;
     resp.result?.protocol_version
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
