@@ -6,13 +6,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-/// The JSON-RPC code for a line that is not JSON.
-pub const PARSE_ERROR: i64 = -32700;
-/// The JSON-RPC code for JSON that is not a JSON-RPC message.
-pub const INVALID_REQUEST: i64 = -32600;
-/// Implementation-defined server error range, used for errors the bridge itself makes
-/// (the transport could not deliver a request or could not get its answer).
-pub const BRIDGE_ERROR: i64 = -32000;
+pub use crate::wire::{BRIDGE_ERROR, INVALID_REQUEST, PARSE_ERROR};
 
 /// A request id, kept as its JSON text (`1`, `"abc"`) so it can be a map key and be written back
 /// exactly as the agent sent it.

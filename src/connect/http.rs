@@ -3,7 +3,7 @@
 //! while the remote is unreachable, and one log line per change of reachability.
 
 use super::Config;
-use super::outbox::Failure;
+use crate::wire::{BridgeError, Reason};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -181,7 +181,7 @@ pub async fn send(
     target: &str,
     deadline: Instant,
     make: impl Fn() -> reqwest::RequestBuilder,
-) -> Result<reqwest::Response, Failure> {
+) -> Result<reqwest::Response, BridgeError> {
     let mut attempt = 0;
     loop {
         match make().send().await {
@@ -193,8 +193,8 @@ pub async fn send(
                 link.down(target, &e);
                 let now = Instant::now();
                 if now >= deadline {
-                    return Err(Failure::new(
-                        "unreachable",
+                    return Err(BridgeError::new(
+                        Reason::Unreachable,
                         false,
                         format!("cannot reach {target}: {}", error_chain(&e)),
                     ));
@@ -204,12 +204,16 @@ pub async fn send(
                 tokio::time::sleep(wait).await;
             }
             Err(e) if e.is_redirect() => {
-                return Err(Failure::new("redirect-refused", false, error_chain(&e)));
+                return Err(BridgeError::new(
+                    Reason::RedirectRefused,
+                    false,
+                    error_chain(&e),
+                ));
             }
             Err(e) => {
                 // Sent, or partly sent: the server may have it.
-                return Err(Failure::new(
-                    "send-failed",
+                return Err(BridgeError::new(
+                    Reason::SendFailed,
                     true,
                     format!("request to {target} failed: {}", error_chain(&e)),
                 ));
@@ -250,16 +254,16 @@ pub fn content_type(resp: &reqwest::Response) -> Option<&str> {
 }
 
 /// The failure for a non-2xx answer that carried no JSON-RPC answer of its own.
-pub fn status_failure(resp: &reqwest::Response, target: &str) -> Failure {
+pub fn status_failure(resp: &reqwest::Response, target: &str) -> BridgeError {
     let status = resp.status();
-    let mut f = Failure::new(
-        "http-status",
+    let mut f = BridgeError::new(
+        Reason::HttpStatus,
         status.is_server_error(),
         format!("{target} answered HTTP {status}"),
     );
-    f.status = Some(status.as_u16());
+    f.http_status = Some(status.as_u16());
     if matches!(status.as_u16(), 401 | 403) {
-        f.reason = "unauthorized";
+        f.reason = Reason::Unauthorized;
         f.www_authenticate = resp
             .headers()
             .get(reqwest::header::WWW_AUTHENTICATE)

@@ -4,9 +4,9 @@
 //! and replays the agent's handshake on the new session.
 
 use super::http;
-use super::outbox::Failure;
 use super::{Shared, fail, forward};
 use crate::jsonrpc::{self, Id};
+use crate::wire::{BridgeError, Reason};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,7 +26,7 @@ enum Endpoint {
 pub(crate) enum ProbeError {
     /// The URL answered, but not with an event stream.
     NotSse,
-    Failed(Failure),
+    Failed(BridgeError),
 }
 
 pub(crate) struct Legacy {
@@ -97,14 +97,14 @@ impl Legacy {
     }
 
     /// Waits until the endpoint is known, at most until `deadline`.
-    async fn ready(&self, deadline: tokio::time::Instant) -> Result<Url, Failure> {
+    async fn ready(&self, deadline: tokio::time::Instant) -> Result<Url, BridgeError> {
         let mut rx = self.endpoint.subscribe();
         let wait = rx.wait_for(|e| !matches!(e, Endpoint::Connecting));
         let endpoint = match tokio::time::timeout_at(deadline, wait).await {
             Ok(Ok(e)) => e.clone(),
             _ => {
-                return Err(Failure::new(
-                    "unreachable",
+                return Err(BridgeError::new(
+                    Reason::Unreachable,
                     false,
                     format!(
                         "no SSE session with {} (the event stream is not connected)",
@@ -115,7 +115,7 @@ impl Legacy {
         };
         match endpoint {
             Endpoint::Ready(url) => Ok(url),
-            Endpoint::Refused(why) => Err(Failure::new("endpoint-refused", false, why)),
+            Endpoint::Refused(why) => Err(BridgeError::new(Reason::EndpointRefused, false, why)),
             Endpoint::Connecting => unreachable!("waited for another state"),
         }
     }
@@ -206,8 +206,8 @@ impl Legacy {
                 "the SSE stream from {} dropped: reconnecting",
                 self.shared.target
             );
-            let lost = Failure::new(
-                "stream-dropped",
+            let lost = BridgeError::new(
+                Reason::StreamDropped,
                 true,
                 "the SSE stream to the server dropped before the answer came",
             );
@@ -273,7 +273,7 @@ impl Legacy {
                 self.endpoint.send_replace(Endpoint::Refused(why.clone()));
                 self.shared
                     .out
-                    .fail_all(&Failure::new("endpoint-refused", false, why))
+                    .fail_all(&BridgeError::new(Reason::EndpointRefused, false, why))
                     .await;
                 return;
             }

@@ -8,10 +8,11 @@ pub mod outbox;
 mod streamable;
 
 use crate::cli::{ConnectArgs, TransportChoice};
-use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::jsonrpc::{self, Kind, Message};
 use crate::stdio::{self, Line, Stdout};
+use crate::wire::{self, BridgeError, Reason};
 use bytes::Bytes;
-use outbox::{Failure, Outbox};
+use outbox::Outbox;
 use reqwest::header::HeaderMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -182,13 +183,12 @@ async fn accept(out: &Outbox, line: Line) -> Option<Message> {
         Line::Text(text) => text,
         Line::TooLong { len } => {
             tracing::warn!("refused a {len}-byte message from the agent: over --max-message-size");
-            let err = jsonrpc::error_response(
-                None,
-                jsonrpc::INVALID_REQUEST,
-                &format!("mcp-bridge: message of {len} bytes is over the --max-message-size limit"),
-                Some(serde_json::json!({"source": "mcp-bridge", "reason": "too-large"})),
+            let err = BridgeError::refusal(
+                Reason::TooLarge,
+                wire::INVALID_REQUEST,
+                format!("message of {len} bytes is over the --max-message-size limit"),
             );
-            out.raw(err).await;
+            out.raw(err.named_response(None)).await;
             return None;
         }
     };
@@ -199,13 +199,8 @@ async fn accept(out: &Outbox, line: Line) -> Option<Message> {
         Ok(msg) => Some(msg),
         Err(e) => {
             tracing::warn!("refused a message from the agent: {e}");
-            let err = jsonrpc::error_response(
-                None,
-                e.code(),
-                &format!("mcp-bridge: {e}"),
-                Some(serde_json::json!({"source": "mcp-bridge", "reason": "invalid-message"})),
-            );
-            out.raw(err).await;
+            let err = BridgeError::refusal(Reason::InvalidMessage, e.code(), e.to_string());
+            out.raw(err.named_response(None)).await;
             None
         }
     }
@@ -228,7 +223,7 @@ fn remember_handshake(
         }
         Some("notifications/cancelled") => {
             // The server will not answer a cancelled request; neither will the bridge.
-            if let Some(id) = cancelled_request(&msg.raw) {
+            if let Some(id) = wire::cancelled_id(&msg.raw) {
                 shared.out.forget(&id);
                 if modern.cancel(&id) {
                     return false;
@@ -245,21 +240,6 @@ fn remember_handshake(
         _ => {}
     }
     true
-}
-
-fn cancelled_request(raw: &[u8]) -> Option<Id> {
-    #[derive(serde::Deserialize)]
-    struct Note<'a> {
-        #[serde(borrow)]
-        params: Option<Params<'a>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Params<'a> {
-        #[serde(borrow, rename = "requestId")]
-        request_id: Option<&'a serde_json::value::RawValue>,
-    }
-    let note: Note<'_> = serde_json::from_slice(raw).ok()?;
-    Some(Id(note.params?.request_id?.get().trim().into()))
 }
 
 /// Sends one agent message on its way: a 2026-07-28 request on its own, anything else on the
@@ -337,8 +317,8 @@ async fn detect(shared: &Shared, msg: Message) -> Transport {
                     Transport::Legacy(l)
                 }
                 Err(legacy::ProbeError::NotSse) => {
-                    let f = Failure::new(
-                        "no-mcp-endpoint",
+                    let f = BridgeError::new(
+                        Reason::NoMcpEndpoint,
                         false,
                         format!(
                             "{} speaks neither Streamable HTTP nor HTTP+SSE",
@@ -371,7 +351,7 @@ pub(crate) async fn forward(shared: &Shared, data: Bytes) -> bool {
 }
 
 /// Sends the failure for every request in `msg` (used when a message cannot be delivered).
-pub(crate) async fn fail(shared: &Shared, msg: &Message, failure: &Failure) {
+pub(crate) async fn fail(shared: &Shared, msg: &Message, failure: &BridgeError) {
     if msg.has_requests() {
         shared.out.fail_message(msg, failure).await;
     } else {

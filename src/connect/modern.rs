@@ -4,12 +4,13 @@
 //! cancellation by closing that POST. The only state is the `x-mcp-header` map from `tools/list`.
 
 use super::http;
-use super::outbox::Failure;
 use super::{Shared, fail, forward};
 use crate::jsonrpc::{self, Id, Kind, Message};
-use crate::rev2026::{
-    HEADER_MISMATCH, ParamMap, VERSION_KEY, encode_header_value, header_params, param_text,
+use crate::wire::stateless::{
+    ParamMap, VERSION_KEY, encode_header_value, header_params, param_text,
 };
+use crate::wire::{self, BridgeError, Reason};
+use crate::wire::{HEADER_MISMATCH, METHOD_NOT_FOUND, STATELESS_ERRORS};
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -17,9 +18,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
-
-/// Error codes by which a 2026-07-28 server says it understood the request's era.
-const MODERN_ERRORS: [i64; 3] = [-32020, -32021, -32022];
 
 /// The protocol version a request of the 2026-07-28 era carries in `params._meta`; `None` for
 /// earlier eras (which use the `initialize` handshake, itself never a modern request).
@@ -200,10 +198,10 @@ impl Modern {
         }
     }
 
-    fn headers(&self, fields: &Fields, version: &str) -> Result<HeaderMap, Failure> {
+    fn headers(&self, fields: &Fields, version: &str) -> Result<HeaderMap, BridgeError> {
         let bad = |what: &str| {
-            Failure::new(
-                "invalid-message",
+            BridgeError::new(
+                Reason::InvalidMessage,
                 false,
                 format!("{what} cannot be sent as an HTTP header"),
             )
@@ -215,17 +213,17 @@ impl Modern {
         );
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(
-            "mcp-protocol-version",
+            wire::PROTOCOL_VERSION,
             HeaderValue::try_from(version).map_err(|_| bad("the protocol version"))?,
         );
         h.insert(
-            "mcp-method",
+            wire::METHOD,
             HeaderValue::try_from(encode_header_value(&fields.method))
                 .map_err(|_| bad("the method"))?,
         );
         if let Some(name) = &fields.name {
             h.insert(
-                "mcp-name",
+                wire::NAME,
                 HeaderValue::try_from(encode_header_value(name)).map_err(|_| bad("the name"))?,
             );
         }
@@ -238,7 +236,7 @@ impl Modern {
                 let Some(text) = value.and_then(param_text) else {
                     continue;
                 };
-                let name = HeaderName::try_from(format!("mcp-param-{token}"))
+                let name = HeaderName::try_from(format!("{}{token}", wire::PARAM_PREFIX))
                     .map_err(|_| bad("a parameter name"))?;
                 h.insert(
                     name,
@@ -250,7 +248,11 @@ impl Modern {
         Ok(h)
     }
 
-    async fn post(&self, body: Bytes, headers: &HeaderMap) -> Result<reqwest::Response, Failure> {
+    async fn post(
+        &self,
+        body: Bytes,
+        headers: &HeaderMap,
+    ) -> Result<reqwest::Response, BridgeError> {
         let make = || {
             self.shared
                 .client
@@ -288,8 +290,8 @@ impl Modern {
                 self.shared.out.raw(Bytes::from(note.to_string())).await;
                 return;
             }
-            let f = Failure::new(
-                "stream-ended",
+            let f = BridgeError::new(
+                Reason::StreamEnded,
                 true,
                 "the response stream ended before the answer; send the request again with a new id",
             );
@@ -300,8 +302,8 @@ impl Modern {
                 let body = self.learn(fields, body);
                 forward(&self.shared, body).await;
                 if self.shared.out.is_pending(id) {
-                    let f = Failure::new(
-                        "no-answer",
+                    let f = BridgeError::new(
+                        Reason::NoAnswer,
                         true,
                         "the server's reply did not answer the request",
                     );
@@ -309,14 +311,21 @@ impl Modern {
                 }
             }
             Ok(_) => {
-                let f = Failure::new(
-                    "no-answer",
+                let f = BridgeError::new(
+                    Reason::NoAnswer,
                     true,
                     "the server accepted the request but sent no answer",
                 );
                 fail(&self.shared, msg, &f).await;
             }
-            Err(e) => fail(&self.shared, msg, &Failure::new("bad-response", true, e)).await,
+            Err(e) => {
+                fail(
+                    &self.shared,
+                    msg,
+                    &BridgeError::new(Reason::BadResponse, true, e),
+                )
+                .await
+            }
         }
     }
 
@@ -426,23 +435,19 @@ impl Modern {
     /// revision. The agent is told so, rather than the message being turned into that era's.
     async fn era_mismatch(&self, id: &Id, status: StatusCode, remote: Option<Value>) {
         tracing::info!(%status, "the remote refused a 2026-07-28 request: it speaks an earlier revision");
-        let mut data = json!({
-            "source": "mcp-bridge",
-            "reason": "era-mismatch",
-            "remoteEra": "pre-2026-07-28",
-            "httpStatus": status.as_u16(),
-            "mayHaveRun": false,
-        });
-        if let Some(err) = remote {
-            data["remoteError"] = err;
-        }
-        let message = format!(
-            "mcp-bridge: the remote MCP server does not speak the 2026-07-28 revision this request uses \
-             (it answered HTTP {}); it needs the initialize handshake of an earlier revision",
-            status.as_u16()
+        let mut e = BridgeError::new(
+            Reason::EraMismatch,
+            false,
+            format!(
+                "the remote MCP server does not speak the 2026-07-28 revision this request uses \
+                 (it answered HTTP {}); it needs the initialize handshake of an earlier revision",
+                status.as_u16()
+            ),
         );
-        let line = jsonrpc::error_response(Some(id), jsonrpc::BRIDGE_ERROR, &message, Some(data));
-        self.shared.out.reply(id, line).await;
+        e.http_status = Some(status.as_u16());
+        e.remote_era = Some("pre-2026-07-28");
+        e.remote_error = remote;
+        self.shared.out.fail(id, &e).await;
     }
 }
 
@@ -463,15 +468,16 @@ fn err_code(err: &Value) -> Option<i64> {
 pub fn modern_refusal(status: StatusCode, body: &[u8]) -> Option<Value> {
     let err = rpc_error(body)?;
     let code = err_code(&err)?;
-    (MODERN_ERRORS.contains(&code) || (status == StatusCode::NOT_FOUND && code == -32601))
+    (STATELESS_ERRORS.contains(&code)
+        || (status == StatusCode::NOT_FOUND && code == METHOD_NOT_FOUND))
         .then_some(err)
 }
 
 /// Whether an error shows the server understood the request's era.
 fn is_modern_error(status: StatusCode, err: &Value) -> bool {
     let code = err_code(err).unwrap_or(0);
-    MODERN_ERRORS.contains(&code)
-        || (status == StatusCode::NOT_FOUND && code == -32601)
+    STATELESS_ERRORS.contains(&code)
+        || (status == StatusCode::NOT_FOUND && code == METHOD_NOT_FOUND)
         || !status.is_client_error()
 }
 

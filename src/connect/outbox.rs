@@ -2,65 +2,12 @@
 //! still waiting, so that each gets exactly one answer: the server's, or one error the bridge
 //! makes, whichever comes first; anything later for the same id is dropped.
 
-use crate::jsonrpc::{self, BRIDGE_ERROR, Id, Message};
+use crate::jsonrpc::{self, Id, Message};
 use crate::stdio::Stdout;
+use crate::wire::BridgeError;
 use bytes::Bytes;
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-/// Why the bridge answers a request itself.
-#[derive(Clone, Debug)]
-pub struct Failure {
-    /// Short reason for `error.message`.
-    pub message: String,
-    /// Machine-readable cause, e.g. `unreachable`, `http-status`, `stream-ended`.
-    pub reason: &'static str,
-    /// Whether the server may have received (and run) the request.
-    pub may_have_run: bool,
-    /// HTTP status, where one was received.
-    pub status: Option<u16>,
-    /// The `WWW-Authenticate` header of a 401/403, so the agent can see how to authenticate.
-    pub www_authenticate: Option<String>,
-    /// The server's own JSON-RPC error, where it sent one that explains the failure.
-    pub remote_error: Option<serde_json::Value>,
-}
-
-impl Failure {
-    pub fn new(reason: &'static str, may_have_run: bool, message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            reason,
-            may_have_run,
-            status: None,
-            www_authenticate: None,
-            remote_error: None,
-        }
-    }
-
-    fn response(&self, id: &Id) -> Bytes {
-        let mut data = json!({
-            "source": "mcp-bridge",
-            "reason": self.reason,
-            "mayHaveRun": self.may_have_run,
-        });
-        if let Some(status) = self.status {
-            data["httpStatus"] = json!(status);
-        }
-        if let Some(value) = &self.www_authenticate {
-            data["wwwAuthenticate"] = json!(value);
-        }
-        if let Some(err) = &self.remote_error {
-            data["remoteError"] = err.clone();
-        }
-        jsonrpc::error_response(
-            Some(id),
-            BRIDGE_ERROR,
-            &format!("mcp-bridge: {}", self.message),
-            Some(data),
-        )
-    }
-}
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -171,24 +118,24 @@ impl Outbox {
     }
 
     /// Answers `id` with an error, unless it has been answered already.
-    pub async fn fail(&self, id: &Id, failure: &Failure) -> bool {
+    pub async fn fail(&self, id: &Id, failure: &BridgeError) -> bool {
         let waiting = self.take(id);
         if let Some(method) = waiting {
-            tracing::debug!(%method, reason = failure.reason, "answering a request with an error: {}", failure.message);
-            return self.stdout.send(failure.response(id)).await;
+            tracing::debug!(%method, reason = failure.reason.as_str(), "answering a request with an error: {}", failure.message);
+            return self.stdout.send(failure.named_response(Some(id))).await;
         }
         true
     }
 
     /// Answers every request in `msg` that is still waiting with an error.
-    pub async fn fail_message(&self, msg: &Message, failure: &Failure) {
+    pub async fn fail_message(&self, msg: &Message, failure: &BridgeError) {
         for id in msg.request_ids() {
             self.fail(id, failure).await;
         }
     }
 
     /// Answers every waiting request with an error (the stream they were to come on is gone).
-    pub async fn fail_all(&self, failure: &Failure) {
+    pub async fn fail_all(&self, failure: &BridgeError) {
         for id in self.pending_ids() {
             self.fail(&id, failure).await;
         }

@@ -3,15 +3,13 @@
 //! responses, the Accept and Content-Type checks, and reading a bounded body as JSON-RPC.
 
 use super::app::CreateError;
-use crate::jsonrpc::{self, Id, Message};
+use crate::jsonrpc::{self, Message};
+use crate::wire::{self, SESSION_ID};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-
-/// The header that names a Streamable HTTP session.
-pub const SESSION_HEADER: &str = "mcp-session-id";
 
 /// A request the gateway will not serve, as the response that says so.
 #[derive(Debug)]
@@ -26,7 +24,7 @@ pub struct Refusal {
 impl Refusal {
     /// A JSON-RPC error with `id: null` made by the bridge.
     pub fn rpc(status: StatusCode, code: i64, message: &str) -> Refusal {
-        let data = serde_json::json!({"source": "mcp-bridge"});
+        let data = wire::source_only();
         Refusal::json(
             status,
             jsonrpc::error_response(None, code, message, Some(data)),
@@ -112,7 +110,7 @@ pub fn sse(body: Body, session_id: Option<&str>) -> Response {
 /// Adds the session header to a response that created the session.
 pub fn name_session(resp: &mut Response, session_id: Option<&str>) {
     if let Some(id) = session_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        resp.headers_mut().insert(SESSION_HEADER, id);
+        resp.headers_mut().insert(SESSION_ID, id);
     }
 }
 
@@ -216,23 +214,6 @@ pub async fn read_message(limit: usize, req: Request) -> Result<Message, Refusal
         .map_err(|e| Refusal::rpc(StatusCode::BAD_REQUEST, e.code(), &e.to_string()))
 }
 
-/// The `params.requestId` of a `notifications/cancelled`.
-pub fn cancelled_id(raw: &[u8]) -> Option<Id> {
-    #[derive(serde::Deserialize)]
-    struct N<'a> {
-        #[serde(borrow)]
-        params: Option<P<'a>>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct P<'a> {
-        #[serde(borrow)]
-        request_id: Option<&'a serde_json::value::RawValue>,
-    }
-    let n: N<'_> = serde_json::from_slice(raw).ok()?;
-    Some(Id(n.params?.request_id?.get().trim().into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,13 +251,5 @@ mod tests {
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
         let bare = Refusal::status(StatusCode::NOT_ACCEPTABLE).into_response();
         assert!(bare.headers().get(header::CONTENT_TYPE).is_none());
-    }
-
-    #[test]
-    fn cancelled_request_id() {
-        let id = cancelled_id(
-            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"a"}}"#,
-        );
-        assert_eq!(id, Some(Id(r#""a""#.into())));
     }
 }

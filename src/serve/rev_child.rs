@@ -5,10 +5,9 @@
 //! answers are completed as the stateless revision requires (see `translate`).
 
 use super::child::Child;
-use super::session::bridge_error;
 use super::translate::{self, LegacyInfo};
 use crate::jsonrpc::{self, Id, Kind, Message};
-use crate::rev2026::METHOD_NOT_FOUND;
+use crate::wire::{self, BridgeError, METHOD_NOT_FOUND, Reason};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -158,7 +157,8 @@ impl RevChild {
             done: false,
         };
         if let Some(reason) = &st.exited {
-            let err = bridge_error(client_id.as_ref(), reason, "child-gone", false);
+            let err =
+                BridgeError::new(Reason::ChildGone, false, reason).response(client_id.as_ref());
             let _ = tx.send(Out {
                 raw: err,
                 last: true,
@@ -185,12 +185,12 @@ impl RevChild {
             .is_none_or(|r| r.is_err())
         {
             self.lock().pending.remove(&n);
-            let err = bridge_error(
-                client_id.as_ref(),
-                "the MCP server process is not taking messages",
-                "child-gone",
+            let err = BridgeError::new(
+                Reason::ChildGone,
                 false,
-            );
+                "the MCP server process is not taking messages",
+            )
+            .response(client_id.as_ref());
             let _ = tx.send(Out {
                 raw: err,
                 last: true,
@@ -237,7 +237,7 @@ impl RevChild {
                     &format!(
                         "`{method}` is not available through mcp-bridge serve to a 2026-07-28 client"
                     ),
-                    Some(json!({"source": "mcp-bridge"})),
+                    Some(wire::source_only()),
                 );
                 if let Some(c) = self.child.get() {
                     let _ = c.try_send(err);
@@ -343,7 +343,7 @@ impl RevChild {
         for (_, w) in st.pending.drain() {
             if let Some(id) = &w.client_id {
                 let _ = w.tx.send(Out {
-                    raw: bridge_error(Some(id), reason, "child-gone", true),
+                    raw: BridgeError::new(Reason::ChildGone, true, reason).response(Some(id)),
                     last: true,
                 });
             }

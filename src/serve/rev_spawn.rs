@@ -8,7 +8,7 @@ use super::child::Child;
 use super::rev_child::{Era, RevChild};
 use super::rev_tools::own_envelope;
 use super::translate::LegacyInfo;
-use crate::rev2026::{MODERN_VERSION, UNSUPPORTED_VERSION};
+use crate::wire::{STATELESS_VERSION, UNSUPPORTED_VERSION};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 fn is_modern_answer(answer: &Value) -> bool {
     let names_us = |list: Option<&Value>| {
         list.and_then(Value::as_array)
-            .is_some_and(|l| l.iter().any(|v| v == MODERN_VERSION))
+            .is_some_and(|l| l.iter().any(|v| v == STATELESS_VERSION))
     };
     if let Some(result) = answer.get("result") {
         return names_us(result.get("supportedVersions"));

@@ -5,10 +5,11 @@
 //! seconds) when a call names a tool it does not know. If the listing fails, calls pass unchecked.
 
 use super::rev_child::RevChild;
-use crate::rev2026::{
-    CAPABILITIES_KEY, MODERN_VERSION, ParamMap, VERSION_KEY, argument_at, decode_header_value,
-    header_params, param_text,
+use crate::wire::stateless::{
+    CAPABILITIES_KEY, ParamMap, VERSION_KEY, argument_at, decode_header_value, header_params,
+    param_text,
 };
+use crate::wire::{PARAM_PREFIX, STATELESS_VERSION};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -35,7 +36,7 @@ pub struct ToolCache {
 /// The bridge's own `_meta` envelope, for the requests it makes itself.
 pub fn own_envelope() -> Value {
     json!({
-        VERSION_KEY: MODERN_VERSION,
+        VERSION_KEY: STATELESS_VERSION,
         CAPABILITIES_KEY: {},
         "io.modelcontextprotocol/clientInfo": {"name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION")},
     })
@@ -122,7 +123,7 @@ impl RevChild {
 /// argument present (equal after decoding; integers compared as numbers), none for one absent.
 pub fn check_params(headers: &HeaderMap, map: &ParamMap, arguments: &Value) -> Result<(), String> {
     for (path, token) in map {
-        let name = format!("mcp-param-{}", token.to_ascii_lowercase());
+        let name = format!("{PARAM_PREFIX}{}", token.to_ascii_lowercase());
         let dotted = path.join(".");
         let mut values = headers.get_all(name.as_str()).iter();
         let header = values.next();

@@ -5,7 +5,8 @@ use super::child::Child;
 use super::metrics::Metrics;
 use super::replay::{GET_STREAM, Log};
 use super::shared::SharedChild;
-use crate::jsonrpc::{self, BRIDGE_ERROR, Id, Kind, Message};
+use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::wire::{self, BridgeError, Reason};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -133,18 +134,6 @@ pub enum Plan {
     Json(usize, mpsc::UnboundedReceiver<Bytes>),
 }
 
-/// Builds a bridge-made JSON-RPC error.
-pub fn bridge_error(id: Option<&Id>, message: &str, reason: &str, may_have_run: bool) -> Bytes {
-    jsonrpc::error_response(
-        id,
-        BRIDGE_ERROR,
-        message,
-        Some(
-            serde_json::json!({"source": "mcp-bridge", "reason": reason, "mayHaveRun": may_have_run}),
-        ),
-    )
-}
-
 impl Session {
     pub fn new(
         id: String,
@@ -220,7 +209,7 @@ impl Session {
     pub fn plan(&self, msg: &Message, sse: bool) -> Result<Plan, Bytes> {
         let mut st = self.lock();
         if let Some(reason) = &st.closed {
-            return Err(bridge_error(None, reason, "session-closed", false));
+            return Err(BridgeError::new(Reason::SessionClosed, false, reason).response(None));
         }
         let ids: Vec<Id> = msg.request_ids().cloned().collect();
         if ids.is_empty() {
@@ -275,12 +264,12 @@ impl Session {
         };
         if !delivered {
             for id in msg.request_ids() {
-                let err = bridge_error(
-                    Some(id),
-                    "the MCP server process is not running",
-                    "child-gone",
+                let err = BridgeError::new(
+                    Reason::ChildGone,
                     false,
-                );
+                    "the MCP server process is not running",
+                )
+                .response(Some(id));
                 self.deliver_raw(err);
             }
         }
@@ -311,7 +300,7 @@ impl Session {
             };
             self.metrics.latency.observe(p.since.elapsed());
             if st.init_id.as_ref() == Some(*id) {
-                st.protocol = protocol_of(raw);
+                st.protocol = wire::initialize_version(raw);
             }
             // A batch's answers arrive as one message: it goes where the first waits.
             match (&first_sink, p.sink) {
@@ -362,7 +351,7 @@ impl Session {
         st.closed = Some(reason.to_owned());
         let pending: Vec<(Id, Pending)> = st.pending.drain().collect();
         for (id, p) in pending {
-            let err = bridge_error(Some(&id), reason, "session-closed", true);
+            let err = BridgeError::new(Reason::SessionClosed, true, reason).response(Some(&id));
             match p.sink {
                 Sink::Stream(n) => {
                     st.log.push(n, None, &err);
@@ -420,21 +409,6 @@ impl Session {
     pub fn is_initialize(kind: &Kind) -> bool {
         matches!(kind, Kind::Request { method, .. } if method == "initialize")
     }
-}
-
-/// The `result.protocolVersion` of an initialize response.
-fn protocol_of(raw: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Resp {
-        result: Option<InitResult>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct InitResult {
-        protocol_version: Option<String>,
-    }
-    let resp: Resp = serde_json::from_slice(raw).ok()?;
-    resp.result?.protocol_version
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! sessions get its result; list_changed notifications reach every session.
 
 use super::child::Child;
-use super::session::{Session, bridge_error};
+use super::session::Session;
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::wire::{BridgeError, Reason};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -150,7 +151,7 @@ impl SharedChild {
                 }
             }
             Kind::Notification { method } if method == "notifications/cancelled" => {
-                let Some(theirs) = super::http::cancelled_id(&msg.raw) else {
+                let Some(theirs) = crate::wire::cancelled_id(&msg.raw) else {
                     return Ok(None);
                 };
                 let ours = st.outbound.iter().find_map(|(ours, (s, orig, _))| {
@@ -192,12 +193,12 @@ impl SharedChild {
                         None => {
                             if let Init::Running(waiters) = &mut st.init {
                                 for (s, id) in waiters.drain(..) {
-                                    let err = bridge_error(
-                                        Some(&id),
-                                        "the shared MCP server failed to initialize",
-                                        "init-failed",
+                                    let err = BridgeError::new(
+                                        Reason::InitFailed,
                                         false,
-                                    );
+                                        "the shared MCP server failed to initialize",
+                                    )
+                                    .response(Some(&id));
                                     also.push((s, err));
                                 }
                             }

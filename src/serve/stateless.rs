@@ -10,9 +10,10 @@ use super::rev_child::{Out, RevChild};
 use super::rev_tools::check_params;
 use super::translate::{self, REMOVED};
 use crate::jsonrpc::{self, Id, Kind, Message};
-use crate::rev2026::{
-    CAPABILITIES_KEY, HANDSHAKE_VERSIONS, HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND,
-    MODERN_VERSION, UNSUPPORTED_VERSION, VERSION_KEY, decode_header_value,
+use crate::wire::stateless::{CAPABILITIES_KEY, VERSION_KEY, decode_header_value};
+use crate::wire::{
+    self, BridgeError, HANDSHAKE_VERSIONS, HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND,
+    Reason, STATELESS_VERSION, UNSUPPORTED_VERSION,
 };
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -28,7 +29,7 @@ const JSON_WINDOW: Duration = Duration::from_secs(15);
 /// of the handshake revisions (unknown versions come here too and are refused with -32022).
 pub fn is_stateless(headers: &HeaderMap) -> bool {
     headers
-        .get_all("mcp-protocol-version")
+        .get_all(wire::PROTOCOL_VERSION)
         .iter()
         .any(|v| !HANDSHAKE_VERSIONS.contains(&v.to_str().unwrap_or("")))
 }
@@ -114,7 +115,7 @@ fn call_of(msg: &Message, header_version: &str) -> Result<Option<Call>, Refusal>
         }
         // Nothing is defined for a client to notify over HTTP in this revision; cancelling is
         // closing the request's stream.
-        Kind::Notification { .. } if header_version == MODERN_VERSION => return Ok(None),
+        Kind::Notification { .. } if header_version == STATELESS_VERSION => return Ok(None),
         Kind::Notification { .. } => return Err(unsupported(None, header_version)),
         Kind::Response { .. } => {
             return Err(fail(
@@ -144,7 +145,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
     let headers = req.headers().clone();
     let msg = read_message(app.cfg.max_body, req).await?;
     let header_version = headers
-        .get("mcp-protocol-version")
+        .get(wire::PROTOCOL_VERSION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Some(call) = call_of(&msg, header_version)? else {
@@ -165,12 +166,12 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
         ));
     }
     let rc = app.rev_child().await.map_err(|e| {
-        let body = super::session::bridge_error(
-            Some(&call.id),
-            &format!("the MCP server could not be started: {e}"),
-            "child-start",
+        let body = BridgeError::new(
+            Reason::ChildStart,
             false,
-        );
+            format!("the MCP server could not be started: {e}"),
+        )
+        .response(Some(&call.id));
         Refusal::json(StatusCode::BAD_GATEWAY, body)
     })?;
     if call.method == "tools/call" {
@@ -200,16 +201,16 @@ fn unsupported(id: Option<&Id>, requested: &str) -> Refusal {
         id,
         UNSUPPORTED_VERSION,
         "Unsupported protocol version",
-        Some(json!({"supported": [MODERN_VERSION], "requested": requested})),
+        Some(json!({"supported": [STATELESS_VERSION], "requested": requested})),
     )
 }
 
 /// The envelope and the headers that mirror it (ladder steps: duplicates, envelope, version,
 /// method, name, supported version).
 fn check_envelope(headers: &HeaderMap, body: &Value, method: &str, id: &Id) -> Result<(), Refusal> {
-    let version_h = single(headers, "mcp-protocol-version", id)?;
-    let method_h = single(headers, "mcp-method", id)?;
-    let name_h = single(headers, "mcp-name", id)?;
+    let version_h = single(headers, wire::PROTOCOL_VERSION, id)?;
+    let method_h = single(headers, wire::METHOD, id)?;
+    let name_h = single(headers, wire::NAME, id)?;
     let meta = &body["params"]["_meta"];
     let Some(version) = meta
         .get(VERSION_KEY)
@@ -257,7 +258,7 @@ fn check_envelope(headers: &HeaderMap, body: &Value, method: &str, id: &Id) -> R
             None,
         ));
     };
-    if version != MODERN_VERSION {
+    if version != STATELESS_VERSION {
         return Err(unsupported(Some(id), version));
     }
     Ok(())

@@ -3,25 +3,19 @@
 //! the router sends them to `stateless`.
 
 use super::app::App;
-use super::http::{
-    Accepts, Refusal, SESSION_HEADER, is_json, json, name_session, read_message, sse,
-};
+use super::http::{Accepts, Refusal, is_json, json, name_session, read_message, sse};
 use super::replay::{GET_STREAM, parse_event_id};
 use super::session::{Plan, Session, Transport};
 use super::stream;
 use crate::jsonrpc::{self, Kind, Message};
 use crate::net::Peer;
+use crate::wire::{self, HANDSHAKE_VERSIONS, SESSION_ID, SESSION_NOT_FOUND};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// Protocol revisions a client may name in `MCP-Protocol-Version` (besides the negotiated one).
-const KNOWN_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-/// The spec's JSON-RPC code for an unknown session.
-const SESSION_NOT_FOUND: i64 = -32001;
 
 fn no_session_header() -> Refusal {
     Refusal::rpc(
@@ -33,7 +27,7 @@ fn no_session_header() -> Refusal {
 
 /// The session a request names: 400 without the header, 404 (naming why) when it is gone.
 fn existing_session(app: &App, headers: &HeaderMap) -> Result<Arc<Session>, Refusal> {
-    let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+    let Some(id) = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()) else {
         return Err(no_session_header());
     };
     match app.session(id) {
@@ -52,11 +46,11 @@ fn existing_session(app: &App, headers: &HeaderMap) -> Result<Arc<Session>, Refu
 }
 
 fn check_version(headers: &HeaderMap, session: &Session) -> Result<(), Refusal> {
-    let Some(v) = headers.get("mcp-protocol-version") else {
+    let Some(v) = headers.get(wire::PROTOCOL_VERSION) else {
         return Ok(());
     };
     let v = v.to_str().unwrap_or("");
-    if KNOWN_VERSIONS.contains(&v) || session.protocol().as_deref() == Some(v) {
+    if HANDSHAKE_VERSIONS.contains(&v) || session.protocol().as_deref() == Some(v) {
         return Ok(());
     }
     Err(Refusal::rpc(
@@ -64,7 +58,7 @@ fn check_version(headers: &HeaderMap, session: &Session) -> Result<(), Refusal> 
         jsonrpc::INVALID_REQUEST,
         &format!(
             "unsupported MCP-Protocol-Version `{v}` (supported: {})",
-            KNOWN_VERSIONS.join(", ")
+            HANDSHAKE_VERSIONS.join(", ")
         ),
     ))
 }
@@ -96,7 +90,7 @@ async fn session_for(
     msg: &Message,
     peer: &Peer,
 ) -> Result<(Arc<Session>, bool), Refusal> {
-    if headers.contains_key(SESSION_HEADER) {
+    if headers.contains_key(SESSION_ID) {
         return Ok((existing_session(app, headers)?, false));
     }
     if !msg.batch && Session::is_initialize(msg.kind()) {
@@ -120,7 +114,7 @@ pub async fn post(
     let (session, created) = session_for(&app, &headers, &msg, &peer).await?;
     if let Kind::Notification { method } = msg.kind()
         && method == "notifications/cancelled"
-        && let Some(id) = super::http::cancelled_id(&msg.raw)
+        && let Some(id) = wire::cancelled_id(&msg.raw)
     {
         session.cancel(&id);
     }
@@ -210,7 +204,7 @@ pub async fn get(State(app): State<Arc<App>>, req: Request) -> Result<Response, 
     }
     let session = existing_session(&app, headers)?;
     let last = match headers
-        .get("last-event-id")
+        .get(wire::LAST_EVENT_ID)
         .map(|v| v.to_str().ok().and_then(parse_event_id))
     {
         None => None,

@@ -4,7 +4,8 @@
 //! `resultType`, the cache fields and the server's identity; error codes the stateless revision
 //! retired or reserved are mapped; and `server/discover` is answered from the `initialize` result.
 
-use crate::rev2026::{INTERNAL_ERROR, INVALID_PARAMS, MODERN_VERSION, SERVER_INFO_KEY};
+use crate::wire::stateless::SERVER_INFO_KEY;
+use crate::wire::{INTERNAL_ERROR, INVALID_PARAMS, SOURCE, STATELESS_VERSION};
 use serde_json::{Map, Value, json};
 
 /// What the bridge learned from initializing a handshake-era child.
@@ -113,7 +114,7 @@ fn map_error(err: &mut Map<String, Value>) {
         let original = err.remove("data");
         err.insert(
             "data".into(),
-            json!({"source": "mcp-bridge", "childCode": code, "childData": original}),
+            json!({"source": SOURCE, "childCode": code, "childData": original}),
         );
     }
 }
@@ -122,7 +123,7 @@ fn map_error(err: &mut Map<String, Value>) {
 pub fn discover_result(info: &LegacyInfo) -> Value {
     let mut result = json!({
         "resultType": "complete",
-        "supportedVersions": [MODERN_VERSION],
+        "supportedVersions": [STATELESS_VERSION],
         "capabilities": info.capabilities,
         "ttlMs": 0,
         "cacheScope": "private",
@@ -191,7 +192,7 @@ mod tests {
     #[test]
     fn discover_is_built_from_initialize() {
         let d = discover_result(&info());
-        assert_eq!(d["supportedVersions"], json!([MODERN_VERSION]));
+        assert_eq!(d["supportedVersions"], json!([STATELESS_VERSION]));
         assert_eq!(d["capabilities"], json!({"tools": {}}));
         assert_eq!(d["_meta"][SERVER_INFO_KEY]["version"], "1");
     }

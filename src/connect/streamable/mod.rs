@@ -3,9 +3,9 @@
 //! with `Last-Event-ID`, and replaying the handshake when the server has lost the session.
 
 use super::http::{self, Link};
-use super::outbox::Failure;
 use super::{Shared, fail, forward};
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::wire::{BridgeError, LAST_EVENT_ID, PROTOCOL_VERSION, Reason, SESSION_ID};
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
@@ -16,9 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 mod session;
 
-const SESSION_ID: &str = "mcp-session-id";
-const PROTOCOL_VERSION: &str = "mcp-protocol-version";
-const LAST_EVENT_ID: &str = "last-event-id";
 /// How many times in a row a broken stream is resumed without receiving anything new.
 const MAX_RESUMES: u32 = 5;
 
@@ -113,8 +110,8 @@ impl Streamable {
             let body = http::read_body(resp, 64 * 1024).await.unwrap_or_default();
             if let Some(err) = super::modern::modern_refusal(status, &body) {
                 // A 2026-07-28-only server: falling back to legacy SSE would be wrong.
-                let mut f = Failure::new(
-                    "era-mismatch",
+                let mut f = BridgeError::new(
+                    Reason::EraMismatch,
                     false,
                     format!(
                         "the remote MCP server speaks only the stateless 2026-07-28 revision; this agent uses the \
@@ -122,7 +119,7 @@ impl Streamable {
                         err.get("message").and_then(|m| m.as_str()).unwrap_or("?")
                     ),
                 );
-                f.status = Some(status.as_u16());
+                f.http_status = Some(status.as_u16());
                 f.remote_error = Some(err);
                 fail(&self.shared, &msg, &f).await;
                 return First::Unreachable;
@@ -160,8 +157,8 @@ impl Streamable {
                     }
                 }
                 Outcome::SessionGone => {
-                    let f = Failure::new(
-                        "session-lost",
+                    let f = BridgeError::new(
+                        Reason::SessionLost,
                         false,
                         "the server lost the session again right after re-initializing",
                     );
@@ -172,7 +169,11 @@ impl Streamable {
     }
 
     /// POSTs `msg`, waiting up to the connect timeout for an unreachable server.
-    async fn send_post(&self, msg: &Message, sess: &Session) -> Result<reqwest::Response, Failure> {
+    async fn send_post(
+        &self,
+        msg: &Message,
+        sess: &Session,
+    ) -> Result<reqwest::Response, BridgeError> {
         let (link, target) = self.link();
         http::send(link, target, self.shared.deadline(), || {
             self.post(msg, sess)
@@ -223,8 +224,8 @@ impl Streamable {
                 let unanswered =
                     watch.is_none() && msg.request_ids().any(|id| self.shared.out.is_pending(id));
                 read.and_then(|()| match unanswered {
-                    true => Err(Failure::new(
-                        "no-answer",
+                    true => Err(BridgeError::new(
+                        Reason::NoAnswer,
                         true,
                         "the server's JSON reply did not answer the request",
                     )),
@@ -233,8 +234,8 @@ impl Streamable {
             } else if msg.has_requests() && !self.get_open.load(Ordering::Relaxed) {
                 // A request must be answered on its own POST; a server that only accepts it
                 // could answer on the GET stream, but there is none: the answer cannot come.
-                Err(Failure::new(
-                    "no-answer",
+                Err(BridgeError::new(
+                    Reason::NoAnswer,
                     true,
                     "the server accepted the request (202) but there is no stream to answer on",
                 ))
@@ -278,19 +279,8 @@ impl Streamable {
 
     /// Keeps the protocol version from an `initialize` answer for the `MCP-Protocol-Version` header.
     fn note_version(&self, answer: &[u8]) {
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            result: Option<InitResult>,
-        }
-        #[derive(serde::Deserialize)]
-        struct InitResult {
-            #[serde(rename = "protocolVersion")]
-            protocol_version: Option<String>,
-        }
-        let version = serde_json::from_slice::<Answer>(answer)
-            .ok()
-            .and_then(|a| a.result?.protocol_version)
-            .and_then(|v| HeaderValue::try_from(v).ok());
+        let version =
+            crate::wire::initialize_version(answer).and_then(|v| HeaderValue::try_from(v).ok());
         if let Some(v) = &version {
             tracing::debug!(version = ?v, "negotiated protocol version");
         }
@@ -301,10 +291,10 @@ impl Streamable {
         &self,
         resp: reqwest::Response,
         watch: Option<&mut Watch<'_>>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), BridgeError> {
         let body = http::read_body(resp, self.shared.config.max_message_size)
             .await
-            .map_err(|e| Failure::new("bad-response", true, e))?;
+            .map_err(|e| BridgeError::new(Reason::BadResponse, true, e))?;
         if !body.iter().all(u8::is_ascii_whitespace) {
             self.deliver_data(body, watch).await;
         }
@@ -330,7 +320,7 @@ impl Streamable {
         mut resp: reqwest::Response,
         wanted: &[Id],
         mut watch: Option<&mut Watch<'_>>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), BridgeError> {
         let mut cursor = Cursor::default();
         let mut resumes = 0;
         loop {
@@ -343,16 +333,16 @@ impl Streamable {
                 return Ok(());
             }
             let Some(last) = cursor.last_id.clone() else {
-                return Err(Failure::new(
-                    "stream-ended",
+                return Err(BridgeError::new(
+                    Reason::StreamEnded,
                     true,
                     "the server ended the response stream before the answer",
                 ));
             };
             resumes = if progressed { 1 } else { resumes + 1 };
             if resumes > MAX_RESUMES {
-                return Err(Failure::new(
-                    "stream-ended",
+                return Err(BridgeError::new(
+                    Reason::StreamEnded,
                     true,
                     "the response stream broke and could not be resumed",
                 ));
@@ -375,8 +365,8 @@ impl Streamable {
             resp = http::send(link, target, self.shared.deadline(), get).await?;
             if !resp.status().is_success() || !http::is_event_stream(&resp) {
                 let mut f = http::status_failure(&resp, &self.shared.target);
-                f.reason = "resume-failed";
-                f.may_have_run = true;
+                f.reason = Reason::ResumeFailed;
+                f.may_have_run = Some(true);
                 f.message = format!("resuming the response stream failed: {}", f.message);
                 return Err(f);
             }

@@ -2,10 +2,10 @@
 //! server starts, replaying the handshake when the server has lost the session, and the DELETE
 //! at the end.
 
-use super::{Cursor, LAST_EVENT_ID, Session, Streamable, Watch, with_session};
+use super::{Cursor, Session, Streamable, Watch, with_session};
 use crate::connect::http;
-use crate::connect::outbox::Failure;
 use crate::jsonrpc::{self, Id};
+use crate::wire::{BridgeError, LAST_EVENT_ID, Reason};
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use std::sync::Arc;
@@ -103,26 +103,29 @@ impl Streamable {
 
     /// The server lost the session (404): replay the agent's handshake under the bridge's own id,
     /// keep its answer from the agent, and carry on under the new session.
-    pub(super) async fn reinit(self: &Arc<Self>, failed_generation: u64) -> Result<(), Failure> {
+    pub(super) async fn reinit(
+        self: &Arc<Self>,
+        failed_generation: u64,
+    ) -> Result<(), BridgeError> {
         let _guard = self.reinit.lock().await;
         if self.session().generation != failed_generation {
             return Ok(()); // another task has done it already
         }
         let bridge_id = self.shared.bridge_id();
         let Some((init, initialized)) = self.shared.replay(&bridge_id) else {
-            return Err(Failure::new(
-                "session-lost",
+            return Err(BridgeError::new(
+                Reason::SessionLost,
                 false,
                 "the server lost the session and there is no initialize to replay",
             ));
         };
         tracing::warn!("the server no longer knows the session (404): re-initializing");
-        let init =
-            jsonrpc::parse(init).map_err(|e| Failure::new("session-lost", false, e.to_string()))?;
+        let init = jsonrpc::parse(init)
+            .map_err(|e| BridgeError::new(Reason::SessionLost, false, e.to_string()))?;
         let resp = self.send_post(&init, &Session::default()).await?;
         if !resp.status().is_success() {
             let mut f = http::status_failure(&resp, &self.shared.target);
-            f.reason = "reinitialize-failed";
+            f.reason = Reason::ReinitializeFailed;
             return Err(f);
         }
         self.start_session(&resp);
@@ -138,8 +141,8 @@ impl Streamable {
         };
         read?;
         let Some(answer) = watch.found else {
-            return Err(Failure::new(
-                "reinitialize-failed",
+            return Err(BridgeError::new(
+                Reason::ReinitializeFailed,
                 false,
                 "the server did not answer the replayed initialize",
             ));

@@ -1,34 +1,17 @@
-//! What both directions of the bridge need to know about the stateless 2026-07-28 revision:
-//! the `_meta` envelope keys, the handshake revisions that are not it, how header values are
-//! written (`=?base64?…?=` for anything not plain) and read back, and which tool arguments a
-//! schema's `x-mcp-header` annotations mirror into `Mcp-Param-*` headers.
+//! What both directions of the bridge need to know about the stateless 2026-07-28 revision: the
+//! `_meta` envelope keys, how header values are written (`=?base64?…?=` for anything not plain)
+//! and read back, and which tool arguments a schema's `x-mcp-header` annotations mirror into
+//! `Mcp-Param-*` headers.
 
 use base64::Engine;
 use serde_json::Value;
 
-/// The `_meta` key naming a modern request's protocol version.
+/// The `_meta` key naming a stateless request's protocol version.
 pub const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
-/// The `_meta` key holding a modern request's client capabilities.
+/// The `_meta` key holding a stateless request's client capabilities.
 pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 /// The `_meta` key of a result naming the server.
 pub const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
-/// The stateless revision this bridge implements.
-pub const MODERN_VERSION: &str = "2026-07-28";
-/// Revisions that open with the `initialize` handshake.
-pub const HANDSHAKE_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-
-/// -32020: a request header is missing, malformed or disagrees with the body.
-pub const HEADER_MISMATCH: i64 = -32020;
-/// -32021: the request needs a client capability it did not declare.
-pub const MISSING_CAPABILITY: i64 = -32021;
-/// -32022: the protocol version is not supported.
-pub const UNSUPPORTED_VERSION: i64 = -32022;
-/// -32601: unknown method.
-pub const METHOD_NOT_FOUND: i64 = -32601;
-/// -32602: invalid params (also a missing or malformed `_meta` envelope).
-pub const INVALID_PARAMS: i64 = -32602;
-/// -32603: internal error.
-pub const INTERNAL_ERROR: i64 = -32603;
 
 /// A header value as 2026-07-28 writes it: plain when it is visible ASCII without surrounding
 /// spaces, otherwise `=?base64?…?=` around the UTF-8 in standard base64.
