@@ -1,13 +1,12 @@
 //! The gateway's shared state: the session table, tombstones of ended sessions (so a late client
 //! learns why its session is gone), the shared child, and the reaper that ends idle sessions.
 
-use super::child::Child;
-use super::config::Config;
-use super::metrics::Metrics;
-use super::rev_child::RevChild;
-use super::session::{Link, Session, Transport};
-use super::shared::SharedChild;
 use crate::net::hex;
+use crate::serve::child::Child;
+use crate::serve::config::Config;
+use crate::serve::metrics::Metrics;
+use crate::serve::session::{Link, Session, Transport};
+use crate::serve::shared::SharedChild;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,10 +26,8 @@ pub struct App {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     tombstones: Mutex<HashMap<String, String>>,
     shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
-    /// The child that answers 2026-07-28 requests (see `rev_spawn`).
-    pub(super) rev: tokio::sync::Mutex<Option<Arc<RevChild>>>,
-    /// What the probe found the command to be (true: 2026-07-28), so a restart skips it.
-    pub(super) rev_modern: Mutex<Option<bool>>,
+    /// The child that answers 2026-07-28 requests.
+    pub stateless: crate::serve::stateless::Slot,
 }
 
 /// Why a session could not be created.
@@ -54,8 +51,7 @@ impl App {
             sessions: Mutex::new(HashMap::new()),
             tombstones: Mutex::new(HashMap::new()),
             shared: tokio::sync::Mutex::new(None),
-            rev: tokio::sync::Mutex::new(None),
-            rev_modern: Mutex::new(None),
+            stateless: Default::default(),
         })
     }
 
@@ -258,7 +254,7 @@ impl App {
             c.stop();
             children.push(c.clone());
         }
-        if let Some(rev) = self.rev.lock().await.take()
+        if let Some(rev) = self.stateless.take().await
             && let Some(c) = rev.child.get()
         {
             c.stop();

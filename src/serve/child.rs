@@ -2,7 +2,7 @@
 //! fed lines on stdin, read line by line on stdout (bounded), its stderr logged, and stopped in
 //! order: close stdin, wait, SIGTERM, wait, SIGKILL.
 
-use super::config::Config;
+use crate::serve::config::Config;
 use crate::stdio::{Line, LineSplitter};
 use bytes::Bytes;
 use rustix::process::{Pid, Signal, kill_process_group};

@@ -2,9 +2,9 @@
 //! against DNS rebinding), then the bearer token (401, compared in constant time; /healthz is
 //! exempt). Also counts error answers for /metrics.
 
-use super::app::App;
-use super::http::Refusal;
 use crate::jsonrpc;
+use crate::serve::app::App;
+use crate::serve::http::Refusal;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;

@@ -2,8 +2,8 @@
 //! status, usually a JSON-RPC error body, and the headers that go with it), JSON and event-stream
 //! responses, the Accept and Content-Type checks, and reading a bounded body as JSON-RPC.
 
-use super::app::CreateError;
 use crate::jsonrpc::{self, Message};
+use crate::serve::app::CreateError;
 use crate::wire::{self, SESSION_ID};
 use axum::body::Body;
 use axum::extract::Request;

@@ -8,20 +8,12 @@ mod child;
 mod config;
 mod guard;
 mod http;
-mod legacy;
 mod metrics;
-mod replay;
-mod rev_child;
-mod rev_listen;
-mod rev_spawn;
-mod rev_stream;
-mod rev_tools;
 mod session;
 mod shared;
+mod sse;
 mod stateless;
-mod stream;
 mod streamable;
-mod translate;
 
 pub use config::{Config, ConfigError, DEFAULT_PASS_ENV, ListenError};
 
@@ -124,8 +116,8 @@ fn router(app: Arc<App>) -> Router {
                     by_revision,
                 )),
         )
-        .route("/sse", get(legacy::open))
-        .route("/messages", post(legacy::message))
+        .route("/sse", get(sse::open))
+        .route("/messages", post(sse::message))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

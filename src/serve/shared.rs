@@ -3,9 +3,9 @@
 //! to one session and only that session may answer them; `initialize` runs once and later
 //! sessions get its result; list_changed notifications reach every session.
 
-use super::child::Child;
-use super::session::Session;
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::serve::child::Child;
+use crate::serve::session::Session;
 use crate::wire::{BridgeError, Reason};
 use bytes::Bytes;
 use serde_json::value::RawValue;

@@ -2,13 +2,13 @@
 //! for each kind of bad request. Requests of the stateless revision never reach these handlers:
 //! the router sends them to `stateless`.
 
-use super::app::App;
-use super::http::{Accepts, Refusal, is_json, json, name_session, read_message, sse};
-use super::replay::{GET_STREAM, parse_event_id};
-use super::session::{Plan, Session, Transport};
-use super::stream;
 use crate::jsonrpc::{self, Kind, Message};
 use crate::net::Peer;
+use crate::serve::app::App;
+use crate::serve::http::{Accepts, Refusal, is_json, json, name_session, read_message, sse};
+use crate::serve::session::log::{GET_STREAM, parse_event_id};
+use crate::serve::session::stream;
+use crate::serve::session::{Plan, Session, Transport};
 use crate::wire::{self, HANDSHAKE_VERSIONS, SESSION_ID, SESSION_NOT_FOUND};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};

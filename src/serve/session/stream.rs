@@ -2,8 +2,8 @@
 //! what the log holds after the cursor, then waits for more, so a cut connection loses nothing
 //! that a resume cannot fetch again.
 
-use super::app::App;
-use super::session::{Session, Transport};
+use crate::serve::app::App;
+use crate::serve::session::{Session, Transport};
 use axum::body::Body;
 use bytes::Bytes;
 use std::convert::Infallible;

@@ -3,8 +3,8 @@
 //! (which has no such method, only `*/list_changed` notifications), and log messages, which go
 //! to the one request that opted in to them (stdio gives them no request to belong to).
 
-use super::rev_child::{InFlight, Out, RevChild, Waiter};
 use crate::jsonrpc::Id;
+use crate::serve::stateless::child::{InFlight, Out, StatelessChild, Waiter};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -67,7 +67,7 @@ fn with_subscription(mut msg: Value, id: &Id) -> Bytes {
     Bytes::from(serde_json::to_vec(&msg).unwrap_or_default())
 }
 
-impl RevChild {
+impl StatelessChild {
     /// Serves a `subscriptions/listen` for a handshake-era child: acknowledges what its
     /// capabilities can deliver (resource subscriptions never), then relays its list changes.
     pub fn listen_locally(
@@ -76,7 +76,7 @@ impl RevChild {
         client_id: Id,
     ) -> (mpsc::UnboundedReceiver<Out>, InFlight) {
         let caps = self
-            .legacy()
+            .handshake()
             .map(|i| i.capabilities.clone())
             .unwrap_or_default();
         let topics = Topics::honoured(&req["params"]["notifications"], &caps);

@@ -5,11 +5,11 @@ use super::*;
 use crate::serve::metrics::Metrics;
 
 /// A stateless child of the 2026-07-28 era with no process behind it, and what it is sent.
-fn child() -> (Arc<RevChild>, mpsc::Receiver<Bytes>) {
-    let rc = Arc::new(RevChild::new(Arc::new(Metrics::default())));
+fn child() -> (Arc<StatelessChild>, mpsc::Receiver<Bytes>) {
+    let rc = Arc::new(StatelessChild::new(Arc::new(Metrics::default())));
     let (c, stdin) = Child::detached();
     let _ = rc.child.set(c);
-    let _ = rc.era.set(Era::Modern);
+    let _ = rc.era.set(Era::Stateless);
     (rc, stdin)
 }
 

@@ -4,9 +4,9 @@
 //! mapped back on the way out. A handshake-era child is initialized by the bridge itself, and its
 //! answers are completed as the stateless revision requires (see `translate`).
 
-use super::child::Child;
-use super::translate::{self, LegacyInfo};
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::serve::child::Child;
+use crate::serve::stateless::translate::{self, HandshakeInfo};
 use crate::wire::{self, BridgeError, METHOD_NOT_FOUND, Reason};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -20,10 +20,10 @@ const TOKEN_PREFIX: &str = "mcp-bridge-";
 /// Which era the child speaks.
 #[derive(Debug)]
 pub enum Era {
-    /// It answers `server/discover`: requests pass through with their envelope.
-    Modern,
-    /// It needs `initialize`, which the bridge did; answers are translated.
-    Legacy(LegacyInfo),
+    /// It answers `server/discover` (2026-07-28): requests pass through with their envelope.
+    Stateless,
+    /// It opens with `initialize`, which the bridge did; answers are translated.
+    Handshake(HandshakeInfo),
 }
 
 /// One message for the POST that waits on a request: progress, or the final answer.
@@ -44,7 +44,7 @@ pub(super) struct Waiter {
     /// The request opted in to log messages (`io.modelcontextprotocol/logLevel`).
     pub logs: bool,
     /// A `subscriptions/listen` the bridge serves itself (handshake-era child): its topics.
-    pub listen: Option<super::rev_listen::Topics>,
+    pub listen: Option<crate::serve::stateless::listen::Topics>,
 }
 
 #[derive(Debug, Default)]
@@ -57,27 +57,27 @@ pub(super) struct State {
 
 /// The shared process for stateless requests.
 #[derive(Debug, Default)]
-pub struct RevChild {
+pub struct StatelessChild {
     pub child: OnceLock<Child>,
     pub era: OnceLock<Era>,
     state: Mutex<State>,
     /// Tool name -> its `x-mcp-header` map (`None`: invalid annotations), cleared when the
     /// child says its tools changed.
-    pub tools: Mutex<Option<super::rev_tools::ToolCache>>,
+    pub tools: Mutex<Option<crate::serve::stateless::tools::ToolCache>>,
     /// The gateway's counters (messages each way, answer latency).
-    pub metrics: Arc<super::metrics::Metrics>,
+    pub metrics: Arc<crate::serve::metrics::Metrics>,
 }
 
 /// Cancels the request when dropped before its answer came: the client went away.
 #[derive(Debug)]
 pub struct InFlight {
-    child: Arc<RevChild>,
+    child: Arc<StatelessChild>,
     n: u64,
     pub done: bool,
 }
 
 impl InFlight {
-    pub(super) fn new(child: Arc<RevChild>, n: u64) -> InFlight {
+    pub(super) fn new(child: Arc<StatelessChild>, n: u64) -> InFlight {
         InFlight {
             child,
             n,
@@ -99,11 +99,11 @@ fn parse_n(id: &Id) -> Option<u64> {
     id.as_json().parse().ok()
 }
 
-impl RevChild {
-    pub fn new(metrics: Arc<super::metrics::Metrics>) -> RevChild {
-        RevChild {
+impl StatelessChild {
+    pub fn new(metrics: Arc<crate::serve::metrics::Metrics>) -> StatelessChild {
+        StatelessChild {
             metrics,
-            ..RevChild::default()
+            ..StatelessChild::default()
         }
     }
 
@@ -112,9 +112,9 @@ impl RevChild {
     }
 
     /// Whether the child is a handshake-era one (and what it said at `initialize`).
-    pub fn legacy(&self) -> Option<&LegacyInfo> {
+    pub fn handshake(&self) -> Option<&HandshakeInfo> {
         match self.era.get() {
-            Some(Era::Legacy(info)) => Some(info),
+            Some(Era::Handshake(info)) => Some(info),
             _ => None,
         }
     }
@@ -148,7 +148,7 @@ impl RevChild {
                 ));
             }
         }
-        if self.legacy().is_some() {
+        if self.handshake().is_some() {
             translate::strip_envelope(&mut req);
         }
         let guard = InFlight {
@@ -262,7 +262,7 @@ impl RevChild {
             });
             return;
         };
-        let out = match self.legacy() {
+        let out = match self.handshake() {
             Some(info) => match serde_json::from_slice::<Value>(raw) {
                 Ok(mut v) => {
                     translate::answer(&mut v, &w.method, info);
@@ -357,5 +357,4 @@ impl RevChild {
 }
 
 #[cfg(test)]
-#[path = "rev_child_tests.rs"]
 mod tests;

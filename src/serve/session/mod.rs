@@ -1,11 +1,14 @@
 //! One MCP session: which stream waits for which answer, the event log that streams read from,
 //! and the link to the child that serves it (its own, or the shared one).
 
-use super::child::Child;
-use super::metrics::Metrics;
-use super::replay::{GET_STREAM, Log};
-use super::shared::SharedChild;
+pub mod log;
+pub mod stream;
+
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::serve::child::Child;
+use crate::serve::metrics::Metrics;
+use crate::serve::session::log::{GET_STREAM, Log};
+use crate::serve::shared::SharedChild;
 use crate::wire::{self, BridgeError, Reason};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -412,5 +415,4 @@ impl Session {
 }
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
 mod tests;

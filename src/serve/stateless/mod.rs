@@ -4,12 +4,20 @@
 //! stateless child, and sent back as JSON or, once progress arrives or the answer is slow, as an
 //! event stream. A client that closes the stream before the answer cancels the request.
 
-use super::app::App;
-use super::http::{Accepts, Refusal, is_json, json, read_message, sse};
-use super::rev_child::{Out, RevChild};
-use super::rev_tools::check_params;
-use super::translate::{self, REMOVED};
+mod child;
+mod listen;
+mod probe;
+
+pub use probe::Slot;
+mod stream;
+mod tools;
+mod translate;
+
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::serve::app::App;
+use crate::serve::http::{Accepts, Refusal, is_json, json, read_message, sse};
+use crate::serve::stateless::child::{Out, StatelessChild};
+use crate::serve::stateless::tools::check_params;
 use crate::wire::stateless::{CAPABILITIES_KEY, VERSION_KEY, decode_header_value};
 use crate::wire::{
     self, BridgeError, HANDSHAKE_VERSIONS, HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND,
@@ -21,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use translate::REMOVED;
 
 /// How long an answer may take before the reply commits to an event stream.
 const JSON_WINDOW: Duration = Duration::from_secs(15);
@@ -165,7 +174,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
             Some(method),
         ));
     }
-    let rc = app.rev_child().await.map_err(|e| {
+    let rc = app.stateless.get(&app).await.map_err(|e| {
         let body = BridgeError::new(
             Reason::ChildStart,
             false,
@@ -177,7 +186,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
     if call.method == "tools/call" {
         check_tool_headers(&rc, &headers, &call.body, &call.id).await?;
     }
-    if let Some(info) = rc.legacy() {
+    if let Some(info) = rc.handshake() {
         match call.method.as_str() {
             "server/discover" => {
                 let result = translate::discover_result(info);
@@ -187,7 +196,10 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
             }
             "subscriptions/listen" => {
                 let (rx, guard) = rc.listen_locally(&call.body, call.id);
-                return Ok(sse(super::rev_stream::body(&app, rx, guard, None), None));
+                return Ok(sse(
+                    crate::serve::stateless::stream::body(&app, rx, guard, None),
+                    None,
+                ));
             }
             _ => {}
         }
@@ -265,7 +277,7 @@ fn check_envelope(headers: &HeaderMap, body: &Value, method: &str, id: &Id) -> R
 }
 
 async fn check_tool_headers(
-    rc: &Arc<RevChild>,
+    rc: &Arc<StatelessChild>,
     headers: &HeaderMap,
     body: &Value,
     id: &Id,
@@ -283,7 +295,7 @@ async fn check_tool_headers(
 /// Sends the request to the child and replies with what comes back.
 async fn answer(
     app: &Arc<App>,
-    rc: &Arc<RevChild>,
+    rc: &Arc<StatelessChild>,
     call: Call,
     accepts: Accepts,
     always_sse: bool,
@@ -322,7 +334,10 @@ async fn answer(
         guard.done = true;
         return Ok(json(status_of(raw), raw.clone()));
     }
-    Ok(sse(super::rev_stream::body(app, rx, guard, first), None))
+    Ok(sse(
+        crate::serve::stateless::stream::body(app, rx, guard, first),
+        None,
+    ))
 }
 
 fn gone() -> Refusal {

@@ -4,7 +4,7 @@
 //! for a minute, dropped when the child says its tools changed, and refreshed (at most every two
 //! seconds) when a call names a tool it does not know. If the listing fails, calls pass unchecked.
 
-use super::rev_child::RevChild;
+use crate::serve::stateless::child::StatelessChild;
 use crate::wire::stateless::{
     CAPABILITIES_KEY, ParamMap, VERSION_KEY, argument_at, decode_header_value, header_params,
     param_text,
@@ -42,7 +42,7 @@ pub fn own_envelope() -> Value {
     })
 }
 
-impl RevChild {
+impl StatelessChild {
     /// Sends a request of the bridge's own and waits (bounded) for the answer. A request that
     /// times out is cancelled at the child if `cancel_on_timeout` (never the probe or
     /// `initialize`: the spec does not cancel those).

@@ -3,8 +3,8 @@
 //! revision has no resumption. Keep-alive comments while idle. Dropping the body before the
 //! answer (the client closed the connection) cancels the request at the child.
 
-use super::app::App;
-use super::rev_child::{InFlight, Out};
+use crate::serve::app::App;
+use crate::serve::stateless::child::{InFlight, Out};
 use crate::sse;
 use axum::body::Body;
 use bytes::Bytes;

@@ -3,13 +3,13 @@
 //! `POST /messages?sessionId=…` delivers client messages (202). Closing the stream ends the
 //! session and its child.
 
-use super::app::App;
-use super::http::{Refusal, read_message, sse};
-use super::replay::GET_STREAM;
-use super::session::Transport;
-use super::stream;
 use crate::jsonrpc;
 use crate::net::Peer;
+use crate::serve::app::App;
+use crate::serve::http::{Refusal, read_message, sse};
+use crate::serve::session::Transport;
+use crate::serve::session::log::GET_STREAM;
+use crate::serve::session::stream;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
