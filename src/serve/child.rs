@@ -30,8 +30,6 @@ pub struct Child {
 pub struct Gone;
 
 impl Child {
-    /// Spawns the configured command. `on_line` gets every stdout line; `on_exit` gets a
-    /// description of how the process ended, after its last line.
     /// A stdout handler for [`Child::spawn`]: parses each line and hands the message to
     /// `deliver` on `target` while it lives; lines that are not JSON-RPC, or too long, are logged
     /// and dropped.
@@ -56,6 +54,8 @@ impl Child {
         }
     }
 
+    /// Spawns the configured command. `on_line` gets every stdout line; `on_exit` gets a
+    /// description of how the process ended, after its last line.
     pub fn spawn(
         cfg: &Config,
         tasks: &TaskTracker,

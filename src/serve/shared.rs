@@ -43,6 +43,36 @@ enum Init {
     Done(Box<RawValue>),
 }
 
+impl Init {
+    /// Records the outcome of the first initialize (`None`: it failed, and the next session
+    /// tries again) and returns the replies for the sessions that waited for it.
+    fn finish(&mut self, result: Option<Box<RawValue>>) -> Vec<(Weak<Session>, Bytes)> {
+        let waiters = match std::mem::take(self) {
+            Init::Running(waiters) => waiters,
+            _ => Vec::new(),
+        };
+        let replies = waiters
+            .into_iter()
+            .map(|(s, id)| {
+                let reply = match &result {
+                    Some(result) => answer(&id, result),
+                    None => BridgeError::new(
+                        Reason::InitFailed,
+                        false,
+                        "the shared MCP server failed to initialize",
+                    )
+                    .response(Some(&id)),
+                };
+                (s, reply)
+            })
+            .collect();
+        if let Some(result) = result {
+            *self = Init::Done(result);
+        }
+        replies
+    }
+}
+
 fn answer(id: &Id, result: &RawValue) -> Bytes {
     Bytes::from(format!(
         r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
@@ -168,55 +198,10 @@ impl SharedChild {
 
     /// Routes one message from the child.
     pub fn dispatch(&self, msg: Message) {
-        let mut st = self.lock();
         match msg.kind().clone() {
-            Kind::Response { id } => {
-                let Some((session, orig, first_init)) = st.outbound.remove(&id) else {
-                    tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
-                    return;
-                };
-                let Ok(raw) = jsonrpc::with_id(&msg.raw, orig.as_json()) else {
-                    return;
-                };
-                let mut also = Vec::new();
-                if first_init {
-                    match result_of(&msg.raw) {
-                        Some(result) => {
-                            if let Init::Running(waiters) = &mut st.init {
-                                for (s, id) in waiters.drain(..) {
-                                    also.push((s, answer(&id, &result)));
-                                }
-                            }
-                            st.init = Init::Done(result);
-                        }
-                        // A failed initialize: let the next session try again.
-                        None => {
-                            if let Init::Running(waiters) = &mut st.init {
-                                for (s, id) in waiters.drain(..) {
-                                    let err = BridgeError::new(
-                                        Reason::InitFailed,
-                                        false,
-                                        "the shared MCP server failed to initialize",
-                                    )
-                                    .response(Some(&id));
-                                    also.push((s, err));
-                                }
-                            }
-                            st.init = Init::NotYet;
-                        }
-                    }
-                }
-                drop(st);
-                if let Some(s) = session.upgrade() {
-                    s.deliver_raw(raw);
-                }
-                for (s, reply) in also {
-                    if let Some(s) = s.upgrade() {
-                        s.deliver_raw(reply);
-                    }
-                }
-            }
+            Kind::Response { id } => self.answered(&id, &msg.raw),
             Kind::Request { id, .. } => {
+                let mut st = self.lock();
                 let target = st
                     .last_active
                     .upgrade()
@@ -231,6 +216,7 @@ impl SharedChild {
                 target.deliver(msg);
             }
             Kind::Notification { method } => {
+                let st = self.lock();
                 let targets: Vec<Arc<Session>> = if method.ends_with("/list_changed") {
                     st.sessions.iter().filter_map(Weak::upgrade).collect()
                 } else {
@@ -240,6 +226,33 @@ impl SharedChild {
                 for t in targets {
                     t.deliver(msg.clone());
                 }
+            }
+        }
+    }
+
+    /// An answer of the child: back to the session that asked, under the client's own id. The
+    /// first `initialize`'s answer also goes to the sessions that waited for it.
+    fn answered(&self, id: &Id, raw: &[u8]) {
+        let mut st = self.lock();
+        let Some((session, orig, first_init)) = st.outbound.remove(id) else {
+            tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
+            return;
+        };
+        let Ok(answer) = jsonrpc::with_id(raw, orig.as_json()) else {
+            return;
+        };
+        let waiters = if first_init {
+            st.init.finish(result_of(raw))
+        } else {
+            Vec::new()
+        };
+        drop(st);
+        if let Some(s) = session.upgrade() {
+            s.deliver_raw(answer);
+        }
+        for (s, reply) in waiters {
+            if let Some(s) = s.upgrade() {
+                s.deliver_raw(reply);
             }
         }
     }

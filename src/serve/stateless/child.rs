@@ -26,11 +26,22 @@ pub enum Era {
     Handshake(HandshakeInfo),
 }
 
-/// One message for the POST that waits on a request: progress, or the final answer.
+/// One message for the POST that waits on a request.
 #[derive(Debug)]
-pub struct Out {
-    pub raw: Bytes,
-    pub last: bool,
+pub enum Out {
+    /// A notification about the request (progress, a log message, a list change).
+    Note(Bytes),
+    /// The final answer: nothing follows.
+    Answer(Bytes),
+}
+
+impl Out {
+    /// The message.
+    pub fn raw(&self) -> &Bytes {
+        match self {
+            Out::Note(raw) | Out::Answer(raw) => raw,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -49,10 +60,18 @@ pub(super) struct Waiter {
 
 #[derive(Debug, Default)]
 pub(super) struct State {
-    pub next: u64,
+    next: u64,
     pub pending: HashMap<u64, Waiter>,
     /// Why the process is gone, once it is.
     exited: Option<String>,
+}
+
+impl State {
+    /// A fresh number of the bridge for a request.
+    pub(super) fn number(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
 }
 
 /// The shared process for stateless requests.
@@ -73,7 +92,8 @@ pub struct StatelessChild {
 pub struct InFlight {
     child: Arc<StatelessChild>,
     n: u64,
-    pub done: bool,
+    /// Dropping no longer cancels: the answer came, or the request is not to be cancelled.
+    disarmed: bool,
 }
 
 impl InFlight {
@@ -81,18 +101,41 @@ impl InFlight {
         InFlight {
             child,
             n,
-            done: false,
+            disarmed: false,
         }
+    }
+
+    /// Dropping the guard will no longer cancel the request (its answer came).
+    pub fn disarm(&mut self) {
+        self.disarmed = true;
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.disarmed {
             self.child
                 .cancel(self.n, "the client closed the response stream");
         }
     }
+}
+
+/// Gives a request the bridge's number `n` as its id and (if it has one) progress token.
+/// Returns the client's progress token and whether the request opted in to log messages.
+fn rewrite_request(req: &mut Value, n: u64) -> (Option<Value>, bool) {
+    req["id"] = json!(n);
+    let Some(meta) = req
+        .get_mut("params")
+        .and_then(|p| p.get_mut("_meta"))
+        .and_then(Value::as_object_mut)
+    else {
+        return (None, false);
+    };
+    let logs = meta.contains_key("io.modelcontextprotocol/logLevel");
+    let token = meta
+        .get_mut("progressToken")
+        .map(|token| std::mem::replace(token, json!(format!("{TOKEN_PREFIX}{n}"))));
+    (token, logs)
 }
 
 fn parse_n(id: &Id) -> Option<u64> {
@@ -130,40 +173,17 @@ impl StatelessChild {
         let (tx, rx) = mpsc::unbounded_channel();
         let method = req["method"].as_str().unwrap_or("").to_owned();
         let mut st = self.lock();
-        st.next += 1;
-        let n = st.next;
-        req["id"] = json!(n);
-        let mut client_token = None;
-        let mut logs = false;
-        if let Some(meta) = req
-            .get_mut("params")
-            .and_then(|p| p.get_mut("_meta"))
-            .and_then(Value::as_object_mut)
-        {
-            logs = meta.contains_key("io.modelcontextprotocol/logLevel");
-            if let Some(token) = meta.get_mut("progressToken") {
-                client_token = Some(std::mem::replace(
-                    token,
-                    json!(format!("{TOKEN_PREFIX}{n}")),
-                ));
-            }
-        }
-        if self.handshake().is_some() {
-            translate::strip_envelope(&mut req);
-        }
-        let guard = InFlight {
-            child: self.clone(),
-            n,
-            done: false,
-        };
+        let n = st.number();
+        let guard = InFlight::new(self.clone(), n);
         if let Some(reason) = &st.exited {
             let err =
                 BridgeError::new(Reason::ChildGone, false, reason).response(client_id.as_ref());
-            let _ = tx.send(Out {
-                raw: err,
-                last: true,
-            });
+            let _ = tx.send(Out::Answer(err));
             return (rx, guard);
+        }
+        let (client_token, logs) = rewrite_request(&mut req, n);
+        if self.handshake().is_some() {
+            translate::strip_envelope(&mut req);
         }
         let waiter = Waiter {
             tx: tx.clone(),
@@ -176,14 +196,10 @@ impl StatelessChild {
         };
         st.pending.insert(n, waiter);
         drop(st);
-        let line = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
         self.metrics.to_child.inc();
-        if self
-            .child
-            .get()
-            .map(|c| c.try_send(line))
-            .is_none_or(|r| r.is_err())
-        {
+        let line = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
+        let sent = self.child.get().map(|c| c.try_send(line));
+        if !matches!(sent, Some(Ok(()))) {
             self.lock().pending.remove(&n);
             let err = BridgeError::new(
                 Reason::ChildGone,
@@ -191,10 +207,7 @@ impl StatelessChild {
                 "the MCP server process is not taking messages",
             )
             .response(client_id.as_ref());
-            let _ = tx.send(Out {
-                raw: err,
-                last: true,
-            });
+            let _ = tx.send(Out::Answer(err));
         }
         (rx, guard)
     }
@@ -256,10 +269,7 @@ impl StatelessChild {
             self.metrics.latency.observe(w.since.elapsed());
         }
         let Some(client_id) = &w.client_id else {
-            let _ = w.tx.send(Out {
-                raw: Bytes::copy_from_slice(raw),
-                last: true,
-            });
+            let _ = w.tx.send(Out::Answer(Bytes::copy_from_slice(raw)));
             return;
         };
         let out = match self.handshake() {
@@ -276,10 +286,7 @@ impl StatelessChild {
                 Err(_) => return,
             },
         };
-        let _ = w.tx.send(Out {
-            raw: out,
-            last: true,
-        });
+        let _ = w.tx.send(Out::Answer(out));
     }
 
     fn notification(&self, method: &str, raw: &[u8]) {
@@ -330,10 +337,9 @@ impl StatelessChild {
             params["_meta"]["io.modelcontextprotocol/subscriptionId"] =
                 serde_json::from_str(id.as_json()).unwrap_or(Value::Null);
         }
-        let _ = w.tx.send(Out {
-            raw: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
-            last: false,
-        });
+        let _ = w.tx.send(Out::Note(Bytes::from(
+            serde_json::to_vec(&v).unwrap_or_default(),
+        )));
     }
 
     /// The process ended: every waiting request gets an error, later ones too.
@@ -342,10 +348,8 @@ impl StatelessChild {
         st.exited = Some(reason.to_owned());
         for (_, w) in st.pending.drain() {
             if let Some(id) = &w.client_id {
-                let _ = w.tx.send(Out {
-                    raw: BridgeError::new(Reason::ChildGone, true, reason).response(Some(id)),
-                    last: true,
-                });
+                let err = BridgeError::new(Reason::ChildGone, true, reason).response(Some(id));
+                let _ = w.tx.send(Out::Answer(err));
             }
         }
     }

@@ -83,13 +83,9 @@ impl StatelessChild {
         let (tx, rx) = mpsc::unbounded_channel();
         let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
             "params": {"notifications": topics.as_json()}});
-        let _ = tx.send(Out {
-            raw: with_subscription(ack, &client_id),
-            last: false,
-        });
+        let _ = tx.send(Out::Note(with_subscription(ack, &client_id)));
         let mut st = self.lock();
-        st.next += 1;
-        let n = st.next;
+        let n = st.number();
         st.pending.insert(
             n,
             Waiter {
@@ -115,7 +111,7 @@ impl StatelessChild {
                     && t.covers(method)
                 {
                     let raw = with_subscription(msg.clone(), id);
-                    let _ = w.tx.send(Out { raw, last: false });
+                    let _ = w.tx.send(Out::Note(raw));
                 }
             }
             return;
@@ -124,7 +120,7 @@ impl StatelessChild {
             let mut opted = st.pending.values().filter(|w| w.logs);
             if let (Some(w), None) = (opted.next(), opted.next()) {
                 let raw = Bytes::from(serde_json::to_vec(&msg).unwrap_or_default());
-                let _ = w.tx.send(Out { raw, last: false });
+                let _ = w.tx.send(Out::Note(raw));
                 return;
             }
         }

@@ -309,8 +309,8 @@ async fn answer(
                 _ = app.shutdown.cancelled() => None,
             };
             match next {
-                Some(Out { raw, last: true }) => {
-                    guard.done = true;
+                Some(Out::Answer(raw)) => {
+                    guard.disarm();
                     return Ok(json(status_of(&raw), raw));
                 }
                 Some(_) => {}
@@ -330,8 +330,8 @@ async fn answer(
             _ = app.shutdown.cancelled() => return Err(gone()),
         }
     };
-    if let Some(Out { raw, last: true }) = &first {
-        guard.done = true;
+    if let Some(Out::Answer(raw)) = &first {
+        guard.disarm();
         return Ok(json(status_of(raw), raw.clone()));
     }
     Ok(sse(

@@ -24,8 +24,8 @@ struct Reader {
 }
 
 fn frame(out: &Out) -> Bytes {
-    let mut buf = Vec::with_capacity(out.raw.len() + 24);
-    sse::write_event(&mut buf, Some("message"), None, &out.raw);
+    let mut buf = Vec::with_capacity(out.raw().len() + 24);
+    sse::write_event(&mut buf, Some("message"), None, out.raw());
     Bytes::from(buf)
 }
 
@@ -73,8 +73,8 @@ impl Reader {
                 }
             }
         };
-        if out.last {
-            self.guard.done = true;
+        if let Out::Answer(_) = out {
+            self.guard.disarm();
             self.over = true;
         }
         Some(frame(&out))

@@ -53,12 +53,14 @@ impl StatelessChild {
         cancel_on_timeout: bool,
     ) -> Option<Value> {
         let (mut rx, mut guard) = self.start(req, None);
-        guard.done = !cancel_on_timeout;
+        if !cancel_on_timeout {
+            guard.disarm();
+        }
         let out = tokio::time::timeout(limit, rx.recv())
             .await
             .ok()
             .flatten()?;
-        serde_json::from_slice(&out.raw).ok()
+        serde_json::from_slice(out.raw()).ok()
     }
 
     /// The header-mapped arguments of `tool`, or `None` when its calls cannot be checked.

@@ -39,14 +39,14 @@ fn ids_and_progress_tokens_are_the_bridges_and_restored_on_the_way_out() {
         json!({"jsonrpc": "2.0", "method": "notifications/progress",
         "params": {"progressToken": bridge_token, "progress": 1}}),
     ));
-    let Some(Out { raw, last: false }) = rx.try_recv().ok() else {
+    let Some(Out::Note(raw)) = rx.try_recv().ok() else {
         panic!("progress first")
     };
     let progress: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(progress["params"]["progressToken"], "tok");
 
     rc.dispatch(parse(json!({"jsonrpc": "2.0", "id": n, "result": {}})));
-    let Some(Out { raw, last: true }) = rx.try_recv().ok() else {
+    let Some(Out::Answer(raw)) = rx.try_recv().ok() else {
         panic!("then the answer")
     };
     let answer: Value = serde_json::from_slice(&raw).unwrap();
@@ -68,9 +68,9 @@ fn equal_client_ids_do_not_collide() {
         json!({"jsonrpc": "2.0", "id": n2, "result": {"k": 2}}),
     ));
     assert!(rx1.try_recv().is_err(), "not the first caller's answer");
-    let raw = rx2.try_recv().expect("the second's answer").raw;
+    let raw = rx2.try_recv().expect("the second's answer");
     assert_eq!(
-        serde_json::from_slice::<Value>(&raw).unwrap()["result"]["k"],
+        serde_json::from_slice::<Value>(raw.raw()).unwrap()["result"]["k"],
         2
     );
 }
@@ -94,7 +94,7 @@ fn a_request_answered_is_not_cancelled_when_dropped() {
     let n = sent(&mut stdin)["id"].clone();
     rc.dispatch(parse(json!({"jsonrpc": "2.0", "id": n, "result": {}})));
     assert!(rx.try_recv().is_ok());
-    guard.done = true;
+    guard.disarm();
     drop(guard);
     assert!(stdin.try_recv().is_err(), "nothing more for the child");
 }
@@ -104,9 +104,12 @@ fn when_the_child_exits_waiting_requests_get_an_error_and_later_ones_too() {
     let (rc, _stdin) = child();
     let (mut rx, _guard) = rc.start(call("a"), Some(Id("1".into())));
     rc.exited("it crashed");
-    let raw = rx.try_recv().expect("an error").raw;
-    let err: Value = serde_json::from_slice(&raw).unwrap();
+    let raw = rx.try_recv().expect("an error");
+    let err: Value = serde_json::from_slice(raw.raw()).unwrap();
     assert_eq!(err["error"]["data"]["reason"], "child-gone");
     let (mut later, _g) = rc.start(call("b"), Some(Id("2".into())));
-    assert!(later.try_recv().expect("an error at once").last);
+    assert!(
+        matches!(later.try_recv(), Ok(Out::Answer(_))),
+        "an error at once"
+    );
 }
