@@ -14,24 +14,39 @@ pub const DEFAULT_PASS_ENV: &[&str] = &[
 /// Validated `serve` settings.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where to listen (`--listen`).
     pub listen: Vec<ListenAddr>,
     /// The bearer token, if auth is on. Never logged.
     pub token: Option<Token>,
+    /// A non-loopback listener without a token is allowed (`--allow-unauthenticated`).
     pub allow_unauthenticated: bool,
+    /// Extra accepted Host values, the listen addresses' own names included.
     pub allow_hosts: Vec<String>,
+    /// Extra accepted Origins (`--allow-origin`).
     pub allow_origins: Vec<String>,
+    /// How long a session with no client attached lives on (`--session-ttl`).
     pub session_ttl: Duration,
+    /// One child for every session (`--shared`).
     pub shared: bool,
+    /// Most sessions at once (`--max-sessions`).
     pub max_sessions: usize,
+    /// Largest request body in bytes (`--max-body`).
     pub max_body: usize,
+    /// Largest line from a child's stdout in bytes (`--max-message-size`).
     pub max_message_size: usize,
+    /// Bytes of SSE events each session keeps for resumption (`--replay-buffer`).
     pub replay_buffer: usize,
     /// The child's whole environment.
     pub child_env: Vec<(String, String)>,
+    /// The command to run as each MCP server.
     pub program: String,
+    /// Its arguments.
     pub args: Vec<String>,
+    /// File mode of Unix socket files (`--socket-mode`).
     pub socket_mode: u32,
+    /// Grace a stopping child gets after stdin closes, and after SIGTERM (`--stop-timeout`).
     pub stop_timeout: Duration,
+    /// Interval of SSE keep-alive comments; `None`: never.
     pub keepalive: Option<Duration>,
 }
 
@@ -48,19 +63,27 @@ impl std::fmt::Debug for Token {
 /// A configuration that cannot work, found before starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `--auth-token-file` could not be read.
     #[error("cannot read the token file {path}: {source}")]
     TokenFile {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The token is empty (or only whitespace).
     #[error("the auth token is empty")]
     EmptyToken,
+    /// An `--env` without `=`, or with an empty name.
     #[error("--env `{0}` is not NAME=VALUE")]
     BadEnv(String),
+    /// `--pass-env` named the variable that holds the gateway's token.
     #[error("refusing to pass {0} to the child: it holds the gateway's own token")]
     SecretEnv(String),
+    /// `--max-sessions 0`.
     #[error("--max-sessions must be at least 1")]
     NoSessions,
+    /// Nothing to run.
     #[error("no command to serve: give it after `--`, e.g. `serve -- npx my-server`")]
     NoCommand,
 }

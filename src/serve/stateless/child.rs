@@ -6,6 +6,7 @@
 
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::serve::child::Child;
+use crate::serve::stateless::listen;
 use crate::serve::stateless::translate::{self, HandshakeInfo};
 use crate::wire::{self, BridgeError, METHOD_NOT_FOUND, Reason};
 use bytes::Bytes;
@@ -82,7 +83,7 @@ pub struct StatelessChild {
     state: Mutex<State>,
     /// Tool name -> its `x-mcp-header` map (`None`: invalid annotations), cleared when the
     /// child says its tools changed.
-    pub tools: Mutex<Option<crate::serve::stateless::tools::ToolCache>>,
+    pub tools: crate::serve::stateless::tools::Tools,
     /// The gateway's counters (messages each way, answer latency).
     pub metrics: Arc<crate::serve::metrics::Metrics>,
 }
@@ -212,6 +213,63 @@ impl StatelessChild {
         (rx, guard)
     }
 
+    /// Sends a request of the bridge's own and waits (bounded) for the answer. A request that
+    /// times out is cancelled at the child if `cancel_on_timeout` (never the probe or
+    /// `initialize`: the spec does not cancel those).
+    pub async fn ask(
+        self: &Arc<Self>,
+        req: Value,
+        limit: std::time::Duration,
+        cancel_on_timeout: bool,
+    ) -> Option<Value> {
+        let (mut rx, mut guard) = self.start(req, None);
+        if !cancel_on_timeout {
+            guard.disarm();
+        }
+        let out = tokio::time::timeout(limit, rx.recv())
+            .await
+            .ok()
+            .flatten()?;
+        serde_json::from_slice(out.raw()).ok()
+    }
+
+    /// Registers a request the bridge answers itself (the child is not asked): what the child
+    /// later says that concerns it goes to `waiter`.
+    pub(super) fn register(self: &Arc<Self>, waiter: Waiter) -> InFlight {
+        let mut st = self.lock();
+        let n = st.number();
+        st.pending.insert(n, waiter);
+        InFlight::new(self.clone(), n)
+    }
+
+    /// A notification from the child that names no request.
+    fn unaddressed(&self, method: &str, msg: Value) {
+        let st = self.lock();
+        if method.ends_with("/list_changed") {
+            for w in st.pending.values() {
+                if let (Some(t), Some(id)) = (&w.listen, &w.client_id)
+                    && t.covers(method)
+                {
+                    let raw = listen::with_subscription(msg.clone(), id);
+                    let _ = w.tx.send(Out::Note(raw));
+                }
+            }
+            return;
+        }
+        if method == "notifications/message" {
+            let mut opted = st.pending.values().filter(|w| w.logs);
+            if let (Some(w), None) = (opted.next(), opted.next()) {
+                let raw = Bytes::from(serde_json::to_vec(&msg).unwrap_or_default());
+                let _ = w.tx.send(Out::Note(raw));
+                return;
+            }
+        }
+        tracing::debug!(
+            method,
+            "dropping a notification that no open request or subscription stream asked for"
+        );
+    }
+
     /// Sends a notification (or any line) to the child, without waiting.
     pub fn notify(&self, msg: &Value) {
         if let Some(c) = self.child.get() {
@@ -291,7 +349,7 @@ impl StatelessChild {
 
     fn notification(&self, method: &str, raw: &[u8]) {
         if method == "notifications/tools/list_changed" {
-            *self.tools.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.tools.invalidate();
         }
         let Ok(mut v) = serde_json::from_slice::<Value>(raw) else {
             return;

@@ -195,7 +195,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
                 return Ok(json(StatusCode::OK, body));
             }
             "subscriptions/listen" => {
-                let (rx, guard) = rc.listen_locally(&call.body, call.id);
+                let (rx, guard) = listen::serve_locally(&rc, &call.body, call.id);
                 return Ok(sse(
                     crate::serve::stateless::stream::body(&app, rx, guard, None),
                     None,
@@ -285,7 +285,7 @@ async fn check_tool_headers(
     let Some(tool) = body["params"]["name"].as_str() else {
         return Ok(());
     };
-    let Some(map) = rc.params_for(tool).await else {
+    let Some(map) = rc.tools.params_for(rc, tool).await else {
         return Ok(());
     };
     let args = body["params"].get("arguments").unwrap_or(&Value::Null);
