@@ -19,9 +19,13 @@ const TOMBSTONES: usize = 4096;
 /// Shared by every request handler.
 #[derive(Debug)]
 pub struct App {
+    /// The validated settings.
     pub cfg: Config,
+    /// The counters `/metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// Cancelled when the gateway stops.
     pub shutdown: CancellationToken,
+    /// Every child task, waited for (bounded) at shutdown.
     pub tasks: TaskTracker,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     tombstones: Mutex<HashMap<String, String>>,
@@ -42,6 +46,7 @@ pub enum CreateError {
 }
 
 impl App {
+    /// The state of a gateway with no sessions yet.
     pub fn new(cfg: Config, shutdown: CancellationToken) -> Arc<App> {
         Arc::new(App {
             cfg,

@@ -1,7 +1,9 @@
-//! Host side: serve a stdio MCP server over Streamable HTTP (`/mcp`) and legacy HTTP+SSE
-//! (`/sse`, `/messages`), one child per session (or one shared child), with resumable streams,
-//! sessions that outlive a client's disconnect, and loopback-first security. Requests of the
-//! stateless 2026-07-28 revision, on the same `/mcp`, go to a shared child of either era.
+//! Host side: serve a stdio MCP server over Streamable HTTP (`/mcp`, `streamable`) and HTTP+SSE
+//! (`/sse`, `/messages`, `sse`), one child per session (or one shared child), with resumable
+//! streams, sessions that outlive a client's disconnect, and loopback-first security. Requests of
+//! the stateless 2026-07-28 revision, on the same `/mcp`, go to `stateless` (the router tells
+//! them apart by `MCP-Protocol-Version`) and its one child of either era. The caller validates
+//! a [`Config`], [`bind`]s the listeners, and hands both to [`run`] with a shutdown token.
 
 mod app;
 mod child;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 /// The one child and its routing tables.
 #[derive(Debug, Default)]
 pub struct SharedChild {
+    /// The process, set once spawned.
     pub child: OnceLock<Child>,
     state: Mutex<State>,
 }

@@ -117,12 +117,15 @@ pub enum Transport {
 /// One session.
 #[derive(Debug)]
 pub struct Session {
+    /// The `Mcp-Session-Id` (or `sessionId` of HTTP+SSE): 128 random bits in hex.
     pub id: String,
     /// The transport it was opened on.
     pub transport: Transport,
+    /// The span of everything logged about this session.
     pub span: tracing::Span,
     state: Mutex<State>,
     changed: watch::Sender<()>,
+    /// Its child, set once it is spawned (or joined).
     pub link: OnceLock<Link>,
     metrics: Arc<Metrics>,
 }
@@ -138,6 +141,7 @@ pub enum Plan {
 }
 
 impl Session {
+    /// A session with nothing in flight, not yet linked to a child.
     pub fn new(
         id: String,
         transport: Transport,
@@ -174,14 +178,17 @@ impl Session {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Wakes whenever the log or the pending table changes.
     pub fn subscribe(&self) -> watch::Receiver<()> {
         self.changed.subscribe()
     }
 
+    /// Why the session ended, once it has.
     pub fn closed(&self) -> Option<String> {
         self.lock().closed.clone()
     }
 
+    /// The protocol version the child agreed to at `initialize`.
     pub fn protocol(&self) -> Option<String> {
         self.lock().protocol.clone()
     }
@@ -197,10 +204,12 @@ impl Session {
         self.lock().idle_since = Instant::now();
     }
 
+    /// Counts an open stream or JSON wait: the session is not idle meanwhile.
     pub fn attach(&self) {
         self.lock().attached += 1;
     }
 
+    /// Ends what `attach` counted; the idle clock starts again.
     pub fn detach(&self) {
         let mut st = self.lock();
         st.attached = st.attached.saturating_sub(1);

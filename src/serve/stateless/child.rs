@@ -46,12 +46,17 @@ impl Out {
 }
 
 #[derive(Debug)]
+/// A request in flight at the child, and where what concerns it goes.
 pub(super) struct Waiter {
+    /// Where its notes and answer go.
     pub tx: mpsc::UnboundedSender<Out>,
     /// The client's id; `None` for the bridge's own requests, whose answers pass as they are.
     pub client_id: Option<Id>,
+    /// The client's progress token, restored in progress notifications.
     pub client_token: Option<Value>,
+    /// Its method, for translating the answer of a handshake-era child.
     pub method: String,
+    /// When it was sent, for the latency histogram.
     pub since: std::time::Instant,
     /// The request opted in to log messages (`io.modelcontextprotocol/logLevel`).
     pub logs: bool,
@@ -60,8 +65,10 @@ pub(super) struct Waiter {
 }
 
 #[derive(Debug, Default)]
+/// The requests in flight, by the bridge's number.
 pub(super) struct State {
     next: u64,
+    /// Requests waiting for their answer.
     pub pending: HashMap<u64, Waiter>,
     /// Why the process is gone, once it is.
     exited: Option<String>,
@@ -78,7 +85,9 @@ impl State {
 /// The shared process for stateless requests.
 #[derive(Debug, Default)]
 pub struct StatelessChild {
+    /// The process, set once spawned.
     pub child: OnceLock<Child>,
+    /// Its era, set once the probe (or the restart) knows it.
     pub era: OnceLock<Era>,
     state: Mutex<State>,
     /// Tool name -> its `x-mcp-header` map (`None`: invalid annotations), cleared when the
@@ -98,6 +107,7 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// A guard for request `n` of `child`.
     pub(super) fn new(child: Arc<StatelessChild>, n: u64) -> InFlight {
         InFlight {
             child,
@@ -144,6 +154,7 @@ fn parse_n(id: &Id) -> Option<u64> {
 }
 
 impl StatelessChild {
+    /// A child with no process yet.
     pub fn new(metrics: Arc<crate::serve::metrics::Metrics>) -> StatelessChild {
         StatelessChild {
             metrics,
@@ -151,6 +162,7 @@ impl StatelessChild {
         }
     }
 
+    /// The request table.
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -164,8 +164,8 @@ mod tests {
         assert!(is_stateless_answer(&ok));
         let other = json!({"error": {"code": -32022, "data": {"supported": ["2026-07-28"]}}});
         assert!(is_stateless_answer(&other));
-        let legacy = json!({"error": {"code": -32601, "message": "Method not found"}});
-        assert!(!is_stateless_answer(&legacy));
+        let handshake = json!({"error": {"code": -32601, "message": "Method not found"}});
+        assert!(!is_stateless_answer(&handshake));
         let invalid = json!({"error": {"code": -32602, "message": "Invalid request parameters"}});
         assert!(!is_stateless_answer(&invalid));
     }

@@ -13,8 +13,11 @@ use serde_json::{Map, Value, json};
 pub struct HandshakeInfo {
     /// The revision the child agreed to.
     pub protocol: String,
+    /// Its `capabilities`.
     pub capabilities: Value,
+    /// Its `serverInfo`.
     pub server_info: Value,
+    /// Its `instructions`, if any.
     pub instructions: Option<Value>,
 }
 
@@ -44,7 +47,7 @@ const CACHEABLE: &[&str] = &[
     "server/discover",
 ];
 
-/// Methods the handshake revisions have and 2026-07-28 does not: a modern client asking for
+/// Methods the handshake revisions have and 2026-07-28 does not: a 2026-07-28 client asking for
 /// one gets 404/-32601 from the bridge, whatever the child would say.
 pub const REMOVED: &[&str] = &[
     "initialize",
@@ -162,7 +165,7 @@ mod tests {
     }
 
     #[test]
-    fn results_gain_the_fields_a_modern_client_needs() {
+    fn results_gain_the_fields_a_2026_client_needs() {
         let mut m = json!({"id": 1, "result": {"tools": []}});
         answer(&mut m, "tools/list", &info());
         assert_eq!(m["result"]["resultType"], "complete");
