@@ -1,8 +1,8 @@
 //! One MCP session: which stream waits for which answer, the event log that streams read from,
 //! and the link to the child that serves it (its own, or the shared one).
 
-pub mod log;
-pub mod stream;
+pub(crate) mod log;
+pub(crate) mod stream;
 
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::serve::child::Child;
