@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+/// The pieces of one message so far.
 #[derive(Debug, Default)]
 pub struct Pieces {
     parts: Vec<Bytes>,
@@ -11,6 +12,7 @@ pub struct Pieces {
 }
 
 impl Pieces {
+    /// Adds the next piece.
     pub fn push(&mut self, part: Bytes) {
         if !part.is_empty() {
             self.len += part.len();
@@ -18,14 +20,17 @@ impl Pieces {
         }
     }
 
+    /// Bytes gathered so far.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether nothing is gathered.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// Drops everything gathered.
     pub fn clear(&mut self) {
         self.parts.clear();
         self.len = 0;

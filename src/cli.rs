@@ -10,6 +10,7 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "mcp-bridge", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// The mode to run.
     #[command(subcommand)]
     pub command: Command,
 
@@ -22,6 +23,7 @@ pub struct Cli {
     pub log_level: Option<String>,
 }
 
+/// The two modes.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run inside the sandbox: be a stdio MCP server that relays to the MCP server at URL.
@@ -41,6 +43,7 @@ pub enum TransportChoice {
     Sse,
 }
 
+/// `connect`'s flags as given; [`crate::connect::Config`] is what they mean once validated.
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
     /// The remote MCP endpoint, e.g. http://host.docker.internal:9000/mcp or …/sse.

@@ -14,6 +14,7 @@ pub use crate::wire::{BRIDGE_ERROR, INVALID_REQUEST, PARSE_ERROR};
 pub struct Id(pub Box<str>);
 
 impl Id {
+    /// The id as JSON text, e.g. `1` or `"abc"`.
     pub fn as_json(&self) -> &str {
         &self.0
     }
@@ -22,9 +23,23 @@ impl Id {
 /// What a single JSON-RPC message is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
-    Request { id: Id, method: String },
-    Notification { method: String },
-    Response { id: Id },
+    /// A request: answered under its `id`.
+    Request {
+        /// The request id.
+        id: Id,
+        /// The method.
+        method: String,
+    },
+    /// A notification: never answered.
+    Notification {
+        /// The method.
+        method: String,
+    },
+    /// A response (result or error) to the request with `id`.
+    Response {
+        /// The id of the request it answers (`null` for an unparseable one).
+        id: Id,
+    },
 }
 
 /// One message, or a batch (2025-03-26 allowed JSON arrays), as parsed from a line or body.
@@ -35,19 +50,23 @@ pub struct Message {
     pub raw: Bytes,
     /// One entry for a single message; one per element for a batch.
     pub parts: Vec<Kind>,
+    /// Whether the message is a JSON array (a batch).
     pub batch: bool,
 }
 
 /// Why a line or body could not be taken as a JSON-RPC message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
+    /// Not JSON (or not UTF-8): -32700.
     #[error("parse error: {0}")]
     NotJson(String),
+    /// JSON, but not a JSON-RPC message: -32600.
     #[error("invalid request: {0}")]
     NotJsonRpc(String),
 }
 
 impl ParseError {
+    /// The JSON-RPC error code for this error.
     pub fn code(&self) -> i64 {
         match self {
             ParseError::NotJson(_) => PARSE_ERROR,
@@ -182,6 +201,7 @@ impl Message {
         })
     }
 
+    /// Whether the message holds at least one request.
     pub fn has_requests(&self) -> bool {
         self.request_ids().next().is_some()
     }

@@ -1,19 +1,30 @@
 //! mcp-bridge carries Model Context Protocol messages between an agent in a sandbox and MCP
 //! servers on the host. `connect` is a stdio MCP server to the agent and an HTTP client to the
-//! remote (Streamable HTTP or legacy SSE, over TCP or a Unix socket); `serve` is the reverse, an
-//! HTTP MCP server in front of stdio child processes. Messages pass as the bytes they came in:
-//! the bridge reads only `id`, `method` and the `initialize` exchange.
+//! remote (Streamable HTTP, HTTP+SSE or the stateless 2026-07-28 revision, over TCP or a Unix
+//! socket); `serve` is the reverse, an HTTP MCP server in front of stdio child processes. Messages
+//! pass as the bytes they came in: the bridge reads only `id`, `method` and the `initialize`
+//! exchange. `wire` holds what both modes say on the wire (headers, versions, error objects).
+//!
+//! Where an agent's line goes in `connect`, and how the answer comes back:
+//! - `stdio.rs` reads the line; `connect/mod.rs` (`run`, `dispatch`) parses it and registers its
+//!   requests with `connect/outbox.rs`.
+//! - A request whose `_meta` names 2026-07-28 goes to `connect/stateless/`, one POST each; the
+//!   rest to the session transport, `connect/streamable/` or `connect/sse.rs` (chosen once by
+//!   `connect/detect.rs` under `--transport auto`), which send and read through `connect/http.rs`.
+//! - What the server sends comes back through `Outbox::forward`, failures as a
+//!   `wire::BridgeError`; the outbox lets each request be answered once, and `stdio.rs` writes
+//!   the line to stdout.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
-pub mod chunks;
+pub(crate) mod chunks;
 pub mod cli;
 pub mod connect;
-pub mod jsonrpc;
+pub(crate) mod jsonrpc;
 pub mod net;
 pub mod serve;
 pub mod signal;
 pub mod sse;
 pub mod stdio;
-pub mod wire;
+pub(crate) mod wire;

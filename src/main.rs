@@ -38,7 +38,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Connect(args) => {
                 let config = mcp_bridge::connect::Config::try_from(args)?;
-                mcp_bridge::connect::run(config, shutdown).await
+                let io = mcp_bridge::stdio::Stdio::process();
+                Ok(mcp_bridge::connect::run(config, io, shutdown).await?)
             }
             Command::Serve(args) => {
                 let config = mcp_bridge::serve::Config::try_from(args)?;

@@ -52,12 +52,26 @@ impl fmt::Display for ListenAddr {
 /// Why a listener could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
+    /// The host name does not resolve.
     #[error("cannot resolve {addr}: {source}")]
-    Resolve { addr: String, source: io::Error },
+    Resolve {
+        /// The address as given.
+        addr: String,
+        /// Why it does not resolve.
+        source: io::Error,
+    },
+    /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
-    Io { addr: String, source: io::Error },
+    Io {
+        /// The address as given.
+        addr: String,
+        /// Why it cannot be bound.
+        source: io::Error,
+    },
+    /// A live socket is at the path already.
     #[error("another process is already listening on {0}; stop it or choose another path")]
     Live(PathBuf),
+    /// Something other than a socket is at the path.
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotSocket(PathBuf),
 }
@@ -65,10 +79,13 @@ pub enum BindError {
 /// The other end of a connection, for logs.
 #[derive(Clone, Debug)]
 pub enum Peer {
+    /// A TCP client's address.
     Tcp(SocketAddr),
     /// Credentials of a Unix-socket client (SO_PEERCRED), when the kernel gave them.
     Unix {
+        /// The client's user id.
         uid: Option<u32>,
+        /// The client's process id.
         pid: Option<i32>,
     },
 }
@@ -94,6 +111,7 @@ impl fmt::Display for Peer {
 /// A bound listener.
 #[derive(Debug)]
 pub enum Listener {
+    /// A TCP listener.
     Tcp(TcpListener),
     /// The socket file is removed when the listener is dropped.
     Unix(UnixListener, SocketFile),
@@ -198,7 +216,9 @@ pub fn hex(bytes: &[u8]) -> String {
 /// An accepted connection.
 #[derive(Debug)]
 pub enum Stream {
+    /// A TCP connection.
     Tcp(TcpStream),
+    /// A Unix-socket connection.
     Unix(UnixStream),
 }
 

@@ -51,6 +51,7 @@ pub struct TooLarge(pub usize);
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl Parser {
+    /// A parser that refuses events of more than `max_event` bytes.
     pub fn new(max_event: usize) -> Self {
         Parser {
             partial: Pieces::default(),

@@ -1,6 +1,6 @@
-//! The bridge's own stdin and stdout: newline-delimited messages with a size limit on the way in,
-//! and the one writer of stdout on the way out. Each side runs on a plain thread so that a slow
-//! terminal or pipe never stalls the async runtime, and writes are coalesced and flushed when idle.
+//! The agent's side of `connect`: newline-delimited messages with a size limit on the way in, and
+//! the one writer of stdout on the way out, with writes coalesced and flushed when idle. Pipes and
+//! sockets are served on the runtime; terminals and files, which cannot be, by a plain thread each.
 
 use crate::chunks::Pieces;
 use bytes::Bytes;
@@ -16,8 +16,11 @@ use tokio_util::sync::CancellationToken;
 pub enum Line {
     /// A complete line, without its line end (LF or CRLF).
     Text(Bytes),
-    /// A line over the limit; its bytes were dropped. `len` is how many were seen.
-    TooLong { len: usize },
+    /// A line over the limit; its bytes were dropped.
+    TooLong {
+        /// How many bytes the line had.
+        len: usize,
+    },
 }
 
 /// Splits a byte stream into lines of at most `max` bytes, without holding more than that.
@@ -30,6 +33,7 @@ pub struct LineSplitter {
 }
 
 impl LineSplitter {
+    /// A splitter for lines of at most `max` bytes.
     pub fn new(max: usize) -> Self {
         LineSplitter {
             line: Pieces::default(),
@@ -110,88 +114,139 @@ fn inherited(fd: std::os::fd::BorrowedFd<'_>) -> Option<Inherited> {
     None
 }
 
-fn async_stdin() -> Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>> {
-    match inherited(std::io::stdin().as_fd())? {
-        Inherited::Fifo(f) => Some(Box::new(
-            tokio::net::unix::pipe::Receiver::from_file(f).ok()?,
-        )),
-        Inherited::Socket(s) => Some(Box::new(s)),
+/// A byte stream coming in.
+pub enum Input {
+    /// Served on the runtime.
+    Async(Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    /// Served by a thread of its own (terminals, files).
+    Blocking(Box<dyn std::io::Read + Send>),
+}
+
+/// A byte stream going out.
+pub enum Output {
+    /// Served on the runtime.
+    Async(Box<dyn tokio::io::AsyncWrite + Unpin + Send>),
+    /// Served by a thread of its own (terminals, files).
+    Blocking(Box<dyn Write + Send>),
+}
+
+/// Where `connect` reads the agent's messages and writes the answers.
+pub struct Stdio {
+    /// The agent's messages.
+    pub input: Input,
+    /// Where messages for the agent go.
+    pub output: Output,
+}
+
+impl Stdio {
+    /// The process's own stdin and stdout. Must be called inside the runtime.
+    pub fn process() -> Stdio {
+        let input = match inherited(std::io::stdin().as_fd()) {
+            Some(Inherited::Fifo(f)) => tokio::net::unix::pipe::Receiver::from_file(f)
+                .ok()
+                .map(|r| Input::Async(Box::new(r))),
+            Some(Inherited::Socket(s)) => Some(Input::Async(Box::new(s))),
+            None => None,
+        };
+        #[allow(clippy::disallowed_methods)] // the one writer of stdout
+        let stdout = std::io::stdout();
+        let output = match inherited(stdout.as_fd()) {
+            Some(Inherited::Fifo(f)) => tokio::net::unix::pipe::Sender::from_file(f)
+                .ok()
+                .map(|w| Output::Async(Box::new(w))),
+            Some(Inherited::Socket(s)) => Some(Output::Async(Box::new(s))),
+            None => None,
+        };
+        Stdio {
+            input: input.unwrap_or_else(|| Input::Blocking(Box::new(std::io::stdin()))),
+            output: output.unwrap_or_else(|| Output::Blocking(Box::new(stdout))),
+        }
+    }
+
+    /// Any pair of async streams, e.g. one end of [`tokio::io::duplex`] (tests run `connect` in
+    /// process this way).
+    pub fn pipe(
+        input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+        output: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+    ) -> Stdio {
+        Stdio {
+            input: Input::Async(Box::new(input)),
+            output: Output::Async(Box::new(output)),
+        }
     }
 }
 
-fn async_stdout(stdout: &std::io::Stdout) -> Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> {
-    match inherited(stdout.as_fd())? {
-        Inherited::Fifo(f) => Some(Box::new(tokio::net::unix::pipe::Sender::from_file(f).ok()?)),
-        Inherited::Socket(s) => Some(Box::new(s)),
-    }
-}
-
-/// Reads the process's stdin. The receiver yields lines; it closes at EOF or on a read error.
-/// Must be called inside the runtime.
-pub fn spawn_stdin_reader(max_line: usize) -> mpsc::Receiver<Line> {
+/// Reads `input` as lines of at most `max_line` bytes. The receiver closes at EOF or on a read
+/// error. Must be called inside the runtime.
+pub fn spawn_reader(input: Input, max_line: usize) -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(64);
-    if let Some(mut input) = async_stdin() {
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut splitter = LineSplitter::new(max_line);
-            let mut lines = Vec::new();
-            loop {
-                let n = match input.read(&mut buf).await {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        tracing::warn!("reading stdin failed: {e}");
-                        break;
-                    }
-                };
-                splitter.feed(&buf[..n], &mut lines);
-                for line in lines.drain(..) {
-                    if tx.send(line).await.is_err() {
-                        return;
-                    }
+    let mut input = match input {
+        Input::Async(input) => input,
+        Input::Blocking(input) => {
+            std::thread::Builder::new()
+                .name("stdin".into())
+                .spawn(move || read_blocking(input, max_line, tx))
+                .expect("spawning the stdin thread");
+            return rx;
+        }
+    };
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut splitter = LineSplitter::new(max_line);
+        let mut lines = Vec::new();
+        loop {
+            let n = match input.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!("reading stdin failed: {e}");
+                    break;
+                }
+            };
+            splitter.feed(&buf[..n], &mut lines);
+            for line in lines.drain(..) {
+                if tx.send(line).await.is_err() {
+                    return;
                 }
             }
-            splitter.finish(&mut lines);
-            for line in lines {
-                let _ = tx.send(line).await;
-            }
-        });
-        return rx;
-    }
-    std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            let mut input = BufReader::with_capacity(256 * 1024, std::io::stdin().lock());
-            let mut splitter = LineSplitter::new(max_line);
-            let mut lines = Vec::new();
-            loop {
-                let n = match input.fill_buf() {
-                    Ok([]) => break,
-                    Ok(chunk) => {
-                        splitter.feed(chunk, &mut lines);
-                        chunk.len()
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        tracing::warn!("reading stdin failed: {e}");
-                        break;
-                    }
-                };
-                input.consume(n);
-                for line in lines.drain(..) {
-                    if tx.blocking_send(line).is_err() {
-                        return;
-                    }
-                }
-            }
-            splitter.finish(&mut lines);
-            for line in lines {
-                let _ = tx.blocking_send(line);
-            }
-        })
-        .expect("spawning the stdin thread");
+        }
+        splitter.finish(&mut lines);
+        for line in lines {
+            let _ = tx.send(line).await;
+        }
+    });
     rx
+}
+
+fn read_blocking(input: Box<dyn std::io::Read + Send>, max_line: usize, tx: mpsc::Sender<Line>) {
+    let mut input = BufReader::with_capacity(256 * 1024, input);
+    let mut splitter = LineSplitter::new(max_line);
+    let mut lines = Vec::new();
+    loop {
+        let n = match input.fill_buf() {
+            Ok([]) => break,
+            Ok(chunk) => {
+                splitter.feed(chunk, &mut lines);
+                chunk.len()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!("reading stdin failed: {e}");
+                break;
+            }
+        };
+        input.consume(n);
+        for line in lines.drain(..) {
+            if tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    }
+    splitter.finish(&mut lines);
+    for line in lines {
+        let _ = tx.blocking_send(line);
+    }
 }
 
 /// A handle for writing whole messages to stdout, one per line.
@@ -202,7 +257,9 @@ pub struct Stdout {
 
 /// The task or thread that writes stdout; wait for it with [`Writer::finish`].
 pub enum Writer {
+    /// The writer of an async stream.
     Task(tokio::task::JoinHandle<()>),
+    /// The writer of a blocking stream.
     Thread(std::thread::JoinHandle<()>),
 }
 
@@ -221,34 +278,35 @@ impl Writer {
 }
 
 impl Stdout {
-    /// Starts the writer. `closed` is cancelled when stdout can no longer be written (the reader
-    /// went away): that is a normal end of the session, not an error. Must be called inside the
-    /// runtime.
-    pub fn spawn(closed: CancellationToken) -> (Stdout, Writer) {
-        #[allow(clippy::disallowed_methods)] // the one writer of stdout
-        let stdout = std::io::stdout();
-        if let Some(sink) = async_stdout(&stdout) {
-            let (tx, mut rx) = mpsc::channel::<Bytes>(256);
-            let task = tokio::spawn(async move {
-                let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, sink);
-                let result = async {
-                    while let Some(msg) = rx.recv().await {
+    /// Starts the writer of `output`. `closed` is cancelled when it can no longer be written (the
+    /// reader went away): that is a normal end of the session, not an error. Must be called
+    /// inside the runtime.
+    pub fn spawn(output: Output, closed: CancellationToken) -> (Stdout, Writer) {
+        let sink = match output {
+            Output::Async(sink) => sink,
+            Output::Blocking(sink) => {
+                let (out, thread) = Self::spawn_to(sink, closed);
+                return (out, Writer::Thread(thread));
+            }
+        };
+        let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+        let task = tokio::spawn(async move {
+            let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, sink);
+            let result = async {
+                while let Some(msg) = rx.recv().await {
+                    write_line_async(&mut out, &msg).await?;
+                    // Coalesce whatever is already queued, then flush once the queue is idle.
+                    while let Ok(msg) = rx.try_recv() {
                         write_line_async(&mut out, &msg).await?;
-                        // Coalesce whatever is already queued, then flush once the queue is idle.
-                        while let Ok(msg) = rx.try_recv() {
-                            write_line_async(&mut out, &msg).await?;
-                        }
-                        out.flush().await?;
                     }
-                    Ok::<_, std::io::Error>(())
+                    out.flush().await?;
                 }
-                .await;
-                report_end(result, &closed);
-            });
-            return (Stdout { tx }, Writer::Task(task));
-        }
-        let (out, thread) = Self::spawn_to(stdout, closed);
-        (out, Writer::Thread(thread))
+                Ok::<_, std::io::Error>(())
+            }
+            .await;
+            report_end(result, &closed);
+        });
+        (Stdout { tx }, Writer::Task(task))
     }
 
     /// As [`Stdout::spawn`], writing to any sink (tests).

@@ -3,17 +3,17 @@
 //! while the remote is unreachable, and one log line per change of reachability.
 
 use super::Config;
+use crate::jsonrpc;
 use crate::wire::{BridgeError, Reason};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// Builds the client shared by every request of this process.
-pub fn build_client(config: &Config) -> anyhow::Result<reqwest::Client> {
+pub fn build_client(config: &Config) -> reqwest::Result<reqwest::Client> {
     let origin = config.url.origin();
     let redirect = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= 5 {
@@ -38,27 +38,15 @@ pub fn build_client(config: &Config) -> anyhow::Result<reqwest::Client> {
     if let Some(path) = &config.unix {
         builder = builder.unix_socket(path.as_path());
     }
-    if config.url.scheme() == "http" && config.ca_cert.is_none() && !https_proxy_configured() {
+    if config.url.scheme() == "http" && config.ca_certs.is_empty() && !https_proxy_configured() {
         // Nothing will be verified: skip loading the system's CA store, which costs a few
         // milliseconds of every sandbox's startup.
         builder = builder.tls_certs_only(Vec::new());
     }
-    if let Some(path) = &config.ca_cert {
-        let pem = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("cannot read --ca-cert {}: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            anyhow::anyhow!("--ca-cert {}: not a PEM certificate: {e}", path.display())
-        })?;
-        if certs.is_empty() {
-            anyhow::bail!("--ca-cert {}: no certificate found", path.display());
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+    for cert in &config.ca_certs {
+        builder = builder.add_root_certificate(cert.clone());
     }
-    builder
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))
+    builder.build()
 }
 
 /// Whether a proxy for plain HTTP is itself reached over TLS.
@@ -69,60 +57,6 @@ fn https_proxy_configured() -> bool {
         .any(|v| v.trim().to_ascii_lowercase().starts_with("https://"))
 }
 
-/// Parses `Name: value` header flags, expanding `${VAR}` in values from the environment.
-pub fn parse_headers(specs: &[String]) -> anyhow::Result<HeaderMap> {
-    let mut map = HeaderMap::new();
-    for spec in specs.iter().filter(|s| !s.trim().is_empty()) {
-        let (name, value) = spec.split_once(':').ok_or_else(|| {
-            anyhow::anyhow!("--header `{}` is not `Name: value`", header_name_only(spec))
-        })?;
-        let name = HeaderName::try_from(name.trim()).map_err(|_| {
-            anyhow::anyhow!("--header: `{}` is not a valid header name", name.trim())
-        })?;
-        let value = expand_env(value.trim(), |var| std::env::var(var).ok()).map_err(|var| {
-            anyhow::anyhow!("--header {name}: environment variable {var} is not set")
-        })?;
-        let mut value = HeaderValue::try_from(value).map_err(|_| {
-            anyhow::anyhow!("--header {name}: the value has characters a header cannot carry")
-        })?;
-        // Keeps the value out of any Debug output (and so out of logs).
-        value.set_sensitive(true);
-        map.append(name, value);
-    }
-    Ok(map)
-}
-
-fn header_name_only(spec: &str) -> &str {
-    // Never echo a whole header spec: its value may be a secret.
-    spec.split_whitespace().next().unwrap_or("")
-}
-
-/// Replaces `${NAME}` with `lookup(NAME)`; `Err(NAME)` for the first unset one. `$$` is a `$`.
-pub fn expand_env(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("(unclosed `${{` in `{s}`)"))?;
-            let name = &body[..end];
-            out.push_str(&lookup(name).ok_or_else(|| name.to_owned())?);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 const UP: u8 = 0;
 const DOWN: u8 = 1;
 
@@ -131,12 +65,14 @@ const DOWN: u8 = 1;
 pub struct Link(Arc<AtomicU8>);
 
 impl Link {
+    /// The remote answered (logged if it had not before).
     pub fn up(&self, target: &str) {
         if self.0.swap(UP, Ordering::Relaxed) == DOWN {
             tracing::info!("remote {target} is reachable again");
         }
     }
 
+    /// The remote could not be reached (logged if it could before).
     pub fn down(&self, target: &str, err: &reqwest::Error) {
         if self.0.swap(DOWN, Ordering::Relaxed) == UP {
             tracing::warn!(
@@ -273,27 +209,87 @@ pub fn status_failure(resp: &reqwest::Response, target: &str) -> BridgeError {
     f
 }
 
-/// The events of an SSE response, one at a time. `next` is cancel-safe: an event not yet
-/// returned stays queued, and unread bytes stay in the body.
+/// Where a stream got to, for resuming it with `Last-Event-ID`.
+#[derive(Clone, Debug, Default)]
+pub struct Cursor {
+    /// The id of the last event that carried one.
+    pub last_id: Option<String>,
+    /// How long the server asked the bridge to wait before reconnecting.
+    pub retry: Option<Duration>,
+}
+
+/// What an SSE stream carries that the bridge acts on.
+pub enum Data {
+    /// A `message` event: one JSON-RPC message, folded to one line.
+    Message(Bytes),
+    /// An `endpoint` event (HTTP+SSE): where to POST messages.
+    Endpoint(Bytes),
+}
+
+/// The messages of an SSE response, one at a time, keeping the [`Cursor`] up to date.
 pub struct EventStream {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
     parser: crate::sse::Parser,
     queue: std::collections::VecDeque<crate::sse::Event>,
     batch: Vec<crate::sse::Event>,
+    cursor: Cursor,
+    seen_any: bool,
 }
 
 impl EventStream {
+    /// Reads `resp`, refusing events over `max_event` bytes.
     pub fn new(resp: reqwest::Response, max_event: usize) -> Self {
+        Self::resuming(resp, max_event, Cursor::default())
+    }
+
+    /// As [`EventStream::new`], for a stream that continues where `cursor` left off.
+    pub fn resuming(resp: reqwest::Response, max_event: usize, cursor: Cursor) -> Self {
         EventStream {
             body: resp.bytes_stream().boxed(),
             parser: crate::sse::Parser::new(max_event),
             queue: Default::default(),
             batch: Vec::new(),
+            cursor,
+            seen_any: false,
         }
     }
 
-    /// The next event; `None` when the stream ends or breaks (the reason is logged at debug).
-    pub async fn next(&mut self) -> Option<crate::sse::Event> {
+    /// Where the stream has got to.
+    pub fn cursor(&self) -> &Cursor {
+        &self.cursor
+    }
+
+    /// Whether any event (even one without data) has arrived.
+    pub fn seen_any(&self) -> bool {
+        self.seen_any
+    }
+
+    /// The next message or endpoint; events of other types and without data are skipped (their
+    /// id and retry still move the cursor). `None` when the stream ends or breaks (the reason is
+    /// logged). Cancel-safe: an event not yet returned stays queued, unread bytes stay in the body.
+    pub async fn next_message(&mut self) -> Option<Data> {
+        loop {
+            let mut ev = self.next_event().await?;
+            self.seen_any = true;
+            if let Some(id) = ev.id.take() {
+                self.cursor.last_id = Some(id);
+            }
+            if let Some(ms) = ev.retry {
+                self.cursor.retry = Some(Duration::from_millis(ms));
+            }
+            if ev.data.is_empty() {
+                continue;
+            }
+            if ev.is_message() {
+                return Some(Data::Message(jsonrpc::fold_lines(&ev.data)));
+            }
+            if ev.event == "endpoint" {
+                return Some(Data::Endpoint(ev.data));
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Option<crate::sse::Event> {
         loop {
             if let Some(ev) = self.queue.pop_front() {
                 return Some(ev);
@@ -318,22 +314,6 @@ impl EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expands_variables() {
-        let env = |k: &str| (k == "TOKEN").then(|| "s3cret".to_owned());
-        assert_eq!(expand_env("Bearer ${TOKEN}", env).unwrap(), "Bearer s3cret");
-        assert_eq!(expand_env("$$5 and $x", env).unwrap(), "$5 and $x");
-        assert_eq!(expand_env("${MISSING}", env).unwrap_err(), "MISSING");
-    }
-
-    #[test]
-    fn header_errors_name_the_header_not_the_value() {
-        let err = parse_headers(&["X-Key: ${MCP_BRIDGE_TEST_UNSET_VAR}".into()]).unwrap_err();
-        assert!(err.to_string().contains("MCP_BRIDGE_TEST_UNSET_VAR"));
-        let err = parse_headers(&["Authorization Bearer abc".into()]).unwrap_err();
-        assert!(!err.to_string().contains("abc"));
-    }
 
     #[test]
     fn backoff_is_capped_and_jittered() {

@@ -1,68 +1,52 @@
 //! Sandbox side: a stdio MCP server to the agent that relays every message to a remote MCP server
-//! over Streamable HTTP or legacy HTTP+SSE, and every server message back to stdout.
+//! (Streamable HTTP, HTTP+SSE, or the stateless 2026-07-28 revision) and every server message
+//! back. [`run`] reads the agent's lines, [`outbox::Outbox`] writes what goes back, and exactly
+//! one of the transports carries each message in between.
 
+mod config;
+mod detect;
 mod http;
-mod legacy;
-mod modern;
-pub mod outbox;
+mod outbox;
+mod sse;
+mod stateless;
 mod streamable;
 
-use crate::cli::{ConnectArgs, TransportChoice};
+pub use config::{Config, ConfigError};
+
+use crate::cli::TransportChoice;
 use crate::jsonrpc::{self, Kind, Message};
-use crate::stdio::{self, Line, Stdout};
+use crate::stdio::{self, Line, Stdio, Stdout};
 use crate::wire::{self, BridgeError, Reason};
 use bytes::Bytes;
 use outbox::Outbox;
-use reqwest::header::HeaderMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use url::Url;
 
-/// Validated options of `connect`.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub url: Url,
-    pub transport: TransportChoice,
-    pub headers: HeaderMap,
-    pub unix: Option<PathBuf>,
-    pub connect_timeout: Duration,
-    pub max_message_size: usize,
-    pub ca_cert: Option<PathBuf>,
-}
-
-impl TryFrom<ConnectArgs> for Config {
-    type Error = anyhow::Error;
-
-    fn try_from(args: ConnectArgs) -> anyhow::Result<Config> {
-        let url = Url::parse(&args.url).map_err(|e| anyhow::anyhow!("URL `{}`: {e}", args.url))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            anyhow::bail!("URL `{}`: the scheme must be http or https", args.url);
-        }
-        Ok(Config {
-            url,
-            transport: args.transport,
-            headers: http::parse_headers(&args.headers)?,
-            unix: args.unix,
-            connect_timeout: args.connect_timeout,
-            max_message_size: args.max_message_size,
-            ca_cert: args.ca_cert,
-        })
-    }
+/// What stops `connect` before it relays anything.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The HTTP client could not be built (TLS setup).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
 }
 
 /// What every part of a connection shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
+    /// The validated options.
     pub config: Arc<Config>,
+    /// The one keep-alive client for every request.
     pub client: reqwest::Client,
+    /// The way back to the agent.
     pub out: Outbox,
+    /// Whether the remote answered last time (for logs).
     pub link: http::Link,
     /// The agent's `initialize` request and `notifications/initialized`, replayed when the
     /// remote has lost the session.
     pub handshake: Arc<Mutex<Handshake>>,
+    /// Every task the connection started, waited for at shutdown.
     pub tasks: TaskTracker,
     /// Cancelled when the bridge shuts down.
     pub shutdown: CancellationToken,
@@ -70,9 +54,12 @@ pub(crate) struct Shared {
     pub target: Arc<str>,
 }
 
+/// What the bridge keeps of the handshake era's opening, to replay it on a new session.
 #[derive(Default)]
 pub(crate) struct Handshake {
+    /// The agent's `initialize` request, as sent.
     pub initialize: Option<Bytes>,
+    /// The agent's `notifications/initialized`, as sent.
     pub initialized: Option<Bytes>,
     /// Counter for the ids of requests the bridge makes itself.
     pub next_id: u64,
@@ -93,26 +80,31 @@ impl Shared {
         Some((init, h.initialized.clone()))
     }
 
+    /// When a message sent now stops waiting for an unreachable remote.
     pub fn deadline(&self) -> tokio::time::Instant {
         tokio::time::Instant::now() + self.config.connect_timeout
     }
 }
 
-enum Transport {
+/// The session transport of the handshake era, once known.
+pub(crate) enum Transport {
+    /// `auto`, before the first message has shown what the remote speaks.
     Undecided,
+    /// Streamable HTTP (2025-03-26 and later).
     Streamable(Arc<streamable::Streamable>),
-    Legacy(Arc<legacy::Legacy>),
+    /// HTTP+SSE (2024-11-05), `--transport sse`.
+    Sse(Arc<sse::Sse>),
 }
 
-/// Runs the bridge until stdin ends, stdout closes, or `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let client = http::build_client(&config)?;
+/// Runs the bridge over `io` until its input ends, its output closes, or `shutdown` is cancelled.
+pub async fn run(config: Config, io: Stdio, shutdown: CancellationToken) -> Result<(), Error> {
+    let client = http::build_client(&config).map_err(Error::Client)?;
     let target: Arc<str> = match &config.unix {
         Some(path) => format!("{} via unix:{}", config.url, path.display()).into(),
         None => config.url.as_str().into(),
     };
     let stdout_closed = shutdown.child_token();
-    let (stdout, writer) = Stdout::spawn(stdout_closed.clone());
+    let (stdout, writer) = Stdout::spawn(io.output, stdout_closed.clone());
     let shared = Shared {
         config: Arc::new(config),
         client,
@@ -123,16 +115,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown: shutdown.clone(),
         target,
     };
-    let mut lines = stdio::spawn_stdin_reader(shared.config.max_message_size);
+    let mut lines = stdio::spawn_reader(io.input, shared.config.max_message_size);
     let mut transport = match shared.config.transport {
         TransportChoice::Streamable => {
             Transport::Streamable(streamable::Streamable::new(shared.clone()))
         }
-        TransportChoice::Sse => Transport::Legacy(legacy::Legacy::start(shared.clone())),
+        TransportChoice::Sse => Transport::Sse(sse::Sse::start(shared.clone())),
         TransportChoice::Auto => Transport::Undecided,
     };
 
-    let modern = modern::Modern::new(shared.clone());
+    let stateless = stateless::Stateless::new(shared.clone());
     let mut eof = false;
     loop {
         // Each branch either waits on a channel or a token: dropping it loses nothing.
@@ -149,7 +141,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let Some(msg) = accept(&shared.out, line).await else {
             continue;
         };
-        transport = dispatch(&shared, &modern, transport, msg).await;
+        transport = dispatch(&shared, &stateless, transport, msg).await;
     }
 
     if eof {
@@ -164,13 +156,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     match &transport {
         Transport::Streamable(s) => s.close().await,
-        Transport::Legacy(l) => l.close(),
+        Transport::Sse(l) => l.close(),
         Transport::Undecided => {}
     }
     shutdown.cancel();
     shared.tasks.close();
     let _ = tokio::time::timeout(Duration::from_millis(200), shared.tasks.wait()).await;
-    drop((transport, modern, shared, stdout));
+    drop((transport, stateless, shared, stdout));
     // The writer flushes whenever its queue is idle, so everything sent so far is out; it ends
     // once the last handle is gone. A task that outlived the wait above must not hold up the exit.
     writer.finish(Duration::from_millis(300)).await;
@@ -206,11 +198,11 @@ async fn accept(out: &Outbox, line: Line) -> Option<Message> {
     }
 }
 
-/// Notes what the bridge must remember of an agent message. Returns false if the message is
-/// not to be sent on (a cancellation of a 2026-07-28 request, done by closing its POST).
+/// Notes what the bridge must remember of a handshake-era message. Returns false if the message
+/// is not to be sent on (a cancellation of a 2026-07-28 request, done by closing its POST).
 fn remember_handshake(
     shared: &Shared,
-    modern: &modern::Modern,
+    stateless: &stateless::Stateless,
     transport: &Transport,
     msg: &Message,
 ) -> bool {
@@ -225,7 +217,7 @@ fn remember_handshake(
             // The server will not answer a cancelled request; neither will the bridge.
             if let Some(id) = wire::cancelled_id(&msg.raw) {
                 shared.out.forget(&id);
-                if modern.cancel(&id) {
+                if stateless.cancel(&id) {
                     return false;
                 }
             }
@@ -246,12 +238,12 @@ fn remember_handshake(
 /// session transport (deciding which one on the first message).
 async fn dispatch(
     shared: &Shared,
-    modern: &Arc<modern::Modern>,
+    stateless: &Arc<stateless::Stateless>,
     transport: Transport,
     msg: Message,
 ) -> Transport {
-    let version = modern::modern_version(&msg);
-    if version.is_none() && !remember_handshake(shared, modern, &transport, &msg) {
+    let version = stateless::stateless_version(&msg);
+    if version.is_none() && !remember_handshake(shared, stateless, &transport, &msg) {
         return transport;
     }
     if let Err(id) = shared.out.register(&msg) {
@@ -262,7 +254,7 @@ async fn dispatch(
     }
     if let Some(version) = version {
         // 2026-07-28: each request stands alone, whatever the handshake state.
-        modern.send(msg, version);
+        stateless.send(msg, version);
         return transport;
     }
     match transport {
@@ -270,95 +262,13 @@ async fn dispatch(
             s.send(msg).await;
             Transport::Streamable(s)
         }
-        Transport::Legacy(l) => {
+        Transport::Sse(l) => {
             l.send(msg).await;
-            Transport::Legacy(l)
+            Transport::Sse(l)
         }
-        Transport::Undecided => detect(shared, msg).await,
+        Transport::Undecided => detect::detect(shared, msg).await,
     }
 }
 
-/// The spec's backwards-compatibility procedure: POST the first message; a 400, 404 or 405 means
-/// the server is a legacy HTTP+SSE one. A URL ending in `/sse` tries legacy first.
-async fn detect(shared: &Shared, msg: Message) -> Transport {
-    if shared
-        .config
-        .url
-        .path()
-        .trim_end_matches('/')
-        .ends_with("/sse")
-    {
-        match legacy::Legacy::probe(shared.clone()).await {
-            Ok(l) => {
-                tracing::info!("transport: legacy HTTP+SSE (2024-11-05)");
-                l.send(msg).await;
-                return Transport::Legacy(l);
-            }
-            Err(legacy::ProbeError::NotSse) => {}
-            Err(legacy::ProbeError::Failed(f)) => {
-                shared.out.fail_message(&msg, &f).await;
-                return Transport::Undecided;
-            }
-        }
-    }
-    let s = streamable::Streamable::new(shared.clone());
-    match s.send_first(msg).await {
-        streamable::First::Streamable => {
-            tracing::info!("transport: Streamable HTTP");
-            Transport::Streamable(s)
-        }
-        streamable::First::Unreachable => Transport::Undecided,
-        streamable::First::NotStreamable(msg) => {
-            tracing::debug!("POST refused: trying legacy HTTP+SSE");
-            match legacy::Legacy::probe(shared.clone()).await {
-                Ok(l) => {
-                    tracing::info!("transport: legacy HTTP+SSE (2024-11-05)");
-                    l.send(msg).await;
-                    Transport::Legacy(l)
-                }
-                Err(legacy::ProbeError::NotSse) => {
-                    let f = BridgeError::new(
-                        Reason::NoMcpEndpoint,
-                        false,
-                        format!(
-                            "{} speaks neither Streamable HTTP nor HTTP+SSE",
-                            shared.target
-                        ),
-                    );
-                    tracing::warn!("{}", f.message);
-                    shared.out.fail_message(&msg, &f).await;
-                    Transport::Undecided
-                }
-                Err(legacy::ProbeError::Failed(f)) => {
-                    shared.out.fail_message(&msg, &f).await;
-                    Transport::Undecided
-                }
-            }
-        }
-    }
-}
-
-/// Writes one message from the server to the agent. `inspect` sees it first and may keep it back
-/// (answers to the bridge's own requests). Returns false once stdout is gone.
-pub(crate) async fn forward(shared: &Shared, data: Bytes) -> bool {
-    match jsonrpc::parse(data) {
-        Ok(msg) => shared.out.from_server(msg).await,
-        Err(e) => {
-            tracing::warn!("dropped a message from the server that is not JSON-RPC: {e}");
-            true
-        }
-    }
-}
-
-/// Sends the failure for every request in `msg` (used when a message cannot be delivered).
-pub(crate) async fn fail(shared: &Shared, msg: &Message, failure: &BridgeError) {
-    if msg.has_requests() {
-        shared.out.fail_message(msg, failure).await;
-    } else {
-        tracing::warn!(
-            "could not deliver a {}: {}",
-            msg.method().unwrap_or("message"),
-            failure.message
-        );
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -2,8 +2,8 @@
 //! the session id and protocol version headers, the optional GET stream, resuming broken streams
 //! with `Last-Event-ID`, and replaying the handshake when the server has lost the session.
 
-use super::http::{self, Link};
-use super::{Shared, fail, forward};
+use super::Shared;
+use super::http::{self, Cursor, Data, Link};
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::wire::{BridgeError, LAST_EVENT_ID, PROTOCOL_VERSION, Reason, SESSION_ID};
 use bytes::Bytes;
@@ -27,8 +27,10 @@ struct Session {
     generation: u64,
 }
 
+/// A Streamable HTTP session with the remote.
 pub(crate) struct Streamable {
     shared: Shared,
+    /// The session id and negotiated version, sent with every request.
     session: Mutex<Session>,
     /// Held while re-initializing, so concurrent 404s replay the handshake once.
     reinit: tokio::sync::Mutex<()>,
@@ -40,9 +42,10 @@ pub(crate) struct Streamable {
 
 /// What the first POST said about the server.
 pub(crate) enum First {
-    Streamable,
-    /// 400, 404 or 405: try legacy HTTP+SSE with this message.
-    NotStreamable(Message),
+    /// The server speaks Streamable HTTP; it answered with this status.
+    Streamable(StatusCode),
+    /// 400, 404 or 405 (the status): try HTTP+SSE with this message.
+    NotStreamable(Message, StatusCode),
     /// Nothing answered; the message has had its error.
     Unreachable,
 }
@@ -60,6 +63,7 @@ struct Watch<'a> {
 }
 
 impl Streamable {
+    /// No session yet: the first `initialize` answered opens one.
     pub fn new(shared: Shared) -> Arc<Self> {
         Arc::new(Streamable {
             shared,
@@ -101,15 +105,15 @@ impl Streamable {
         let resp = match self.send_post(&msg, &sess).await {
             Ok(resp) => resp,
             Err(f) => {
-                fail(&self.shared, &msg, &f).await;
+                self.shared.out.fail_message(&msg, &f).await;
                 return First::Unreachable;
             }
         };
         if matches!(resp.status().as_u16(), 400 | 404 | 405) {
             let status = resp.status();
             let body = http::read_body(resp, 64 * 1024).await.unwrap_or_default();
-            if let Some(err) = super::modern::modern_refusal(status, &body) {
-                // A 2026-07-28-only server: falling back to legacy SSE would be wrong.
+            if let Some(err) = super::stateless::stateless_refusal(status, &body) {
+                // A 2026-07-28-only server: falling back to HTTP+SSE would be wrong.
                 let mut f = BridgeError::new(
                     Reason::EraMismatch,
                     false,
@@ -121,19 +125,20 @@ impl Streamable {
                 );
                 f.http_status = Some(status.as_u16());
                 f.remote_error = Some(err);
-                fail(&self.shared, &msg, &f).await;
+                self.shared.out.fail_message(&msg, &f).await;
                 return First::Unreachable;
             }
-            return First::NotStreamable(msg);
+            return First::NotStreamable(msg, status);
         }
         let initialized = msg.method() == Some("notifications/initialized");
+        let status = resp.status();
         if let Outcome::SessionGone = self.answer(&msg, resp, &sess).await {
             unreachable!("no session exists before the first message");
         }
         if initialized {
             self.start_get_stream();
         }
-        First::Streamable
+        First::Streamable(status)
     }
 
     /// POSTs `msg` and carries its answer back, re-initializing once if the session is gone.
@@ -143,14 +148,14 @@ impl Streamable {
             let sess = self.session();
             let resp = match self.send_post(&msg, &sess).await {
                 Ok(resp) => resp,
-                Err(f) => return fail(&self.shared, &msg, &f).await,
+                Err(f) => return self.shared.out.fail_message(&msg, &f).await,
             };
             match self.answer(&msg, resp, &sess).await {
                 Outcome::Done => return,
                 Outcome::SessionGone if !retried => {
                     retried = true;
                     if let Err(f) = self.reinit(sess.generation).await {
-                        return fail(&self.shared, &msg, &f).await;
+                        return self.shared.out.fail_message(&msg, &f).await;
                     }
                     if msg.method() == Some("notifications/initialized") {
                         return; // the replayed handshake has sent it already
@@ -162,7 +167,7 @@ impl Streamable {
                         false,
                         "the server lost the session again right after re-initializing",
                     );
-                    return fail(&self.shared, &msg, &f).await;
+                    return self.shared.out.fail_message(&msg, &f).await;
                 }
             }
         }
@@ -204,67 +209,87 @@ impl Streamable {
         let status = resp.status();
         let is_init = msg.method() == Some("initialize");
         if status.is_success() {
-            if is_init {
-                self.start_session(&resp);
-            }
-            let init_id = match msg.kind() {
-                Kind::Request { id, .. } if is_init => Some(id.clone()),
-                _ => None,
+            self.accepted(msg, resp, is_init).await;
+        } else if status == StatusCode::NOT_FOUND && sess.id.is_some() && !is_init {
+            return Outcome::SessionGone;
+        } else {
+            self.refused(msg, resp).await;
+        }
+        Outcome::Done
+    }
+
+    /// A 2xx: carries the answers to the agent. An `initialize` answer opens the session, and
+    /// its protocol version is kept before the agent sees it.
+    async fn accepted(&self, msg: &Message, resp: reqwest::Response, is_init: bool) {
+        if is_init {
+            self.start_session(&resp);
+        }
+        let init_id = match msg.kind() {
+            Kind::Request { id, .. } if is_init => Some(id.clone()),
+            _ => None,
+        };
+        let mut watch = init_id.as_ref().map(|id| Watch { id, found: None });
+        let result = self.read_answers(msg, resp, watch.as_mut()).await;
+        if let Some(found) = watch.and_then(|w| w.found) {
+            self.note_version(&found);
+            self.shared.out.forward(found).await;
+        }
+        if let Err(f) = result {
+            self.shared.out.fail_message(msg, &f).await;
+        }
+    }
+
+    /// Reads the answers to `msg` from a 2xx response in whichever form it came: an event
+    /// stream, a JSON body, or nothing (202, when they are to come on the GET stream).
+    async fn read_answers(
+        &self,
+        msg: &Message,
+        resp: reqwest::Response,
+        watch: Option<&mut Watch<'_>>,
+    ) -> Result<(), BridgeError> {
+        if http::is_event_stream(&resp) {
+            // The watched answer (initialize's) is waited for through `watch` instead.
+            let wanted: Vec<Id> = match watch {
+                Some(_) => Vec::new(),
+                None => msg.request_ids().cloned().collect(),
             };
-            let mut watch = init_id.as_ref().map(|id| Watch { id, found: None });
-            let result = if http::is_event_stream(&resp) {
-                // The watched answer (initialize's) is waited for through `watch` instead.
-                let wanted: Vec<Id> = match watch {
-                    Some(_) => Vec::new(),
-                    None => msg.request_ids().cloned().collect(),
-                };
-                self.read_stream(resp, &wanted, watch.as_mut()).await
-            } else if msg.has_requests() && status != StatusCode::ACCEPTED {
-                let read = self.read_json(resp, watch.as_mut()).await;
-                let unanswered =
-                    watch.is_none() && msg.request_ids().any(|id| self.shared.out.is_pending(id));
-                read.and_then(|()| match unanswered {
-                    true => Err(BridgeError::new(
-                        Reason::NoAnswer,
-                        true,
-                        "the server's JSON reply did not answer the request",
-                    )),
-                    false => Ok(()),
-                })
-            } else if msg.has_requests() && !self.get_open.load(Ordering::Relaxed) {
-                // A request must be answered on its own POST; a server that only accepts it
-                // could answer on the GET stream, but there is none: the answer cannot come.
-                Err(BridgeError::new(
+            return self.read_stream(resp, &wanted, watch).await;
+        }
+        if msg.has_requests() && resp.status() != StatusCode::ACCEPTED {
+            let watching = watch.is_some();
+            self.read_json(resp, watch).await?;
+            if !watching && msg.request_ids().any(|id| self.shared.out.is_pending(id)) {
+                return Err(BridgeError::new(
                     Reason::NoAnswer,
                     true,
-                    "the server accepted the request (202) but there is no stream to answer on",
-                ))
-            } else {
-                // 202 for notifications and responses; answers to requests, if any, come on
-                // the GET stream.
-                Ok(())
-            };
-            if let Some(found) = watch.and_then(|w| w.found) {
-                self.note_version(&found);
-                forward(&self.shared, found).await;
+                    "the server's JSON reply did not answer the request",
+                ));
             }
-            if let Err(f) = result {
-                fail(&self.shared, msg, &f).await;
-            }
-            return Outcome::Done;
+            return Ok(());
         }
-        if status == StatusCode::NOT_FOUND && sess.id.is_some() && !is_init {
-            return Outcome::SessionGone;
+        if msg.has_requests() && !self.get_open.load(Ordering::Relaxed) {
+            // A request must be answered on its own POST; a server that only accepts it
+            // could answer on the GET stream, but there is none: the answer cannot come.
+            return Err(BridgeError::new(
+                Reason::NoAnswer,
+                true,
+                "the server accepted the request (202) but there is no stream to answer on",
+            ));
         }
+        // 202 for notifications and responses; answers to requests, if any, come on the GET
+        // stream.
+        Ok(())
+    }
+
+    /// A refusal: the server's own JSON-RPC error, where it sent one, then the bridge's.
+    async fn refused(&self, msg: &Message, resp: reqwest::Response) {
         let failure = http::status_failure(&resp, &self.shared.target);
-        // The server may explain itself with a JSON-RPC error of its own: pass that on.
         if let Ok(body) = http::read_body(resp, 64 * 1024).await
             && jsonrpc::parse(body.clone()).is_ok_and(|m| m.response_ids().next().is_some())
         {
-            forward(&self.shared, body).await;
+            self.shared.out.forward(body).await;
         }
-        fail(&self.shared, msg, &failure).await;
-        Outcome::Done
+        self.shared.out.fail_message(msg, &failure).await;
     }
 
     fn start_session(&self, resp: &reqwest::Response) {
@@ -296,21 +321,20 @@ impl Streamable {
             .await
             .map_err(|e| BridgeError::new(Reason::BadResponse, true, e))?;
         if !body.iter().all(u8::is_ascii_whitespace) {
-            self.deliver_data(body, watch).await;
+            self.deliver_data(jsonrpc::fold_lines(&body), watch).await;
         }
         Ok(())
     }
 
-    /// Forwards one message from the server, unless it is the watched answer.
+    /// Forwards one message from the server (on one line), unless it is the watched answer.
     async fn deliver_data(&self, data: Bytes, watch: Option<&mut Watch<'_>>) -> bool {
-        let data = jsonrpc::fold_lines(&data);
         if let Some(w) = watch
             && is_response_to(&data, w.id)
         {
             w.found = Some(data);
             return true;
         }
-        forward(&self.shared, data).await
+        self.shared.out.forward(data).await
     }
 
     /// Reads an SSE answer until every request in `wanted` (and the watched one) is answered,
@@ -382,40 +406,29 @@ impl Streamable {
         mut watch: Option<&mut Watch<'_>>,
         stop: Option<&CancellationToken>,
     ) -> bool {
-        let mut events = http::EventStream::new(resp, self.shared.config.max_message_size);
-        let mut progressed = false;
+        let max = self.shared.config.max_message_size;
+        let mut events = http::EventStream::resuming(resp, max, std::mem::take(cursor));
         let never = CancellationToken::new();
         let stop = stop.unwrap_or(&never);
         loop {
-            // Every branch is cancel-safe: EventStream::next keeps what it has not returned.
-            let ev = tokio::select! {
-                _ = self.shared.shutdown.cancelled() => return progressed,
-                _ = stop.cancelled() => return progressed,
-                ev = events.next() => ev,
+            // Every branch is cancel-safe: EventStream::next_message keeps what it has not returned.
+            let data = tokio::select! {
+                _ = self.shared.shutdown.cancelled() => None,
+                _ = stop.cancelled() => None,
+                data = events.next_message() => data,
             };
-            let Some(ev) = ev else { return progressed };
-            progressed = true;
-            if let Some(id) = &ev.id {
-                cursor.last_id = Some(id.clone());
-            }
-            if let Some(ms) = ev.retry {
-                cursor.retry = Some(Duration::from_millis(ms));
-            }
-            if ev.data.is_empty() || !ev.is_message() {
-                continue;
-            }
-            if !self.deliver_data(ev.data, watch.as_deref_mut()).await {
-                return progressed;
+            let more = match data {
+                Some(Data::Message(data)) => self.deliver_data(data, watch.as_deref_mut()).await,
+                Some(Data::Endpoint(_)) => true,
+                None => false,
+            };
+            if !more {
+                break;
             }
         }
+        *cursor = events.cursor().clone();
+        events.seen_any()
     }
-}
-
-/// Where a stream got to, for resuming it.
-#[derive(Default)]
-struct Cursor {
-    last_id: Option<String>,
-    retry: Option<Duration>,
 }
 
 fn with_session(mut req: reqwest::RequestBuilder, sess: &Session) -> reqwest::RequestBuilder {

@@ -2,8 +2,8 @@
 //! server starts, replaying the handshake when the server has lost the session, and the DELETE
 //! at the end.
 
-use super::{Cursor, Session, Streamable, Watch, with_session};
-use crate::connect::http;
+use super::{Session, Streamable, Watch, with_session};
+use crate::connect::http::{self, Cursor};
 use crate::jsonrpc::{self, Id};
 use crate::wire::{BridgeError, LAST_EVENT_ID, Reason};
 use reqwest::StatusCode;

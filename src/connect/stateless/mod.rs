@@ -3,99 +3,26 @@
 //! (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), one POST per request, and
 //! cancellation by closing that POST. The only state is the `x-mcp-header` map from `tools/list`.
 
-use super::http;
-use super::{Shared, fail, forward};
-use crate::jsonrpc::{self, Id, Kind, Message};
-use crate::wire::stateless::{
-    ParamMap, VERSION_KEY, encode_header_value, header_params, param_text,
-};
-use crate::wire::{self, BridgeError, Reason};
-use crate::wire::{HEADER_MISMATCH, METHOD_NOT_FOUND, STATELESS_ERRORS};
+mod request;
+
+pub(crate) use request::{stateless_refusal, stateless_version};
+
+use super::Shared;
+use super::http::{self, Data};
+use crate::jsonrpc::{Id, Kind, Message};
+use crate::wire::stateless::{ParamMap, header_params};
+use crate::wire::{BridgeError, HEADER_MISMATCH, Reason};
 use bytes::Bytes;
+use request::{Fields, err_code, is_stateless_error, rpc_error};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-/// The protocol version a request of the 2026-07-28 era carries in `params._meta`; `None` for
-/// earlier eras (which use the `initialize` handshake, itself never a modern request).
-pub fn modern_version(msg: &Message) -> Option<String> {
-    let Kind::Request { method, .. } = msg.kind() else {
-        return None;
-    };
-    if msg.batch || method == "initialize" {
-        return None;
-    }
-    // Cheap test first: most traffic of the earlier eras never mentions the key.
-    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(VERSION_KEY));
-    FINDER.find(&msg.raw)?;
-    let fields = Fields::parse(&msg.raw)?;
-    fields.version
-}
-
-/// What headers are derived from: the parts of a request that 2026-07-28 mirrors in HTTP.
-struct Fields {
-    version: Option<String>,
-    method: String,
-    name: Option<String>,
-    arguments: Option<Value>,
-    /// The `io.modelcontextprotocol/*` part of `_meta`, for requests the bridge makes itself.
-    envelope: serde_json::Map<String, Value>,
-}
-
-impl Fields {
-    fn parse(raw: &[u8]) -> Option<Fields> {
-        #[derive(serde::Deserialize)]
-        struct Req<'a> {
-            method: String,
-            #[serde(borrow)]
-            params: Option<Params<'a>>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Params<'a> {
-            #[serde(rename = "_meta")]
-            meta: Option<serde_json::Map<String, Value>>,
-            name: Option<Value>,
-            uri: Option<Value>,
-            #[serde(borrow)]
-            arguments: Option<&'a serde_json::value::RawValue>,
-        }
-        let req: Req<'_> = serde_json::from_slice(raw).ok()?;
-        let params = req.params?;
-        let meta = params.meta.unwrap_or_default();
-        let version = meta
-            .get(VERSION_KEY)
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let envelope = meta
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("io.modelcontextprotocol/"))
-            .collect();
-        let name = match req.method.as_str() {
-            "tools/call" | "prompts/get" => params.name,
-            "resources/read" => params.uri,
-            _ => None,
-        };
-        let arguments = match req.method.as_str() {
-            "tools/call" => params
-                .arguments
-                .and_then(|a| serde_json::from_str(a.get()).ok()),
-            _ => None,
-        };
-        Some(Fields {
-            version,
-            method: req.method,
-            name: name.and_then(|n| n.as_str().map(str::to_owned)),
-            arguments,
-            envelope,
-        })
-    }
-}
-
-pub(crate) struct Modern {
+/// The 2026-07-28 requests in flight, and what the bridge learned of the server's tools.
+pub(crate) struct Stateless {
     shared: Shared,
     /// Tool name -> its `x-mcp-header` arguments, from the latest `tools/list` answers.
     params: Mutex<HashMap<String, ParamMap>>,
@@ -104,9 +31,10 @@ pub(crate) struct Modern {
     inflight: Mutex<HashMap<Id, CancellationToken>>,
 }
 
-impl Modern {
+impl Stateless {
+    /// Nothing in flight, no tools known.
     pub fn new(shared: Shared) -> Arc<Self> {
-        Arc::new(Modern {
+        Arc::new(Stateless {
             shared,
             params: Mutex::default(),
             inflight: Mutex::default(),
@@ -157,11 +85,11 @@ impl Modern {
         loop {
             let headers = match self.headers(&fields, version) {
                 Ok(h) => h,
-                Err(f) => return fail(&self.shared, msg, &f).await,
+                Err(f) => return self.shared.out.fail_message(msg, &f).await,
             };
             let resp = match self.post(msg.raw.clone(), &headers).await {
                 Ok(resp) => resp,
-                Err(f) => return fail(&self.shared, msg, &f).await,
+                Err(f) => return self.shared.out.fail_message(msg, &f).await,
             };
             let status = resp.status();
             if status.is_success() {
@@ -183,7 +111,7 @@ impl Modern {
                     tracing::debug!("header mismatch: listing tools and sending again");
                     self.relist(&fields, version).await;
                 }
-                Some(err) if is_modern_error(status, &err) => {
+                Some(err) if is_stateless_error(status, &err) => {
                     return self.reply(id, err).await;
                 }
                 Some(err) if status.is_client_error() => {
@@ -193,59 +121,17 @@ impl Modern {
                 None if matches!(status.as_u16(), 400 | 404 | 405) => {
                     return self.era_mismatch(id, status, None).await;
                 }
-                None => return fail(&self.shared, msg, &failure).await,
+                None => return self.shared.out.fail_message(msg, &failure).await,
             }
         }
     }
 
     fn headers(&self, fields: &Fields, version: &str) -> Result<HeaderMap, BridgeError> {
-        let bad = |what: &str| {
-            BridgeError::new(
-                Reason::InvalidMessage,
-                false,
-                format!("{what} cannot be sent as an HTTP header"),
-            )
-        };
-        let mut h = HeaderMap::new();
-        h.insert(
-            ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
-        );
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(
-            wire::PROTOCOL_VERSION,
-            HeaderValue::try_from(version).map_err(|_| bad("the protocol version"))?,
-        );
-        h.insert(
-            wire::METHOD,
-            HeaderValue::try_from(encode_header_value(&fields.method))
-                .map_err(|_| bad("the method"))?,
-        );
-        if let Some(name) = &fields.name {
-            h.insert(
-                wire::NAME,
-                HeaderValue::try_from(encode_header_value(name)).map_err(|_| bad("the name"))?,
-            );
-        }
-        if let (Some(tool), Some(args)) = (&fields.name, &fields.arguments)
-            && fields.method == "tools/call"
-        {
-            let params = self.params.lock().expect("params lock");
-            for (path, token) in params.get(tool).into_iter().flatten() {
-                let value = path.iter().try_fold(args, |v, key| v.get(key));
-                let Some(text) = value.and_then(param_text) else {
-                    continue;
-                };
-                let name = HeaderName::try_from(format!("{}{token}", wire::PARAM_PREFIX))
-                    .map_err(|_| bad("a parameter name"))?;
-                h.insert(
-                    name,
-                    HeaderValue::try_from(encode_header_value(&text))
-                        .map_err(|_| bad("a parameter"))?,
-                );
-            }
-        }
-        Ok(h)
+        let params = self.params.lock().expect("params lock");
+        fields.headers(
+            version,
+            fields.name.as_ref().and_then(|tool| params.get(tool)),
+        )
     }
 
     async fn post(
@@ -271,43 +157,57 @@ impl Modern {
 
     /// Carries a 2xx answer to the agent: a JSON body, or an SSE stream read to the response.
     async fn answer(&self, msg: &Message, id: &Id, fields: &Fields, resp: reqwest::Response) {
-        let max = self.shared.config.max_message_size;
         if http::is_event_stream(&resp) {
-            let mut events = http::EventStream::new(resp, max);
-            while let Some(ev) = events.next().await {
-                if ev.data.is_empty() || !ev.is_message() {
-                    continue;
-                }
-                let data = self.learn(fields, jsonrpc::fold_lines(&ev.data));
-                if !forward(&self.shared, data).await || !self.shared.out.is_pending(id) {
-                    return;
-                }
-            }
-            if fields.method == "subscriptions/listen" {
-                // How a stdio server ends a subscription: tell the agent the stream is gone.
-                let note = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId": serde_json::from_str::<Value>(id.as_json()).unwrap_or(Value::Null),"reason":"the server closed the subscription stream"}});
-                self.shared.out.forget(id);
-                self.shared.out.raw(Bytes::from(note.to_string())).await;
+            self.answer_stream(msg, id, fields, resp).await
+        } else {
+            self.answer_json(msg, id, fields, resp).await
+        }
+    }
+
+    /// Forwards the messages of an SSE answer until the one that answers `id`.
+    async fn answer_stream(
+        &self,
+        msg: &Message,
+        id: &Id,
+        fields: &Fields,
+        resp: reqwest::Response,
+    ) {
+        let mut events = http::EventStream::new(resp, self.shared.config.max_message_size);
+        while let Some(data) = events.next_message().await {
+            let Data::Message(data) = data else { continue };
+            let data = self.learn(fields, data);
+            if !self.shared.out.forward(data).await || !self.shared.out.is_pending(id) {
                 return;
             }
-            let f = BridgeError::new(
-                Reason::StreamEnded,
-                true,
-                "the response stream ended before the answer; send the request again with a new id",
-            );
-            return fail(&self.shared, msg, &f).await;
         }
-        match http::read_body(resp, max).await {
+        if fields.method == "subscriptions/listen" {
+            // How a stdio server ends a subscription: tell the agent the stream is gone.
+            let note = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId": serde_json::from_str::<Value>(id.as_json()).unwrap_or(Value::Null),"reason":"the server closed the subscription stream"}});
+            self.shared.out.forget(id);
+            self.shared.out.raw(Bytes::from(note.to_string())).await;
+            return;
+        }
+        let f = BridgeError::new(
+            Reason::StreamEnded,
+            true,
+            "the response stream ended before the answer; send the request again with a new id",
+        );
+        self.shared.out.fail_message(msg, &f).await;
+    }
+
+    /// Forwards a JSON answer, which must answer `id`.
+    async fn answer_json(&self, msg: &Message, id: &Id, fields: &Fields, resp: reqwest::Response) {
+        match http::read_body(resp, self.shared.config.max_message_size).await {
             Ok(body) if !body.iter().all(u8::is_ascii_whitespace) => {
                 let body = self.learn(fields, body);
-                forward(&self.shared, body).await;
+                self.shared.out.forward(body).await;
                 if self.shared.out.is_pending(id) {
                     let f = BridgeError::new(
                         Reason::NoAnswer,
                         true,
                         "the server's reply did not answer the request",
                     );
-                    fail(&self.shared, msg, &f).await;
+                    self.shared.out.fail_message(msg, &f).await;
                 }
             }
             Ok(_) => {
@@ -316,15 +216,13 @@ impl Modern {
                     true,
                     "the server accepted the request but sent no answer",
                 );
-                fail(&self.shared, msg, &f).await;
+                self.shared.out.fail_message(msg, &f).await;
             }
             Err(e) => {
-                fail(
-                    &self.shared,
-                    msg,
-                    &BridgeError::new(Reason::BadResponse, true, e),
-                )
-                .await
+                self.shared
+                    .out
+                    .fail_message(msg, &BridgeError::new(Reason::BadResponse, true, e))
+                    .await
             }
         }
     }
@@ -397,14 +295,13 @@ impl Modern {
             }
             let answer = if http::is_event_stream(&resp) {
                 let mut events = http::EventStream::new(resp, self.shared.config.max_message_size);
-                let mut found = None;
-                while let Some(ev) = events.next().await {
-                    if ev.is_message() && !ev.data.is_empty() {
-                        found = Some(ev.data);
-                        break;
+                loop {
+                    match events.next_message().await {
+                        Some(Data::Message(data)) => break Some(data),
+                        Some(Data::Endpoint(_)) => continue,
+                        None => break None,
                     }
                 }
-                found
             } else {
                 http::read_body(resp, self.shared.config.max_message_size)
                     .await
@@ -448,55 +345,5 @@ impl Modern {
         e.remote_era = Some("pre-2026-07-28");
         e.remote_error = remote;
         self.shared.out.fail(id, &e).await;
-    }
-}
-
-/// The `error` object of a JSON-RPC error response body.
-fn rpc_error(body: &[u8]) -> Option<Value> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let err = v.get("error")?;
-    err.get("code")?.as_i64()?;
-    Some(err.clone())
-}
-
-fn err_code(err: &Value) -> Option<i64> {
-    err.get("code").and_then(Value::as_i64)
-}
-
-/// If a refused `initialize` (or other pre-2026 message) was refused with a 2026-07-28 error,
-/// that error: the server speaks only the stateless revision.
-pub fn modern_refusal(status: StatusCode, body: &[u8]) -> Option<Value> {
-    let err = rpc_error(body)?;
-    let code = err_code(&err)?;
-    (STATELESS_ERRORS.contains(&code)
-        || (status == StatusCode::NOT_FOUND && code == METHOD_NOT_FOUND))
-        .then_some(err)
-}
-
-/// Whether an error shows the server understood the request's era.
-fn is_modern_error(status: StatusCode, err: &Value) -> bool {
-    let code = err_code(err).unwrap_or(0);
-    STATELESS_ERRORS.contains(&code)
-        || (status == StatusCode::NOT_FOUND && code == METHOD_NOT_FOUND)
-        || !status.is_client_error()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_modern_requests() {
-        let m = |s: &str| jsonrpc::parse(Bytes::from(s.to_owned())).unwrap();
-        let modern = m(
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
-        );
-        assert_eq!(modern_version(&modern).as_deref(), Some("2026-07-28"));
-        let init = m(
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
-        );
-        assert_eq!(modern_version(&init), None);
-        let legacy = m(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
-        assert_eq!(modern_version(&legacy), None);
     }
 }

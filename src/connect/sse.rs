@@ -1,10 +1,10 @@
-//! Legacy HTTP+SSE (spec 2024-11-05): one long GET stream whose first event names the endpoint
-//! to POST messages to, and whose `message` events carry everything from the server. A dropped
-//! stream loses the session: waiting requests get errors, and the bridge reconnects with backoff
-//! and replays the agent's handshake on the new session.
+//! HTTP+SSE (spec 2024-11-05, `--transport sse`): one long GET stream whose first event names
+//! the endpoint to POST messages to, and whose `message` events carry everything from the server.
+//! A dropped stream loses the session: waiting requests get errors, and the bridge reconnects with
+//! backoff and replays the agent's handshake on the new session.
 
-use super::http;
-use super::{Shared, fail, forward};
+use super::Shared;
+use super::http::{self, Data};
 use crate::jsonrpc::{self, Id};
 use crate::wire::{BridgeError, Reason};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -18,20 +18,26 @@ use url::Url;
 enum Endpoint {
     /// No usable stream yet (connecting, or replaying the handshake).
     Connecting,
+    /// POST messages here.
     Ready(Url),
     /// The server named an endpoint the bridge will not use.
     Refused(String),
 }
 
+/// Why the URL could not be taken as an HTTP+SSE endpoint.
 pub(crate) enum ProbeError {
     /// The URL answered, but not with an event stream.
     NotSse,
+    /// The URL could not be reached, or its stream named no usable endpoint.
     Failed(BridgeError),
 }
 
-pub(crate) struct Legacy {
+/// An HTTP+SSE session: the GET stream and the endpoint it named.
+pub(crate) struct Sse {
     shared: Shared,
+    /// Where to POST now; senders wait here while the stream (re)connects.
     endpoint: watch::Sender<Endpoint>,
+    /// Stops the reader task.
     stop: CancellationToken,
     /// The handshake replay in flight on a new stream.
     replay: Mutex<Option<Replay>>,
@@ -46,7 +52,7 @@ struct Replay {
     url: Url,
 }
 
-impl Legacy {
+impl Sse {
     /// Connects in the background (with `--transport sse`).
     pub fn start(shared: Shared) -> Arc<Self> {
         let this = Self::new(shared);
@@ -57,7 +63,7 @@ impl Legacy {
         this
     }
 
-    /// Tries the URL as a legacy SSE endpoint (auto detection); on success keeps the stream.
+    /// Tries the URL as an HTTP+SSE endpoint (auto detection); on success keeps the stream.
     pub async fn probe(shared: Shared) -> Result<Arc<Self>, ProbeError> {
         let deadline = shared.deadline();
         let resp = http::send(&shared.link, &shared.target, deadline, || {
@@ -84,7 +90,7 @@ impl Legacy {
 
     fn new(shared: Shared) -> Arc<Self> {
         let stop = shared.shutdown.child_token();
-        Arc::new(Legacy {
+        Arc::new(Sse {
             shared,
             endpoint: watch::channel(Endpoint::Connecting).0,
             stop,
@@ -92,6 +98,7 @@ impl Legacy {
         })
     }
 
+    /// Stops the stream (the agent is leaving).
     pub fn close(&self) {
         self.stop.cancel();
     }
@@ -137,7 +144,7 @@ impl Legacy {
         let deadline = self.shared.deadline();
         let url = match self.ready(deadline).await {
             Ok(url) => url,
-            Err(f) => return fail(&self.shared, &msg, &f).await,
+            Err(f) => return self.shared.out.fail_message(&msg, &f).await,
         };
         let post = || {
             self.shared
@@ -149,14 +156,12 @@ impl Legacy {
         match http::send(&self.shared.link, &self.shared.target, deadline, post).await {
             Ok(resp) if resp.status().is_success() => {}
             Ok(resp) => {
-                fail(
-                    &self.shared,
-                    &msg,
-                    &http::status_failure(&resp, &self.shared.target),
-                )
-                .await
+                self.shared
+                    .out
+                    .fail_message(&msg, &http::status_failure(&resp, &self.shared.target))
+                    .await
             }
-            Err(f) => fail(&self.shared, &msg, &f).await,
+            Err(f) => self.shared.out.fail_message(&msg, &f).await,
         }
     }
 
@@ -231,29 +236,28 @@ impl Legacy {
         let mut events = http::EventStream::new(resp, self.shared.config.max_message_size);
         let mut got_endpoint = false;
         loop {
-            // Cancel-safe: EventStream::next keeps what it has not returned.
-            let ev = tokio::select! {
+            // Cancel-safe: EventStream::next_message keeps what it has not returned.
+            let data = tokio::select! {
                 _ = self.stop.cancelled() => return got_endpoint,
-                ev = events.next() => ev,
+                data = events.next_message() => data,
             };
-            let Some(ev) = ev else { return got_endpoint };
-            if ev.data.is_empty() {
-                continue;
-            }
-            if ev.event == "endpoint" {
-                got_endpoint = true;
-                self.on_endpoint(&ev.data, reconnecting).await;
-                if matches!(*self.endpoint.borrow(), Endpoint::Refused(_)) {
-                    return got_endpoint;
+            match data {
+                None => return got_endpoint,
+                Some(Data::Endpoint(url)) => {
+                    got_endpoint = true;
+                    self.on_endpoint(&url, reconnecting).await;
+                    if matches!(*self.endpoint.borrow(), Endpoint::Refused(_)) {
+                        return got_endpoint;
+                    }
                 }
-            } else if ev.is_message() {
-                let data = jsonrpc::fold_lines(&ev.data);
-                if self.is_replay_answer(&data).await {
-                    continue;
-                }
-                if !forward(&self.shared, data).await {
-                    self.stop.cancel();
-                    return got_endpoint;
+                Some(Data::Message(data)) => {
+                    if self.is_replay_answer(&data).await {
+                        continue;
+                    }
+                    if !self.shared.out.forward(data).await {
+                        self.stop.cancel();
+                        return got_endpoint;
+                    }
                 }
             }
         }

@@ -1,0 +1,220 @@
+//! `connect`'s settings, validated: the URL, headers with `${VAR}` expanded, the CA bundle read.
+//! Everything that can be wrong with the command line is found here, before any traffic.
+
+use crate::cli::{ConnectArgs, TransportChoice};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// Validated options of `connect`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The remote MCP endpoint (http or https).
+    pub url: Url,
+    /// Which transport to speak, or `auto` to detect it.
+    pub transport: TransportChoice,
+    /// Extra headers for every request; values are marked sensitive so logs never show them.
+    pub headers: HeaderMap,
+    /// Reach the remote through this Unix socket instead of TCP.
+    pub unix: Option<PathBuf>,
+    /// How long a message waits for an unreachable remote before it gets an error.
+    pub connect_timeout: Duration,
+    /// Largest message taken from the agent or the remote.
+    pub max_message_size: usize,
+    /// Extra trusted CA certificates (from `--ca-cert`).
+    pub ca_certs: Vec<reqwest::Certificate>,
+}
+
+/// What is wrong with `connect`'s command line. Messages name the flag and never a header value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The URL does not parse.
+    #[error("URL `{url}`: {why}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// Why it does not parse (in the message, not a source: logs print it once).
+        why: url::ParseError,
+    },
+    /// The URL is not http or https.
+    #[error("URL `{0}`: the scheme must be http or https")]
+    Scheme(String),
+    /// A `--header` without a colon (only its first word is kept: the rest may be a secret).
+    #[error("--header `{0}` is not `Name: value`")]
+    HeaderShape(String),
+    /// A `--header` name that HTTP does not allow.
+    #[error("--header: `{0}` is not a valid header name")]
+    HeaderName(String),
+    /// A `${VAR}` in a `--header` value that is not set.
+    #[error("--header {name}: environment variable {var} is not set")]
+    HeaderVariable {
+        /// The header.
+        name: HeaderName,
+        /// The missing variable.
+        var: String,
+    },
+    /// A `--header` value with characters a header cannot carry.
+    #[error("--header {0}: the value has characters a header cannot carry")]
+    HeaderValue(HeaderName),
+    /// `--ca-cert` cannot be read.
+    #[error("cannot read --ca-cert {}: {why}", path.display())]
+    CaCertRead {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        why: std::io::Error,
+    },
+    /// `--ca-cert` is not PEM.
+    #[error("--ca-cert {}: not a PEM certificate: {why}", path.display())]
+    CaCertParse {
+        /// The file.
+        path: PathBuf,
+        /// Why it does not parse.
+        why: reqwest::Error,
+    },
+    /// `--ca-cert` holds no certificate.
+    #[error("--ca-cert {}: no certificate found", .0.display())]
+    CaCertEmpty(PathBuf),
+}
+
+impl TryFrom<ConnectArgs> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: ConnectArgs) -> Result<Config, ConfigError> {
+        let url = Url::parse(&args.url).map_err(|why| ConfigError::Url {
+            url: args.url.clone(),
+            why,
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::Scheme(args.url));
+        }
+        let ca_certs = match &args.ca_cert {
+            Some(path) => read_ca_certs(path)?,
+            None => Vec::new(),
+        };
+        Ok(Config {
+            url,
+            transport: args.transport,
+            headers: parse_headers(&args.headers)?,
+            unix: args.unix,
+            connect_timeout: args.connect_timeout,
+            max_message_size: args.max_message_size,
+            ca_certs,
+        })
+    }
+}
+
+fn read_ca_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+    let pem = std::fs::read(path).map_err(|why| ConfigError::CaCertRead {
+        path: path.to_owned(),
+        why,
+    })?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|why| ConfigError::CaCertParse {
+            path: path.to_owned(),
+            why,
+        })?;
+    if certs.is_empty() {
+        return Err(ConfigError::CaCertEmpty(path.to_owned()));
+    }
+    Ok(certs)
+}
+
+/// Parses `Name: value` header flags, expanding `${VAR}` in values from the environment.
+pub(crate) fn parse_headers(specs: &[String]) -> Result<HeaderMap, ConfigError> {
+    let mut map = HeaderMap::new();
+    for spec in specs.iter().filter(|s| !s.trim().is_empty()) {
+        let (name, value) = spec
+            .split_once(':')
+            .ok_or_else(|| ConfigError::HeaderShape(header_name_only(spec).to_owned()))?;
+        let name = HeaderName::try_from(name.trim())
+            .map_err(|_| ConfigError::HeaderName(name.trim().to_owned()))?;
+        let value = expand_env(value.trim(), |var| std::env::var(var).ok()).map_err(|var| {
+            ConfigError::HeaderVariable {
+                name: name.clone(),
+                var,
+            }
+        })?;
+        let mut value =
+            HeaderValue::try_from(value).map_err(|_| ConfigError::HeaderValue(name.clone()))?;
+        // Keeps the value out of any Debug output (and so out of logs).
+        value.set_sensitive(true);
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn header_name_only(spec: &str) -> &str {
+    // Never echo a whole header spec: its value may be a secret.
+    spec.split_whitespace().next().unwrap_or("")
+}
+
+/// Replaces `${NAME}` with `lookup(NAME)`; `Err(NAME)` for the first unset one. `$$` is a `$`.
+fn expand_env(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("(unclosed `${{` in `{s}`)"))?;
+            let name = &body[..end];
+            out.push_str(&lookup(name).ok_or_else(|| name.to_owned())?);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_variables() {
+        let env = |k: &str| (k == "TOKEN").then(|| "s3cret".to_owned());
+        assert_eq!(expand_env("Bearer ${TOKEN}", env).unwrap(), "Bearer s3cret");
+        assert_eq!(expand_env("$$5 and $x", env).unwrap(), "$5 and $x");
+        assert_eq!(expand_env("${MISSING}", env).unwrap_err(), "MISSING");
+    }
+
+    #[test]
+    fn header_errors_name_the_header_not_the_value() {
+        let err = parse_headers(&["X-Key: ${MCP_BRIDGE_TEST_UNSET_VAR}".into()]).unwrap_err();
+        assert!(err.to_string().contains("MCP_BRIDGE_TEST_UNSET_VAR"));
+        let err = parse_headers(&["Authorization Bearer abc".into()]).unwrap_err();
+        assert!(!err.to_string().contains("abc"));
+    }
+
+    #[test]
+    fn only_http_urls_are_taken() {
+        let args = |url: &str| ConnectArgs {
+            url: url.into(),
+            transport: TransportChoice::Auto,
+            headers: Vec::new(),
+            unix: None,
+            connect_timeout: Duration::from_secs(1),
+            max_message_size: 1024,
+            ca_cert: None,
+        };
+        assert!(Config::try_from(args("http://127.0.0.1:1/mcp")).is_ok());
+        assert!(matches!(
+            Config::try_from(args("ftp://host/")),
+            Err(ConfigError::Scheme(_))
+        ));
+        assert!(matches!(
+            Config::try_from(args("not a url")),
+            Err(ConfigError::Url { .. })
+        ));
+    }
+}
