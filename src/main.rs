@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<()> = runtime.block_on(async {
         mcp_bridge::signal::cancel_on_signal(shutdown.clone())?;
         match cli.command {
             Command::Connect(args) => {
