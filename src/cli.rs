@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions (every flag also readable from an `MCP_BRIDGE_*`
 //! variable) and the small value parsers they share.
 
+use crate::net::ListenAddr;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,7 +29,7 @@ pub enum Command {
     /// Run inside the sandbox: be a stdio MCP server that relays to the MCP server at URL.
     Connect(ConnectArgs),
     /// Run on the host: serve a stdio MCP server (CMD ARGS…) over Streamable HTTP and SSE.
-    Serve(crate::serve::ServeArgs),
+    Serve(ServeArgs),
     /// Run on the host: log in to a remote server of the gateway's config (OAuth) and keep its
     /// tokens in the host's token store; `--status` lists the logins.
     Login(crate::oauth::LoginArgs),
@@ -86,6 +87,132 @@ pub struct ConnectArgs {
     /// Extra PEM CA certificate(s) to trust besides the system's, for private CAs.
     #[arg(long, value_name = "FILE", env = "MCP_BRIDGE_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+}
+
+/// Options of `mcp-bridge serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Where to listen: HOST:PORT, [IPv6]:PORT or unix:/path. Repeatable. Port 0 picks a free
+    /// port; the bound addresses are logged as `listening on …`.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9000",
+        env = "MCP_BRIDGE_LISTEN",
+        value_delimiter = ','
+    )]
+    pub listen: Vec<ListenAddr>,
+
+    /// File whose first line is the bearer token clients must send (Authorization: Bearer …).
+    #[arg(long, value_name = "FILE", env = "MCP_BRIDGE_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// The bearer token itself. Prefer the environment variable: command lines are visible to
+    /// every local user.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MCP_BRIDGE_AUTH_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub auth_token: Option<String>,
+
+    /// Allow listening on a non-loopback TCP address without a token.
+    #[arg(long, env = "MCP_BRIDGE_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+
+    /// Extra accepted Host header value (a name or IP, any port; `*` accepts any). Repeatable.
+    /// localhost, 127.0.0.1 and [::1] are always accepted.
+    #[arg(
+        long,
+        value_name = "HOST",
+        env = "MCP_BRIDGE_ALLOW_HOST",
+        value_delimiter = ','
+    )]
+    pub allow_host: Vec<String>,
+
+    /// Extra accepted Origin (e.g. https://app.example; `*` accepts any). Repeatable. Origins on
+    /// localhost, 127.0.0.1 and [::1] are always accepted; requests without Origin are too.
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "MCP_BRIDGE_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allow_origin: Vec<String>,
+
+    /// How long a session (and its child) lives on with no client connected.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, env = "MCP_BRIDGE_SESSION_TTL")]
+    pub session_ttl: Duration,
+
+    /// One child serves every session (request ids are rewritten), instead of one per session.
+    #[arg(long, env = "MCP_BRIDGE_SHARED")]
+    pub shared: bool,
+
+    /// Most sessions at once; past it, new sessions get 503.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "100",
+        env = "MCP_BRIDGE_MAX_SESSIONS"
+    )]
+    pub max_sessions: usize,
+
+    /// Largest request body (bytes; K, M, G suffixes); past it, 413.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size, env = "MCP_BRIDGE_MAX_BODY")]
+    pub max_body: usize,
+
+    /// Largest line (message) accepted from a child's stdout.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size, env = "MCP_BRIDGE_MAX_MESSAGE_SIZE")]
+    pub max_message_size: usize,
+
+    /// Bytes of recent SSE events each session keeps for clients that resume with Last-Event-ID.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size, env = "MCP_BRIDGE_REPLAY_BUFFER")]
+    pub replay_buffer: usize,
+
+    /// Set a variable in the child's environment, `NAME=VALUE`. Repeatable.
+    #[arg(
+        long = "env",
+        value_name = "NAME=VALUE",
+        env = "MCP_BRIDGE_ENV",
+        value_delimiter = '\n'
+    )]
+    pub env: Vec<String>,
+
+    /// Pass this variable from the host environment to the child. Repeatable.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "MCP_BRIDGE_PASS_ENV",
+        value_delimiter = ','
+    )]
+    pub pass_env: Vec<String>,
+
+    /// Mode of Unix socket files, in octal.
+    #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode, env = "MCP_BRIDGE_SOCKET_MODE")]
+    pub socket_mode: u32,
+
+    /// How long a stopping child gets after stdin closes, and again after SIGTERM, before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, env = "MCP_BRIDGE_STOP_TIMEOUT")]
+    pub stop_timeout: Duration,
+
+    /// Interval of SSE keep-alive comments on idle streams (0 = never).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, env = "MCP_BRIDGE_KEEPALIVE")]
+    pub keepalive: Duration,
+
+    /// The stdio MCP server to run, and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let mode = u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("`{s}` is not an octal file mode (try 0600)"))?;
+    if mode > 0o777 {
+        return Err(format!("`{s}` is not a file mode (at most 0777)"));
+    }
+    Ok(mode)
 }
 
 /// Parses `250ms`, `10s`, `5m`, `1h`, or a plain number of seconds.
@@ -154,6 +281,14 @@ mod tests {
         assert_eq!(parse_size("1k").unwrap(), 1024);
         assert_eq!(parse_size("17").unwrap(), 17);
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0600").unwrap(), 0o600);
+        assert_eq!(parse_mode("660").unwrap(), 0o660);
+        assert!(parse_mode("999").is_err());
+        assert!(parse_mode("01777").is_err());
     }
 
     #[test]

@@ -14,6 +14,19 @@
 //! - What the server sends comes back through `Outbox::forward`, failures as a
 //!   `wire::BridgeError`; the outbox lets each request be answered once, and `stdio.rs` writes
 //!   the line to stdout.
+//!
+//! Where a client's POST goes in `serve`, and how the answer comes back (`serve/guard.rs` checks
+//! Host, Origin and token first; `serve/mod.rs` routes `/mcp` by `MCP-Protocol-Version`):
+//! - Streamable HTTP session: `serve/streamable.rs` → `serve/session/mod.rs` (`plan`, `send`) →
+//!   the child's stdin (`serve/child.rs`, or `serve/shared.rs`, which rewrites ids); stdout lines
+//!   come back through `Session::deliver` into `session/log.rs`, sent as JSON or SSE by
+//!   `session/stream.rs`.
+//! - sse: `serve/sse.rs` (`POST /messages`) → the same `Session` and child; every answer goes out
+//!   on the session's one `GET /sse` stream.
+//! - stateless: `serve/stateless/mod.rs` checks the request → `stateless/child.rs` (`start`
+//!   rewrites id and progress token) → the stateless child; `dispatch` restores them
+//!   (`stateless/translate.rs` completes a handshake-era child's answer), sent as JSON or by
+//!   `stateless/stream.rs`.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]

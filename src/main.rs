@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<()> = runtime.block_on(async {
         mcp_bridge::signal::cancel_on_signal(shutdown.clone())?;
         match cli.command {
             Command::Connect(args) => {
@@ -43,7 +43,12 @@ fn main() -> ExitCode {
                 let io = mcp_bridge::stdio::Stdio::process();
                 Ok(mcp_bridge::connect::run(config, io, shutdown).await?)
             }
-            Command::Serve(args) => mcp_bridge::serve::run(args, shutdown).await,
+            Command::Serve(args) => {
+                let config = mcp_bridge::serve::Config::try_from(args)?;
+                let listeners = mcp_bridge::serve::bind(&config).await?;
+                mcp_bridge::serve::run(config, listeners, shutdown).await;
+                Ok(())
+            }
             Command::Login(args) => Ok(mcp_bridge::oauth::cmd::run_login(args, shutdown).await?),
             Command::Logout(args) => Ok(mcp_bridge::oauth::cmd::run_logout(args).await?),
         }

@@ -1,13 +1,12 @@
 //! The gateway's shared state: the session table, tombstones of ended sessions (so a late client
 //! learns why its session is gone), the shared child, and the reaper that ends idle sessions.
 
-use super::child::Child;
-use super::config::Config;
-use super::metrics::Metrics;
-use super::rev_child::RevChild;
-use super::session::{Link, Session};
-use super::shared::SharedChild;
 use crate::net::hex;
+use crate::serve::child::Child;
+use crate::serve::config::Config;
+use crate::serve::metrics::Metrics;
+use crate::serve::session::{Link, Session, Transport};
+use crate::serve::shared::SharedChild;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,17 +19,19 @@ const TOMBSTONES: usize = 4096;
 /// Shared by every request handler.
 #[derive(Debug)]
 pub struct App {
+    /// The validated settings.
     pub cfg: Config,
+    /// The counters `/metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// Cancelled when the gateway stops.
     pub shutdown: CancellationToken,
+    /// Every child task, waited for (bounded) at shutdown.
     pub tasks: TaskTracker,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     tombstones: Mutex<HashMap<String, String>>,
     shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
-    /// The child that answers 2026-07-28 requests (see `rev_spawn`).
-    pub(super) rev: tokio::sync::Mutex<Option<Arc<RevChild>>>,
-    /// What the probe found the command to be (true: 2026-07-28), so a restart skips it.
-    pub(super) rev_modern: Mutex<Option<bool>>,
+    /// The child that answers 2026-07-28 requests.
+    pub stateless: crate::serve::stateless::Slot,
 }
 
 /// Why a session could not be created.
@@ -45,6 +46,7 @@ pub enum CreateError {
 }
 
 impl App {
+    /// The state of a gateway with no sessions yet.
     pub fn new(cfg: Config, shutdown: CancellationToken) -> Arc<App> {
         Arc::new(App {
             cfg,
@@ -54,8 +56,7 @@ impl App {
             sessions: Mutex::new(HashMap::new()),
             tombstones: Mutex::new(HashMap::new()),
             shared: tokio::sync::Mutex::new(None),
-            rev: tokio::sync::Mutex::new(None),
-            rev_modern: Mutex::new(None),
+            stateless: Default::default(),
         })
     }
 
@@ -78,7 +79,7 @@ impl App {
     /// Creates a session with its child (or joined to the shared child).
     pub async fn create(
         self: &Arc<Self>,
-        legacy: bool,
+        transport: Transport,
         peer: &str,
     ) -> Result<Arc<Session>, CreateError> {
         if self.shutdown.is_cancelled() {
@@ -90,7 +91,7 @@ impl App {
         let id = hex(&raw);
         let session = Session::new(
             id.clone(),
-            legacy,
+            transport,
             self.cfg.replay_buffer,
             self.metrics.clone(),
         );
@@ -105,7 +106,7 @@ impl App {
         self.metrics.sessions.inc();
         self.metrics.sessions_total.inc();
         let _enter = session.span.clone().entered();
-        tracing::info!(peer, legacy, "session opened");
+        tracing::info!(peer, ?transport, "session opened");
         drop(_enter);
         let link = if self.cfg.shared {
             self.shared_child().await.map(Link::Shared)
@@ -231,7 +232,9 @@ impl App {
             let idle: Vec<Arc<Session>> = self
                 .sessions()
                 .values()
-                .filter(|s| !s.legacy && s.idle_for().is_some_and(|d| d >= ttl))
+                .filter(|s| {
+                    s.transport == Transport::Streamable && s.idle_for().is_some_and(|d| d >= ttl)
+                })
                 .cloned()
                 .collect();
             for s in idle {
@@ -256,7 +259,7 @@ impl App {
             c.stop();
             children.push(c.clone());
         }
-        if let Some(rev) = self.rev.lock().await.take()
+        if let Some(rev) = self.stateless.take().await
             && let Some(c) = rev.child.get()
         {
             c.stop();
@@ -271,5 +274,75 @@ impl App {
         if tokio::time::timeout(limit, wait_all).await.is_err() {
             tracing::warn!("some children did not stop in time");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn app(ttl: &str) -> Arc<App> {
+        let cli = Cli::try_parse_from(["mcp-bridge", "serve", "--session-ttl", ttl, "--", "cat"])
+            .expect("valid arguments");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        App::new(
+            Config::try_from(args).expect("valid"),
+            CancellationToken::new(),
+        )
+    }
+
+    /// The TTL runs on tokio's clock: the test moves it forward instead of waiting.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_session_ends_after_the_ttl_and_not_before() {
+        let app = app("10m");
+        let session = app
+            .create(Transport::Streamable, "test")
+            .await
+            .expect("a session with a `cat` child");
+        let reaper = tokio::spawn(app.clone().reap());
+
+        tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+        assert!(app.session(&session.id).is_ok(), "still alive at 9 minutes");
+        // Activity restarts the clock.
+        session.touch();
+        tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+        assert!(
+            app.session(&session.id).is_ok(),
+            "alive 9 minutes after a touch"
+        );
+
+        tokio::time::sleep(Duration::from_secs(2 * 60)).await;
+        let why = app
+            .session(&session.id)
+            .expect_err("ended after 10 idle minutes");
+        assert!(why.contains("--session-ttl"), "{why}");
+        assert!(session.closed().is_some());
+
+        app.shutdown.cancel();
+        let _ = reaper.await;
+        app.stop_all().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attached_session_never_expires() {
+        let app = app("1m");
+        let session = app
+            .create(Transport::Streamable, "test")
+            .await
+            .expect("a session with a `cat` child");
+        let reaper = tokio::spawn(app.clone().reap());
+        session.attach();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(app.session(&session.id).is_ok());
+        session.detach();
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert!(app.session(&session.id).is_err());
+        app.shutdown.cancel();
+        let _ = reaper.await;
+        app.stop_all().await;
     }
 }

@@ -2,7 +2,7 @@
 //! fed lines on stdin, read line by line on stdout (bounded), its stderr logged, and stopped in
 //! order: close stdin, wait, SIGTERM, wait, SIGKILL.
 
-use super::config::Config;
+use crate::serve::config::Config;
 use crate::stdio::{Line, LineSplitter};
 use bytes::Bytes;
 use rustix::process::{Pid, Signal, kill_process_group};
@@ -30,8 +30,6 @@ pub struct Child {
 pub struct Gone;
 
 impl Child {
-    /// Spawns the configured command. `on_line` gets every stdout line; `on_exit` gets a
-    /// description of how the process ended, after its last line.
     /// A stdout handler for [`Child::spawn`]: parses each line and hands the message to
     /// `deliver` on `target` while it lives; lines that are not JSON-RPC, or too long, are logged
     /// and dropped.
@@ -56,6 +54,8 @@ impl Child {
         }
     }
 
+    /// Spawns the configured command. `on_line` gets every stdout line; `on_exit` gets a
+    /// description of how the process ended, after its last line.
     pub fn spawn(
         cfg: &Config,
         tasks: &TaskTracker,
@@ -121,6 +121,18 @@ impl Child {
             stop,
             exited,
         })
+    }
+
+    /// A handle with no process behind it: what is sent to it arrives on the returned receiver.
+    #[cfg(test)]
+    pub fn detached() -> (Child, mpsc::Receiver<Bytes>) {
+        let (stdin, rx) = mpsc::channel(64);
+        let child = Child {
+            stdin,
+            stop: CancellationToken::new(),
+            exited: CancellationToken::new(),
+        };
+        (child, rx)
     }
 
     /// Queues one message (one line, without its newline) for the child's stdin.

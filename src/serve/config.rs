@@ -1,8 +1,7 @@
-//! `serve` options: the clap arguments (each also from an `MCP_BRIDGE_*` variable) and their
-//! validation into a [`Config`], which refuses unsafe or contradictory setups before anything
-//! is bound or spawned.
+//! `serve` settings: [`ServeArgs`] validated into a [`Config`], which refuses unsafe or
+//! contradictory setups before anything is bound or spawned.
 
-use crate::cli::{parse_duration, parse_size};
+use crate::cli::ServeArgs;
 use crate::net::ListenAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,153 +11,42 @@ pub const DEFAULT_PASS_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
 ];
 
-/// Options of `mcp-bridge serve`.
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Where to listen: HOST:PORT, [IPv6]:PORT or unix:/path. Repeatable. Port 0 picks a free
-    /// port; the bound addresses are logged as `listening on …`.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "127.0.0.1:9000",
-        env = "MCP_BRIDGE_LISTEN",
-        value_delimiter = ','
-    )]
-    pub listen: Vec<ListenAddr>,
-
-    /// File whose first line is the bearer token clients must send (Authorization: Bearer …).
-    #[arg(long, value_name = "FILE", env = "MCP_BRIDGE_AUTH_TOKEN_FILE")]
-    pub auth_token_file: Option<PathBuf>,
-
-    /// The bearer token itself. Prefer the environment variable: command lines are visible to
-    /// every local user.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "MCP_BRIDGE_AUTH_TOKEN",
-        hide_env_values = true,
-        hide = true
-    )]
-    pub auth_token: Option<String>,
-
-    /// Allow listening on a non-loopback TCP address without a token.
-    #[arg(long, env = "MCP_BRIDGE_ALLOW_UNAUTHENTICATED")]
-    pub allow_unauthenticated: bool,
-
-    /// Extra accepted Host header value (a name or IP, any port; `*` accepts any). Repeatable.
-    /// localhost, 127.0.0.1 and [::1] are always accepted.
-    #[arg(
-        long,
-        value_name = "HOST",
-        env = "MCP_BRIDGE_ALLOW_HOST",
-        value_delimiter = ','
-    )]
-    pub allow_host: Vec<String>,
-
-    /// Extra accepted Origin (e.g. https://app.example; `*` accepts any). Repeatable. Origins on
-    /// localhost, 127.0.0.1 and [::1] are always accepted; requests without Origin are too.
-    #[arg(
-        long,
-        value_name = "ORIGIN",
-        env = "MCP_BRIDGE_ALLOW_ORIGIN",
-        value_delimiter = ','
-    )]
-    pub allow_origin: Vec<String>,
-
-    /// How long a session (and its child) lives on with no client connected.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, env = "MCP_BRIDGE_SESSION_TTL")]
-    pub session_ttl: Duration,
-
-    /// One child serves every session (request ids are rewritten), instead of one per session.
-    #[arg(long, env = "MCP_BRIDGE_SHARED")]
-    pub shared: bool,
-
-    /// Most sessions at once; past it, new sessions get 503.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value = "100",
-        env = "MCP_BRIDGE_MAX_SESSIONS"
-    )]
-    pub max_sessions: usize,
-
-    /// Largest request body (bytes; K, M, G suffixes); past it, 413.
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size, env = "MCP_BRIDGE_MAX_BODY")]
-    pub max_body: usize,
-
-    /// Largest line (message) accepted from a child's stdout.
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size, env = "MCP_BRIDGE_MAX_MESSAGE_SIZE")]
-    pub max_message_size: usize,
-
-    /// Bytes of recent SSE events each session keeps for clients that resume with Last-Event-ID.
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size, env = "MCP_BRIDGE_REPLAY_BUFFER")]
-    pub replay_buffer: usize,
-
-    /// Set a variable in the child's environment, `NAME=VALUE`. Repeatable.
-    #[arg(
-        long = "env",
-        value_name = "NAME=VALUE",
-        env = "MCP_BRIDGE_ENV",
-        value_delimiter = '\n'
-    )]
-    pub env: Vec<String>,
-
-    /// Pass this variable from the host environment to the child. Repeatable.
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "MCP_BRIDGE_PASS_ENV",
-        value_delimiter = ','
-    )]
-    pub pass_env: Vec<String>,
-
-    /// Mode of Unix socket files, in octal.
-    #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode, env = "MCP_BRIDGE_SOCKET_MODE")]
-    pub socket_mode: u32,
-
-    /// How long a stopping child gets after stdin closes, and again after SIGTERM, before SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, env = "MCP_BRIDGE_STOP_TIMEOUT")]
-    pub stop_timeout: Duration,
-
-    /// Interval of SSE keep-alive comments on idle streams (0 = never).
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, env = "MCP_BRIDGE_KEEPALIVE")]
-    pub keepalive: Duration,
-
-    /// The stdio MCP server to run, and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub command: Vec<String>,
-}
-
-fn parse_mode(s: &str) -> Result<u32, String> {
-    let mode = u32::from_str_radix(s.trim_start_matches("0o"), 8)
-        .map_err(|_| format!("`{s}` is not an octal file mode (try 0600)"))?;
-    if mode > 0o777 {
-        return Err(format!("`{s}` is not a file mode (at most 0777)"));
-    }
-    Ok(mode)
-}
-
 /// Validated `serve` settings.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where to listen (`--listen`).
     pub listen: Vec<ListenAddr>,
     /// The bearer token, if auth is on. Never logged.
     pub token: Option<Token>,
+    /// A non-loopback listener without a token is allowed (`--allow-unauthenticated`).
     pub allow_unauthenticated: bool,
+    /// Extra accepted Host values, the listen addresses' own names included.
     pub allow_hosts: Vec<String>,
+    /// Extra accepted Origins (`--allow-origin`).
     pub allow_origins: Vec<String>,
+    /// How long a session with no client attached lives on (`--session-ttl`).
     pub session_ttl: Duration,
+    /// One child for every session (`--shared`).
     pub shared: bool,
+    /// Most sessions at once (`--max-sessions`).
     pub max_sessions: usize,
+    /// Largest request body in bytes (`--max-body`).
     pub max_body: usize,
+    /// Largest line from a child's stdout in bytes (`--max-message-size`).
     pub max_message_size: usize,
+    /// Bytes of SSE events each session keeps for resumption (`--replay-buffer`).
     pub replay_buffer: usize,
     /// The child's whole environment.
     pub child_env: Vec<(String, String)>,
+    /// The command to run as each MCP server.
     pub program: String,
+    /// Its arguments.
     pub args: Vec<String>,
+    /// File mode of Unix socket files (`--socket-mode`).
     pub socket_mode: u32,
+    /// Grace a stopping child gets after stdin closes, and after SIGTERM (`--stop-timeout`).
     pub stop_timeout: Duration,
+    /// Interval of SSE keep-alive comments; `None`: never.
     pub keepalive: Option<Duration>,
 }
 
@@ -175,19 +63,46 @@ impl std::fmt::Debug for Token {
 /// A configuration that cannot work, found before starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `--auth-token-file` could not be read.
     #[error("cannot read the token file {path}: {source}")]
     TokenFile {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The token is empty (or only whitespace).
     #[error("the auth token is empty")]
     EmptyToken,
+    /// An `--env` without `=`, or with an empty name.
     #[error("--env `{0}` is not NAME=VALUE")]
     BadEnv(String),
+    /// `--pass-env` named the variable that holds the gateway's token.
     #[error("refusing to pass {0} to the child: it holds the gateway's own token")]
     SecretEnv(String),
+    /// `--max-sessions 0`.
     #[error("--max-sessions must be at least 1")]
     NoSessions,
+    /// Nothing to run.
+    #[error("no command to serve: give it after `--`, e.g. `serve -- npx my-server`")]
+    NoCommand,
+}
+
+/// A listener that could not be opened, or one that must not be.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The address could not be resolved or bound.
+    #[error(transparent)]
+    Bind(#[from] crate::net::BindError),
+    /// The address a TCP listener got could not be read back.
+    #[error("cannot read the address of a bound listener: {0}")]
+    LocalAddr(std::io::Error),
+    /// A non-loopback address without a token would serve anyone who can reach it.
+    #[error(
+        "refusing to listen on {0} (not loopback) without a token: set --auth-token-file or \
+         MCP_BRIDGE_AUTH_TOKEN, or pass --allow-unauthenticated"
+    )]
+    Unauthenticated(std::net::IpAddr),
 }
 
 impl TryFrom<ServeArgs> for Config {
@@ -237,12 +152,22 @@ impl TryFrom<ServeArgs> for Config {
             return Err(ConfigError::NoSessions);
         }
         let mut command = a.command.into_iter();
-        let program = command.next().unwrap_or_default();
+        let program = command.next().ok_or(ConfigError::NoCommand)?;
+        // Clients reach an explicit listen address by that name: accept it as a Host.
+        let mut allow_hosts = a.allow_host;
+        for addr in &a.listen {
+            if let ListenAddr::Tcp(a) = addr
+                && let Some((host, _)) = a.rsplit_once(':')
+                && !matches!(host, "0.0.0.0" | "[::]")
+            {
+                allow_hosts.push(host.to_owned());
+            }
+        }
         Ok(Config {
             listen: a.listen,
             token: token.map(Token),
             allow_unauthenticated: a.allow_unauthenticated,
-            allow_hosts: a.allow_host,
+            allow_hosts,
             allow_origins: a.allow_origin,
             session_ttl: a.session_ttl,
             shared: a.shared,
@@ -257,18 +182,5 @@ impl TryFrom<ServeArgs> for Config {
             stop_timeout: a.stop_timeout,
             keepalive: (!a.keepalive.is_zero()).then_some(a.keepalive),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn modes() {
-        assert_eq!(parse_mode("0600").unwrap(), 0o600);
-        assert_eq!(parse_mode("660").unwrap(), 0o660);
-        assert!(parse_mode("999").is_err());
-        assert!(parse_mode("01777").is_err());
     }
 }

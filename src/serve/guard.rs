@@ -2,13 +2,13 @@
 //! against DNS rebinding), then the bearer token (401, compared in constant time; /healthz is
 //! exempt). Also counts error answers for /metrics.
 
-use super::app::App;
-use super::http::rpc_error;
 use crate::jsonrpc;
+use crate::serve::app::App;
+use crate::serve::http::Refusal;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -57,7 +57,7 @@ pub fn origin_allowed(origin: &str, extra: &[String]) -> bool {
 /// The middleware.
 pub async fn check(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let resp = match refuse(&app, &req) {
-        Some(resp) => resp,
+        Some(refusal) => refusal.into_response(),
         None => next.run(req).await,
     };
     if resp.status().is_client_error() || resp.status().is_server_error() {
@@ -66,7 +66,7 @@ pub async fn check(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     resp
 }
 
-fn refuse(app: &App, req: &Request) -> Option<Response> {
+fn refuse(app: &App, req: &Request) -> Option<Refusal> {
     let headers = req.headers();
     if let Some(host) = headers.get(header::HOST) {
         let host = host.to_str().unwrap_or("");
@@ -75,7 +75,7 @@ fn refuse(app: &App, req: &Request) -> Option<Response> {
                 host,
                 "refused a request for a foreign Host (add --allow-host to accept it)"
             );
-            return Some(rpc_error(
+            return Some(Refusal::rpc(
                 StatusCode::FORBIDDEN,
                 jsonrpc::INVALID_REQUEST,
                 "Host not allowed",
@@ -89,7 +89,7 @@ fn refuse(app: &App, req: &Request) -> Option<Response> {
                 origin,
                 "refused a request from a foreign Origin (add --allow-origin to accept it)"
             );
-            return Some(rpc_error(
+            return Some(Refusal::rpc(
                 StatusCode::FORBIDDEN,
                 jsonrpc::INVALID_REQUEST,
                 "Origin not allowed",
@@ -112,14 +112,14 @@ fn refuse(app: &App, req: &Request) -> Option<Response> {
     if bool::from(given.as_bytes().ct_eq(token.0.as_bytes())) {
         return None;
     }
-    let mut resp = rpc_error(
-        StatusCode::UNAUTHORIZED,
-        jsonrpc::INVALID_REQUEST,
-        "missing or wrong bearer token",
-    );
-    resp.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Some(resp)
+    Some(
+        Refusal::rpc(
+            StatusCode::UNAUTHORIZED,
+            jsonrpc::INVALID_REQUEST,
+            "missing or wrong bearer token",
+        )
+        .with(header::WWW_AUTHENTICATE, "Bearer"),
+    )
 }
 
 #[cfg(test)]

@@ -1,36 +1,99 @@
-//! The Streamable HTTP endpoint `/mcp` (POST, GET, DELETE) with the status codes the spec gives
-//! for each kind of bad request, plus the small helpers every route shares.
+//! HTTP plumbing every route shares: the [`Refusal`] a handler returns for a bad request (a
+//! status, usually a JSON-RPC error body, and the headers that go with it), JSON and event-stream
+//! responses, the Accept and Content-Type checks, and reading a bounded body as JSON-RPC.
 
-// Helpers return the finished error response as their `Err`: it is built once per refused
-// request and returned straight away, so boxing it would only add an allocation.
-#![allow(clippy::result_large_err)]
-
-use super::app::{App, CreateError};
-use super::replay::{GET_STREAM, parse_event_id};
-use super::session::{Plan, Session};
-use super::stateless;
-use super::stream;
-use crate::jsonrpc::{self, Kind, Message};
-use crate::net::Peer;
-use crate::wire::{self, HANDSHAKE_VERSIONS, SESSION_ID, SESSION_NOT_FOUND, cancelled_id};
+use crate::jsonrpc::{self, Message};
+use crate::serve::app::CreateError;
+use crate::wire::{self, SESSION_ID};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use std::sync::Arc;
 
-/// A response with a JSON-RPC error body (`id: null`).
-pub fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
-    let body = jsonrpc::error_response(None, code, message, Some(wire::source_only()));
-    json(status, body)
+/// A request the gateway will not serve, as the response that says so.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    /// A JSON body (usually a JSON-RPC error); `None` for a bare status.
+    body: Option<Bytes>,
+    /// Extra headers (`Allow`, `Retry-After`, `WWW-Authenticate`).
+    headers: Vec<(header::HeaderName, &'static str)>,
 }
 
+impl Refusal {
+    /// A JSON-RPC error with `id: null` made by the bridge.
+    pub fn rpc(status: StatusCode, code: i64, message: &str) -> Refusal {
+        let data = wire::source_only();
+        Refusal::json(
+            status,
+            jsonrpc::error_response(None, code, message, Some(data)),
+        )
+    }
+
+    /// A finished JSON body.
+    pub fn json(status: StatusCode, body: Bytes) -> Refusal {
+        Refusal {
+            status,
+            body: Some(body),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A status with no body.
+    pub fn status(status: StatusCode) -> Refusal {
+        Refusal {
+            status,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header with a fixed value.
+    pub fn with(mut self, name: header::HeaderName, value: &'static str) -> Refusal {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut resp = match self.body {
+            Some(body) => json(self.status, body),
+            None => self.status.into_response(),
+        };
+        for (name, value) in self.headers {
+            resp.headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        resp
+    }
+}
+
+impl From<CreateError> for Refusal {
+    fn from(e: CreateError) -> Refusal {
+        match e {
+            CreateError::Full(_) | CreateError::ShuttingDown => Refusal::rpc(
+                StatusCode::SERVICE_UNAVAILABLE,
+                jsonrpc::BRIDGE_ERROR,
+                &e.to_string(),
+            )
+            .with(header::RETRY_AFTER, "5"),
+            CreateError::Spawn(_) => Refusal::rpc(
+                StatusCode::BAD_GATEWAY,
+                jsonrpc::BRIDGE_ERROR,
+                &e.to_string(),
+            ),
+        }
+    }
+}
+
+/// A JSON response.
 pub fn json(status: StatusCode, body: Bytes) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// A `text/event-stream` response.
+/// A `text/event-stream` response, naming the session when it was just created.
 pub fn sse(body: Body, session_id: Option<&str>) -> Response {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
@@ -40,10 +103,15 @@ pub fn sse(body: Body, session_id: Option<&str>) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if let Some(id) = session_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        h.insert(SESSION_ID, id);
-    }
+    name_session(&mut resp, session_id);
     resp
+}
+
+/// Adds the session header to a response that created the session.
+pub fn name_session(resp: &mut Response, session_id: Option<&str>) {
+    if let Some(id) = session_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        resp.headers_mut().insert(SESSION_ID, id);
+    }
 }
 
 /// Whether the request's Content-Type is JSON.
@@ -58,34 +126,55 @@ pub fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// What the Accept header allows: (JSON, event stream). No header allows both.
-pub fn accepts(headers: &HeaderMap) -> (bool, bool) {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return (true, true);
-    };
-    let mut out = (false, false);
-    for item in accept.split(',') {
-        let mime = item
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match mime.as_str() {
-            "*/*" => out = (true, true),
-            "application/*" | "application/json" => out.0 = true,
-            "text/*" | "text/event-stream" => out.1 = true,
-            _ => {}
-        }
-    }
-    out
+/// What a request's Accept header allows. No header allows both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepts {
+    /// `application/json`.
+    pub json: bool,
+    /// `text/event-stream`.
+    pub sse: bool,
 }
 
-/// Reads a body up to the limit: 413 past it.
-async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
-    let limit = app.cfg.max_body;
+impl Accepts {
+    /// Reads the Accept header.
+    pub fn of(headers: &HeaderMap) -> Accepts {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return Accepts {
+                json: true,
+                sse: true,
+            };
+        };
+        let mut out = Accepts {
+            json: false,
+            sse: false,
+        };
+        for item in accept.split(',') {
+            let mime = item
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            match mime.as_str() {
+                "*/*" => (out.json, out.sse) = (true, true),
+                "application/*" | "application/json" => out.json = true,
+                "text/*" | "text/event-stream" => out.sse = true,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Whether neither answer form is allowed.
+    pub fn neither(&self) -> bool {
+        !self.json && !self.sse
+    }
+}
+
+/// Reads a body up to `limit` bytes: 413 past it.
+async fn read_body(limit: usize, req: Request) -> Result<Bytes, Refusal> {
     let too_large = || {
-        rpc_error(
+        Refusal::rpc(
             StatusCode::PAYLOAD_TOO_LARGE,
             jsonrpc::INVALID_REQUEST,
             &format!("request body larger than --max-body ({limit} bytes)"),
@@ -99,266 +188,30 @@ async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match axum::body::to_bytes(req.into_body(), limit).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
             let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
             while let Some(err) = src {
                 if err.is::<http_body_util::LengthLimitError>() {
-                    return Err(too_large());
+                    return too_large();
                 }
                 src = err.source();
             }
-            Err(rpc_error(
+            Refusal::rpc(
                 StatusCode::BAD_REQUEST,
                 jsonrpc::PARSE_ERROR,
                 &format!("cannot read the request body: {e}"),
-            ))
-        }
-    }
+            )
+        })
 }
 
-/// Parses a body as JSON-RPC: 400 with -32700 or -32600 otherwise.
-/// Reads the body (up to `--max-body`) and parses it as a JSON-RPC message: 413 or 400 otherwise.
-pub async fn read_message(app: &App, req: Request) -> Result<Message, Response> {
-    let body = read_body(app, req).await?;
-    jsonrpc::parse(body).map_err(|e| rpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()))
-}
-
-/// The session a request names: 400 without the header, 404 (naming why) when it is gone.
-fn existing_session(app: &App, headers: &HeaderMap) -> Result<Arc<Session>, Response> {
-    let Some(id) = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()) else {
-        return Err(rpc_error(
-            StatusCode::BAD_REQUEST,
-            jsonrpc::INVALID_REQUEST,
-            "missing Mcp-Session-Id header (initialize first)",
-        ));
-    };
-    match app.session(id) {
-        Ok(s) if !s.legacy => {
-            check_version(headers, &s)?;
-            s.touch();
-            Ok(s)
-        }
-        Ok(_) => Err(rpc_error(
-            StatusCode::NOT_FOUND,
-            SESSION_NOT_FOUND,
-            "session not found (it is a legacy SSE session)",
-        )),
-        Err(why) => Err(rpc_error(StatusCode::NOT_FOUND, SESSION_NOT_FOUND, &why)),
-    }
-}
-
-fn check_version(headers: &HeaderMap, session: &Session) -> Result<(), Response> {
-    let Some(v) = headers.get(wire::PROTOCOL_VERSION) else {
-        return Ok(());
-    };
-    let v = v.to_str().unwrap_or("");
-    if HANDSHAKE_VERSIONS.contains(&v) || session.protocol().as_deref() == Some(v) {
-        return Ok(());
-    }
-    Err(rpc_error(
-        StatusCode::BAD_REQUEST,
-        jsonrpc::INVALID_REQUEST,
-        &format!(
-            "unsupported MCP-Protocol-Version `{v}` (supported: {})",
-            HANDSHAKE_VERSIONS.join(", ")
-        ),
-    ))
-}
-
-pub fn create_error(e: CreateError) -> Response {
-    let status = match e {
-        CreateError::Full(_) | CreateError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        CreateError::Spawn(_) => StatusCode::BAD_GATEWAY,
-    };
-    let mut resp = rpc_error(status, jsonrpc::BRIDGE_ERROR, &e.to_string());
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    }
-    resp
-}
-
-/// POST /mcp: one client message (or a batch).
-pub async fn post(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
-    req: Request,
-) -> Response {
-    if stateless::is_stateless(req.headers()) {
-        return stateless::handle(app, req).await;
-    }
-    let (json_ok, sse_ok) = accepts(req.headers());
-    if !json_ok && !sse_ok {
-        return rpc_error(
-            StatusCode::NOT_ACCEPTABLE,
-            jsonrpc::INVALID_REQUEST,
-            "the Accept header must allow application/json or text/event-stream",
-        );
-    }
-    if !is_json(req.headers()) {
-        return rpc_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            jsonrpc::INVALID_REQUEST,
-            "Content-Type must be application/json",
-        );
-    }
-    let headers = req.headers().clone();
-    let msg = match read_message(&app, req).await {
-        Ok(m) => m,
-        Err(resp) => return resp,
-    };
-    let (session, created) = if headers.contains_key(SESSION_ID) {
-        match existing_session(&app, &headers) {
-            Ok(s) => (s, false),
-            Err(resp) => return resp,
-        }
-    } else if !msg.batch && Session::is_initialize(msg.kind()) {
-        match app.create(false, &peer.to_string()).await {
-            Ok(s) => (s, true),
-            Err(e) => return create_error(e),
-        }
-    } else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            jsonrpc::INVALID_REQUEST,
-            "missing Mcp-Session-Id header (initialize first)",
-        );
-    };
-    if let Kind::Notification { method } = msg.kind()
-        && method == "notifications/cancelled"
-        && let Some(id) = cancelled_id(&msg.raw)
-    {
-        session.cancel(&id);
-    }
-    let plan = match session.plan(&msg, sse_ok) {
-        Ok(p) => p,
-        Err(body) => return json(StatusCode::BAD_REQUEST, body),
-    };
-    let batch = msg.batch;
-    session.send(msg).await;
-    let sid = created.then_some(session.id.as_str());
-    match plan {
-        Plan::Accepted => {
-            let mut resp = StatusCode::ACCEPTED.into_response();
-            if let Some(id) = sid.and_then(|id| HeaderValue::from_str(id).ok()) {
-                resp.headers_mut().insert(SESSION_ID, id);
-            }
-            resp
-        }
-        Plan::Stream(n) => {
-            let sid = sid.map(str::to_owned);
-            sse(stream::body(&app, session, n, 0, 0, None), sid.as_deref())
-        }
-        Plan::Json(n, mut rx) => {
-            session.attach();
-            struct Detach(Arc<Session>);
-            impl Drop for Detach {
-                fn drop(&mut self) {
-                    self.0.detach();
-                }
-            }
-            let guard = Detach(session.clone());
-            let mut answers = Vec::with_capacity(n);
-            while answers.len() < n {
-                // Cancel-safe: this future is the request; dropping it drops the receiver.
-                let next = tokio::select! {
-                    a = rx.recv() => a,
-                    _ = app.shutdown.cancelled() => None,
-                };
-                match next {
-                    Some(a) => answers.push(a),
-                    None => break,
-                }
-            }
-            drop(guard);
-            if answers.len() < n {
-                return rpc_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    jsonrpc::BRIDGE_ERROR,
-                    "the gateway is shutting down",
-                );
-            }
-            let body = if batch {
-                let mut out = Vec::new();
-                out.push(b'[');
-                for (i, a) in answers.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(a);
-                }
-                out.push(b']');
-                Bytes::from(out)
-            } else {
-                answers.swap_remove(0)
-            };
-            let mut resp = json(StatusCode::OK, body);
-            if let Some(id) = sid.and_then(|id| HeaderValue::from_str(id).ok()) {
-                resp.headers_mut().insert(SESSION_ID, id);
-            }
-            resp
-        }
-    }
-}
-
-/// GET /mcp: the stream of server-initiated messages, or the resumption of any stream.
-pub async fn get(State(app): State<Arc<App>>, req: Request) -> Response {
-    if stateless::is_stateless(req.headers()) {
-        return stateless::handle(app, req).await;
-    }
-    let headers = req.headers().clone();
-    if !accepts(&headers).1 || !headers.contains_key(header::ACCEPT) {
-        return rpc_error(
-            StatusCode::NOT_ACCEPTABLE,
-            jsonrpc::INVALID_REQUEST,
-            "GET needs Accept: text/event-stream",
-        );
-    }
-    let session = match existing_session(&app, &headers) {
-        Ok(s) => s,
-        Err(resp) => return resp,
-    };
-    let last = match headers
-        .get(wire::LAST_EVENT_ID)
-        .map(|v| v.to_str().ok().and_then(parse_event_id))
-    {
-        None => None,
-        Some(Some(pair)) => Some(pair),
-        Some(None) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::INVALID_REQUEST,
-                "Last-Event-ID is not an id this gateway sent",
-            );
-        }
-    };
-    let body = match last {
-        Some((stream, seq)) if stream != GET_STREAM => {
-            stream::body(&app, session, stream, 0, seq, None)
-        }
-        other => {
-            let (generation, cursor) = session.open_get(other.map(|(_, seq)| seq));
-            stream::body(&app, session, GET_STREAM, generation, cursor, None)
-        }
-    };
-    sse(body, None)
-}
-
-/// DELETE /mcp: the client ends its session.
-pub async fn delete(State(app): State<Arc<App>>, req: Request) -> Response {
-    if stateless::is_stateless(req.headers()) {
-        return stateless::handle(app, req).await;
-    }
-    let headers = req.headers();
-    match existing_session(&app, headers) {
-        Ok(s) => {
-            app.end(&s, "the client ended the session");
-            StatusCode::OK.into_response()
-        }
-        Err(resp) => resp,
-    }
+/// Reads the body (up to `limit`, the `--max-body`) and parses it as a JSON-RPC message: 413 or
+/// 400 (-32700, -32600) otherwise.
+pub async fn read_message(limit: usize, req: Request) -> Result<Message, Refusal> {
+    let body = read_body(limit, req).await?;
+    jsonrpc::parse(body)
+        .map_err(|e| Refusal::rpc(StatusCode::BAD_REQUEST, e.code(), &e.to_string()))
 }
 
 #[cfg(test)]
@@ -367,19 +220,36 @@ mod tests {
 
     #[test]
     fn accept_header() {
+        let both = Accepts {
+            json: true,
+            sse: true,
+        };
         let mut h = HeaderMap::new();
-        assert_eq!(accepts(&h), (true, true));
+        assert_eq!(Accepts::of(&h), both);
         h.insert(
             header::ACCEPT,
             HeaderValue::from_static("application/json, text/event-stream"),
         );
-        assert_eq!(accepts(&h), (true, true));
+        assert_eq!(Accepts::of(&h), both);
         h.insert(
             header::ACCEPT,
             HeaderValue::from_static("application/json;q=0.9"),
         );
-        assert_eq!(accepts(&h), (true, false));
+        let json_only = Accepts::of(&h);
+        assert!(json_only.json && !json_only.sse);
         h.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
-        assert_eq!(accepts(&h), (false, false));
+        assert!(Accepts::of(&h).neither());
+    }
+
+    #[test]
+    fn a_refusal_carries_its_status_body_and_headers() {
+        let resp = Refusal::rpc(StatusCode::SERVICE_UNAVAILABLE, -32000, "full")
+            .with(header::RETRY_AFTER, "5")
+            .into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let bare = Refusal::status(StatusCode::NOT_ACCEPTABLE).into_response();
+        assert!(bare.headers().get(header::CONTENT_TYPE).is_none());
     }
 }

@@ -10,9 +10,11 @@ use std::time::Duration;
 pub struct Counter(AtomicU64);
 
 impl Counter {
+    /// Adds one.
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
+    /// The count.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -23,12 +25,15 @@ impl Counter {
 pub struct Gauge(AtomicI64);
 
 impl Gauge {
+    /// Adds one.
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
+    /// Takes one away.
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+    /// The value.
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -48,6 +53,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Counts one observation.
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -64,13 +70,21 @@ impl Histogram {
 /// Everything `/metrics` reports.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Sessions open now.
     pub sessions: Gauge,
+    /// Sessions opened since start.
     pub sessions_total: Counter,
+    /// Sessions refused at --max-sessions.
     pub sessions_rejected: Counter,
+    /// Child processes running now.
     pub children: Gauge,
+    /// Child processes started since start.
     pub children_total: Counter,
+    /// Children that ended on their own.
     pub child_crashes: Counter,
+    /// Messages sent to children.
     pub to_child: Counter,
+    /// Messages read from children.
     pub from_child: Counter,
     /// HTTP requests answered with a 4xx or 5xx status.
     pub http_errors: Counter,

@@ -1,30 +1,25 @@
-//! Host side: serve a stdio MCP server over Streamable HTTP (`/mcp`) and legacy HTTP+SSE
-//! (`/sse`, `/messages`), one child per session (or one shared child), with resumable streams,
-//! sessions that outlive a client's disconnect, and loopback-first security. Requests of the
-//! stateless 2026-07-28 revision, on the same `/mcp`, go to a shared child of either era.
+//! Host side: serve a stdio MCP server over Streamable HTTP (`/mcp`, `streamable`) and HTTP+SSE
+//! (`/sse`, `/messages`, `sse`), one child per session (or one shared child), with resumable
+//! streams, sessions that outlive a client's disconnect, and loopback-first security. Requests of
+//! the stateless 2026-07-28 revision, on the same `/mcp`, go to `stateless` (the router tells
+//! them apart by `MCP-Protocol-Version`) and its one child of either era. The caller validates
+//! a [`Config`], [`bind`]s the listeners, and hands both to [`run`] with a shutdown token.
 
 mod app;
 mod child;
 mod config;
 mod guard;
 mod http;
-mod legacy;
 mod metrics;
-mod replay;
-mod rev_child;
-mod rev_listen;
-mod rev_spawn;
-mod rev_stream;
-mod rev_tools;
 mod session;
 mod shared;
+mod sse;
 mod stateless;
-mod stream;
-mod translate;
+mod streamable;
 
-pub use config::{Config, ConfigError, DEFAULT_PASS_ENV, ServeArgs};
+pub use config::{Config, ConfigError, DEFAULT_PASS_ENV, ListenError};
 
-use crate::net::{ListenAddr, Listener, Peer};
+use crate::net::{Listener, Peer};
 use app::App;
 use axum::Router;
 use axum::extract::State;
@@ -35,33 +30,27 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Runs the gateway until `shutdown` is cancelled, then ends every session and stops every child.
-pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut cfg = Config::try_from(args)?;
+/// Binds every `--listen` address, refusing a non-loopback TCP address when no token guards it.
+pub async fn bind(cfg: &Config) -> Result<Vec<Listener>, ListenError> {
     let mut listeners = Vec::new();
     for addr in &cfg.listen {
         listeners.extend(Listener::bind(addr, cfg.socket_mode).await?);
     }
     for l in &listeners {
         if let Listener::Tcp(t) = l {
-            let ip = t.local_addr()?.ip();
+            let ip = t.local_addr().map_err(ListenError::LocalAddr)?.ip();
             if !ip.is_loopback() && cfg.token.is_none() && !cfg.allow_unauthenticated {
-                anyhow::bail!(
-                    "refusing to listen on {ip} (not loopback) without a token: set \
-                     --auth-token-file or MCP_BRIDGE_AUTH_TOKEN, or pass --allow-unauthenticated"
-                );
+                return Err(ListenError::Unauthenticated(ip));
             }
         }
     }
-    // Clients reach an explicit listen address by that name: accept it as a Host.
-    for addr in &cfg.listen {
-        if let ListenAddr::Tcp(a) = addr
-            && let Some((host, _)) = a.rsplit_once(':')
-            && !matches!(host, "0.0.0.0" | "[::]")
-        {
-            cfg.allow_hosts.push(host.to_owned());
-        }
-    }
+    Ok(listeners)
+}
+
+/// Serves on `listeners` until `shutdown` is cancelled, then ends every session and stops every
+/// child.
+pub async fn run(cfg: Config, listeners: Vec<Listener>, shutdown: CancellationToken) {
+    log_summary(&cfg, &listeners);
     let app = App::new(cfg, shutdown.clone());
     let router = router(app.clone());
     let mut servers = Vec::new();
@@ -92,14 +81,45 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
     app.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), app.tasks.wait()).await;
     tracing::info!("stopped");
-    Ok(())
+}
+
+/// One line that says what this gateway serves, how, and within which limits.
+fn log_summary(cfg: &Config, listeners: &[Listener]) {
+    let urls: Vec<String> = listeners.iter().map(Listener::url).collect();
+    let auth = match (&cfg.token, cfg.allow_unauthenticated) {
+        (Some(_), _) => "bearer token",
+        (None, true) => "none (--allow-unauthenticated)",
+        (None, false) => "none (loopback and Unix sockets only)",
+    };
+    tracing::info!(
+        listeners = %urls.join(", "),
+        // The program's arguments are left out: they may hold what a log should not.
+        program = %cfg.program,
+        args = cfg.args.len(),
+        auth,
+        scope = if cfg.shared { "shared" } else { "per-session" },
+        max_sessions = cfg.max_sessions,
+        max_body = cfg.max_body,
+        session_ttl = ?cfg.session_ttl,
+        replay_buffer = cfg.replay_buffer,
+        "serve starting"
+    );
 }
 
 fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/mcp", post(http::post).get(http::get).delete(http::delete))
-        .route("/sse", get(legacy::open))
-        .route("/messages", post(legacy::message))
+        .route(
+            "/mcp",
+            post(streamable::post)
+                .get(streamable::get)
+                .delete(streamable::delete)
+                .route_layer(axum::middleware::from_fn_with_state(
+                    app.clone(),
+                    by_revision,
+                )),
+        )
+        .route("/sse", get(sse::open))
+        .route("/messages", post(sse::message))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -108,6 +128,19 @@ fn router(app: Arc<App>) -> Router {
             guard::check,
         ))
         .with_state(app)
+}
+
+/// Sends a `/mcp` request of the stateless revision to its handler; a session's goes on.
+async fn by_revision(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if stateless::is_stateless(req.headers()) {
+        stateless::handle(app, req).await.into_response()
+    } else {
+        next.run(req).await
+    }
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {

@@ -3,9 +3,9 @@
 //! to one session and only that session may answer them; `initialize` runs once and later
 //! sessions get its result; list_changed notifications reach every session.
 
-use super::child::Child;
-use super::session::Session;
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::serve::child::Child;
+use crate::serve::session::Session;
 use crate::wire::{BridgeError, Reason};
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 /// The one child and its routing tables.
 #[derive(Debug, Default)]
 pub struct SharedChild {
+    /// The process, set once spawned.
     pub child: OnceLock<Child>,
     state: Mutex<State>,
 }
@@ -41,6 +42,36 @@ enum Init {
     Running(Vec<(Weak<Session>, Id)>),
     /// The result member of the first initialize's answer.
     Done(Box<RawValue>),
+}
+
+impl Init {
+    /// Records the outcome of the first initialize (`None`: it failed, and the next session
+    /// tries again) and returns the replies for the sessions that waited for it.
+    fn finish(&mut self, result: Option<Box<RawValue>>) -> Vec<(Weak<Session>, Bytes)> {
+        let waiters = match std::mem::take(self) {
+            Init::Running(waiters) => waiters,
+            _ => Vec::new(),
+        };
+        let replies = waiters
+            .into_iter()
+            .map(|(s, id)| {
+                let reply = match &result {
+                    Some(result) => answer(&id, result),
+                    None => BridgeError::new(
+                        Reason::InitFailed,
+                        false,
+                        "the shared MCP server failed to initialize",
+                    )
+                    .response(Some(&id)),
+                };
+                (s, reply)
+            })
+            .collect();
+        if let Some(result) = result {
+            *self = Init::Done(result);
+        }
+        replies
+    }
 }
 
 fn answer(id: &Id, result: &RawValue) -> Bytes {
@@ -168,55 +199,10 @@ impl SharedChild {
 
     /// Routes one message from the child.
     pub fn dispatch(&self, msg: Message) {
-        let mut st = self.lock();
         match msg.kind().clone() {
-            Kind::Response { id } => {
-                let Some((session, orig, first_init)) = st.outbound.remove(&id) else {
-                    tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
-                    return;
-                };
-                let Ok(raw) = jsonrpc::with_id(&msg.raw, orig.as_json()) else {
-                    return;
-                };
-                let mut also = Vec::new();
-                if first_init {
-                    match result_of(&msg.raw) {
-                        Some(result) => {
-                            if let Init::Running(waiters) = &mut st.init {
-                                for (s, id) in waiters.drain(..) {
-                                    also.push((s, answer(&id, &result)));
-                                }
-                            }
-                            st.init = Init::Done(result);
-                        }
-                        // A failed initialize: let the next session try again.
-                        None => {
-                            if let Init::Running(waiters) = &mut st.init {
-                                for (s, id) in waiters.drain(..) {
-                                    let err = BridgeError::new(
-                                        Reason::InitFailed,
-                                        false,
-                                        "the shared MCP server failed to initialize",
-                                    )
-                                    .response(Some(&id));
-                                    also.push((s, err));
-                                }
-                            }
-                            st.init = Init::NotYet;
-                        }
-                    }
-                }
-                drop(st);
-                if let Some(s) = session.upgrade() {
-                    s.deliver_raw(raw);
-                }
-                for (s, reply) in also {
-                    if let Some(s) = s.upgrade() {
-                        s.deliver_raw(reply);
-                    }
-                }
-            }
+            Kind::Response { id } => self.answered(&id, &msg.raw),
             Kind::Request { id, .. } => {
+                let mut st = self.lock();
                 let target = st
                     .last_active
                     .upgrade()
@@ -231,6 +217,7 @@ impl SharedChild {
                 target.deliver(msg);
             }
             Kind::Notification { method } => {
+                let st = self.lock();
                 let targets: Vec<Arc<Session>> = if method.ends_with("/list_changed") {
                     st.sessions.iter().filter_map(Weak::upgrade).collect()
                 } else {
@@ -240,6 +227,33 @@ impl SharedChild {
                 for t in targets {
                     t.deliver(msg.clone());
                 }
+            }
+        }
+    }
+
+    /// An answer of the child: back to the session that asked, under the client's own id. The
+    /// first `initialize`'s answer also goes to the sessions that waited for it.
+    fn answered(&self, id: &Id, raw: &[u8]) {
+        let mut st = self.lock();
+        let Some((session, orig, first_init)) = st.outbound.remove(id) else {
+            tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
+            return;
+        };
+        let Ok(answer) = jsonrpc::with_id(raw, orig.as_json()) else {
+            return;
+        };
+        let waiters = if first_init {
+            st.init.finish(result_of(raw))
+        } else {
+            Vec::new()
+        };
+        drop(st);
+        if let Some(s) = session.upgrade() {
+            s.deliver_raw(answer);
+        }
+        for (s, reply) in waiters {
+            if let Some(s) = s.upgrade() {
+                s.deliver_raw(reply);
             }
         }
     }
@@ -275,4 +289,151 @@ fn rewrite_cancel(raw: &[u8], id: &Id) -> Bytes {
         params.insert("requestId".into(), new);
     }
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::metrics::Metrics;
+    use crate::serve::session::{Plan, Transport};
+    use serde_json::{Value, json};
+
+    fn session(id: &str) -> Arc<Session> {
+        Session::new(
+            format!("{id:0<16}"),
+            Transport::Streamable,
+            1 << 20,
+            Arc::new(Metrics::default()),
+        )
+    }
+
+    fn msg(v: Value) -> Message {
+        jsonrpc::parse(Bytes::from(v.to_string())).expect("valid JSON-RPC")
+    }
+
+    fn json_of(raw: &[u8]) -> Value {
+        serde_json::from_slice(raw).expect("JSON")
+    }
+
+    /// Plans a request in `s` (so its answer has a waiter) and rewrites it for the child.
+    fn send(
+        shared: &SharedChild,
+        s: &Arc<Session>,
+        req: Value,
+    ) -> (Option<Value>, tokio::sync::mpsc::UnboundedReceiver<Bytes>) {
+        let m = msg(req);
+        let Ok(Plan::Json(_, rx)) = s.plan(&m, false) else {
+            panic!("a JSON wait")
+        };
+        let line = shared.rewrite_in(s, &m).expect("rewritten");
+        (line.map(|l| json_of(&l)), rx)
+    }
+
+    #[test]
+    fn equal_client_ids_get_distinct_bridge_ids_and_their_own_answers() {
+        let shared = SharedChild::default();
+        let (a, b) = (session("a"), session("b"));
+        shared.join(&a);
+        shared.join(&b);
+        let req = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        let (line_a, mut rx_a) = send(&shared, &a, req.clone());
+        let (line_b, mut rx_b) = send(&shared, &b, req);
+        let (id_a, id_b) = (line_a.unwrap()["id"].clone(), line_b.unwrap()["id"].clone());
+        assert_ne!(id_a, id_b);
+        shared.dispatch(msg(
+            json!({"jsonrpc": "2.0", "id": id_b, "result": {"who": "b"}}),
+        ));
+        shared.dispatch(msg(
+            json!({"jsonrpc": "2.0", "id": id_a, "result": {"who": "a"}}),
+        ));
+        let (ans_a, ans_b) = (
+            json_of(&rx_a.try_recv().unwrap()),
+            json_of(&rx_b.try_recv().unwrap()),
+        );
+        assert_eq!(
+            (ans_a["id"].clone(), ans_a["result"]["who"].clone()),
+            (json!(1), json!("a"))
+        );
+        assert_eq!(
+            (ans_b["id"].clone(), ans_b["result"]["who"].clone()),
+            (json!(1), json!("b"))
+        );
+    }
+
+    #[test]
+    fn initialize_reaches_the_child_once_and_later_sessions_get_its_result() {
+        let shared = SharedChild::default();
+        let (a, b) = (session("a"), session("b"));
+        let init = |id: u64| json!({"jsonrpc": "2.0", "id": id, "method": "initialize"});
+        let (line, mut rx_a) = send(&shared, &a, init(10));
+        let bridge_id = line.expect("the first initialize goes to the child")["id"].clone();
+        let (none, mut rx_b) = send(&shared, &b, init(20));
+        assert!(none.is_none(), "the second waits for the first");
+        shared.dispatch(msg(
+            json!({"jsonrpc": "2.0", "id": bridge_id, "result": {"protocolVersion": "x"}}),
+        ));
+        assert_eq!(json_of(&rx_a.try_recv().unwrap())["id"], 10);
+        let b_answer = json_of(&rx_b.try_recv().unwrap());
+        assert_eq!(
+            (
+                b_answer["id"].clone(),
+                b_answer["result"]["protocolVersion"].clone()
+            ),
+            (json!(20), json!("x"))
+        );
+        let c = session("c");
+        let (none, mut rx_c) = send(&shared, &c, init(30));
+        assert!(none.is_none(), "answered from the cached result");
+        assert_eq!(json_of(&rx_c.try_recv().unwrap())["id"], 30);
+    }
+
+    #[test]
+    fn only_the_session_asked_may_answer_a_request_of_the_child() {
+        let shared = SharedChild::default();
+        let (a, b) = (session("a"), session("b"));
+        shared.join(&a);
+        shared.join(&b);
+        let (_, _rx) = send(
+            &shared,
+            &a,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}),
+        );
+        shared.dispatch(msg(
+            json!({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage"}),
+        ));
+        let answer = msg(json!({"jsonrpc": "2.0", "id": "s1", "result": {}}));
+        assert_eq!(
+            shared.rewrite_in(&b, &answer).unwrap(),
+            None,
+            "b was not asked"
+        );
+        assert!(
+            shared.rewrite_in(&a, &answer).unwrap().is_some(),
+            "a was asked"
+        );
+    }
+
+    #[test]
+    fn a_cancel_names_the_bridge_id_of_that_sessions_request() {
+        let shared = SharedChild::default();
+        let a = session("a");
+        let (line, _rx) = send(
+            &shared,
+            &a,
+            json!({"jsonrpc": "2.0", "id": "x", "method": "slow"}),
+        );
+        let bridge_id = line.unwrap()["id"].clone();
+        let cancel = msg(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": "x"}}),
+        );
+        let out = json_of(&shared.rewrite_in(&a, &cancel).unwrap().expect("forwarded"));
+        assert_eq!(out["params"]["requestId"], bridge_id);
+        let other = session("b");
+        assert_eq!(
+            shared.rewrite_in(&other, &cancel).unwrap(),
+            None,
+            "not b's request"
+        );
+    }
 }

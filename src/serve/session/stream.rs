@@ -2,8 +2,8 @@
 //! what the log holds after the cursor, then waits for more, so a cut connection loses nothing
 //! that a resume cannot fetch again.
 
-use super::app::App;
-use super::session::Session;
+use crate::serve::app::App;
+use crate::serve::session::{Session, Transport};
 use axum::body::Body;
 use bytes::Bytes;
 use std::convert::Infallible;
@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Keeps the session attached (not idle) while a body exists; for legacy SSE, the body's end
-/// ends the session.
+/// Keeps the session attached (not idle) while a body exists; for an HTTP+SSE session, the
+/// body's end ends the session.
 struct Attached {
     session: Arc<Session>,
     app: Arc<App>,
@@ -22,7 +22,7 @@ struct Attached {
 impl Drop for Attached {
     fn drop(&mut self) {
         self.session.detach();
-        if self.session.legacy {
+        if self.session.transport == Transport::Sse {
             self.app
                 .end(&self.session, "the client closed the SSE stream");
         }

@@ -3,8 +3,8 @@
 //! revision has no resumption. Keep-alive comments while idle. Dropping the body before the
 //! answer (the client closed the connection) cancels the request at the child.
 
-use super::app::App;
-use super::rev_child::{InFlight, Out};
+use crate::serve::app::App;
+use crate::serve::stateless::child::{InFlight, Out};
 use crate::sse;
 use axum::body::Body;
 use bytes::Bytes;
@@ -24,8 +24,8 @@ struct Reader {
 }
 
 fn frame(out: &Out) -> Bytes {
-    let mut buf = Vec::with_capacity(out.raw.len() + 24);
-    sse::write_event(&mut buf, Some("message"), None, &out.raw);
+    let mut buf = Vec::with_capacity(out.raw().len() + 24);
+    sse::write_event(&mut buf, Some("message"), None, out.raw());
     Bytes::from(buf)
 }
 
@@ -73,8 +73,8 @@ impl Reader {
                 }
             }
         };
-        if out.last {
-            self.guard.done = true;
+        if let Out::Answer(_) = out {
+            self.guard.disarm();
             self.over = true;
         }
         Some(frame(&out))

@@ -4,26 +4,32 @@
 //! stateless child, and sent back as JSON or, once progress arrives or the answer is slow, as an
 //! event stream. A client that closes the stream before the answer cancels the request.
 
-// Helpers return the finished error response as their `Err` (see http.rs).
-#![allow(clippy::result_large_err)]
+mod child;
+mod listen;
+mod probe;
 
-use super::app::App;
-use super::http::{accepts, json, read_message};
-use super::rev_child::{Out, RevChild};
-use super::rev_tools::check_params;
-use super::translate::{self, REMOVED};
-use crate::jsonrpc::{self, Id, Kind};
+pub use probe::Slot;
+mod stream;
+mod tools;
+mod translate;
+
+use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::serve::app::App;
+use crate::serve::http::{Accepts, Refusal, is_json, json, read_message, sse};
+use crate::serve::stateless::child::{Out, StatelessChild};
+use crate::serve::stateless::tools::check_params;
 use crate::wire::stateless::{CAPABILITIES_KEY, VERSION_KEY, decode_header_value};
 use crate::wire::{
-    BridgeError, HANDSHAKE_VERSIONS, HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND, Reason,
-    STATELESS_VERSION, UNSUPPORTED_VERSION,
+    self, BridgeError, HANDSHAKE_VERSIONS, HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND,
+    Reason, STATELESS_VERSION, UNSUPPORTED_VERSION,
 };
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use translate::REMOVED;
 
 /// How long an answer may take before the reply commits to an event stream.
 const JSON_WINDOW: Duration = Duration::from_secs(15);
@@ -32,15 +38,15 @@ const JSON_WINDOW: Duration = Duration::from_secs(15);
 /// of the handshake revisions (unknown versions come here too and are refused with -32022).
 pub fn is_stateless(headers: &HeaderMap) -> bool {
     headers
-        .get_all("mcp-protocol-version")
+        .get_all(wire::PROTOCOL_VERSION)
         .iter()
         .any(|v| !HANDSHAKE_VERSIONS.contains(&v.to_str().unwrap_or("")))
 }
 
 /// A JSON-RPC error response whose HTTP status follows the revision's table.
-fn fail(id: Option<&Id>, code: i64, message: &str, data: Option<Value>) -> Response {
+fn fail(id: Option<&Id>, code: i64, message: &str, data: Option<Value>) -> Refusal {
     let body = jsonrpc::error_response(id, code, message, data);
-    json(status_of_code(code), body)
+    Refusal::json(status_of_code(code), body)
 }
 
 fn status_of_code(code: i64) -> StatusCode {
@@ -60,7 +66,7 @@ fn status_of(raw: &[u8]) -> StatusCode {
 }
 
 /// A header that must appear at most once: its value, or the -32020 answer.
-fn single<'a>(headers: &'a HeaderMap, name: &str, id: &Id) -> Result<Option<&'a str>, Response> {
+fn single<'a>(headers: &'a HeaderMap, name: &str, id: &Id) -> Result<Option<&'a str>, Refusal> {
     let mut all = headers.get_all(name).iter();
     let first = all.next();
     if all.next().is_some() {
@@ -83,126 +89,126 @@ fn single<'a>(headers: &'a HeaderMap, name: &str, id: &Id) -> Result<Option<&'a 
     }
 }
 
-/// Every request to the stateless revision (after the Host/Origin/token checks).
-pub async fn handle(app: Arc<App>, req: Request) -> Response {
+/// A request of the stateless revision, as far as the checks have read it.
+struct Call {
+    id: Id,
+    body: Value,
+    method: String,
+}
+
+/// The method, Accept and Content-Type checks, before the body is read.
+fn check_transport(req: &Request) -> Result<Accepts, Refusal> {
     if req.method() != Method::POST {
-        let mut resp = StatusCode::METHOD_NOT_ALLOWED.into_response();
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return resp;
+        return Err(Refusal::status(StatusCode::METHOD_NOT_ALLOWED).with(header::ALLOW, "POST"));
     }
-    let (json_ok, sse_ok) = accepts(req.headers());
-    if !json_ok && !sse_ok {
-        return StatusCode::NOT_ACCEPTABLE.into_response();
+    let accepts = Accepts::of(req.headers());
+    if accepts.neither() {
+        return Err(Refusal::status(StatusCode::NOT_ACCEPTABLE));
     }
-    if !super::http::is_json(req.headers()) {
-        return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
+    if !is_json(req.headers()) {
+        return Err(Refusal::status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
-    let headers = req.headers().clone();
-    let msg = match read_message(&app, req).await {
-        Ok(m) => m,
-        Err(resp) => return resp,
-    };
-    let header_version = headers
-        .get("mcp-protocol-version")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    Ok(accepts)
+}
+
+/// The request in `msg`, or `None` for a notification the revision takes with 202.
+fn call_of(msg: &Message, header_version: &str) -> Result<Option<Call>, Refusal> {
     let id = match msg.kind() {
         _ if msg.batch => {
-            return fail(
+            return Err(fail(
                 None,
                 jsonrpc::INVALID_REQUEST,
                 "the body must be a single JSON-RPC request or notification (no batches in 2026-07-28)",
                 None,
-            );
+            ));
         }
-        Kind::Notification { .. } if header_version == STATELESS_VERSION => {
-            // Nothing is defined for a client to notify over HTTP in this revision; cancelling
-            // is closing the request's stream.
-            return StatusCode::ACCEPTED.into_response();
-        }
-        Kind::Notification { .. } => return unsupported(None, header_version),
+        // Nothing is defined for a client to notify over HTTP in this revision; cancelling is
+        // closing the request's stream.
+        Kind::Notification { .. } if header_version == STATELESS_VERSION => return Ok(None),
+        Kind::Notification { .. } => return Err(unsupported(None, header_version)),
         Kind::Response { .. } => {
-            return fail(
+            return Err(fail(
                 None,
                 jsonrpc::INVALID_REQUEST,
                 "a 2026-07-28 server sends no requests, so it takes no responses",
                 None,
-            );
+            ));
         }
         Kind::Request { id, .. } => id.clone(),
     };
     let Ok(body) = serde_json::from_slice::<Value>(&msg.raw) else {
-        return fail(
+        return Err(fail(
             Some(&id),
             jsonrpc::INVALID_REQUEST,
             "malformed request",
             None,
-        );
+        ));
     };
     let method = body["method"].as_str().unwrap_or("").to_owned();
-    if method == "subscriptions/listen" && !sse_ok {
-        return StatusCode::NOT_ACCEPTABLE.into_response();
+    Ok(Some(Call { id, body, method }))
+}
+
+/// Every request to the stateless revision (after the Host/Origin/token checks).
+pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
+    let accepts = check_transport(&req)?;
+    let headers = req.headers().clone();
+    let msg = read_message(app.cfg.max_body, req).await?;
+    let header_version = headers
+        .get(wire::PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(call) = call_of(&msg, header_version)? else {
+        return Ok(StatusCode::ACCEPTED.into_response());
+    };
+    let listen = call.method == "subscriptions/listen";
+    if listen && !accepts.sse {
+        return Err(Refusal::status(StatusCode::NOT_ACCEPTABLE));
     }
-    if let Err(resp) = check_envelope(&headers, &body, &method, &id) {
-        return resp;
-    }
-    if REMOVED.contains(&method.as_str()) {
-        return fail(
-            Some(&id),
+    check_envelope(&headers, &call.body, &call.method, &call.id)?;
+    if REMOVED.contains(&call.method.as_str()) {
+        let method = json!(call.method);
+        return Err(fail(
+            Some(&call.id),
             METHOD_NOT_FOUND,
             "Method not found",
-            Some(json!(method)),
-        );
+            Some(method),
+        ));
     }
-    let rc = match app.rev_child().await {
-        Ok(rc) => rc,
-        Err(e) => {
-            let body = BridgeError::new(
-                Reason::ChildStart,
-                false,
-                format!("the MCP server could not be started: {e}"),
-            )
-            .response(Some(&id));
-            return json(StatusCode::BAD_GATEWAY, body);
-        }
-    };
-    if method == "tools/call"
-        && let Err(resp) = check_tool_headers(&rc, &headers, &body, &id).await
-    {
-        return resp;
+    let rc = app.stateless.get(&app).await.map_err(|e| {
+        let body = BridgeError::new(
+            Reason::ChildStart,
+            false,
+            format!("the MCP server could not be started: {e}"),
+        )
+        .response(Some(&call.id));
+        Refusal::json(StatusCode::BAD_GATEWAY, body)
+    })?;
+    if call.method == "tools/call" {
+        check_tool_headers(&rc, &headers, &call.body, &call.id).await?;
     }
-    if let Some(info) = rc.legacy() {
-        match method.as_str() {
+    if let Some(info) = rc.handshake() {
+        match call.method.as_str() {
             "server/discover" => {
                 let result = translate::discover_result(info);
-                let body = json!({"jsonrpc": "2.0", "id": body["id"], "result": result});
-                return json(
-                    StatusCode::OK,
-                    serde_json::to_vec(&body).unwrap_or_default().into(),
-                );
+                let body = json!({"jsonrpc": "2.0", "id": call.body["id"], "result": result});
+                let body = serde_json::to_vec(&body).unwrap_or_default().into();
+                return Ok(json(StatusCode::OK, body));
             }
             "subscriptions/listen" => {
-                let (rx, guard) = rc.listen_locally(&body, id);
-                return super::http::sse(super::rev_stream::body(&app, rx, guard, None), None);
+                let (rx, guard) = listen::serve_locally(&rc, &call.body, call.id);
+                return Ok(sse(
+                    crate::serve::stateless::stream::body(&app, rx, guard, None),
+                    None,
+                ));
             }
             _ => {}
         }
     }
-    answer(
-        &app,
-        &rc,
-        body,
-        id,
-        json_ok,
-        sse_ok,
-        method == "subscriptions/listen",
-    )
-    .await
+    answer(&app, &rc, call, accepts, listen).await
 }
 
 /// -32022, naming what is supported.
-fn unsupported(id: Option<&Id>, requested: &str) -> Response {
+fn unsupported(id: Option<&Id>, requested: &str) -> Refusal {
     fail(
         id,
         UNSUPPORTED_VERSION,
@@ -213,15 +219,10 @@ fn unsupported(id: Option<&Id>, requested: &str) -> Response {
 
 /// The envelope and the headers that mirror it (ladder steps: duplicates, envelope, version,
 /// method, name, supported version).
-fn check_envelope(
-    headers: &HeaderMap,
-    body: &Value,
-    method: &str,
-    id: &Id,
-) -> Result<(), Response> {
-    let version_h = single(headers, "mcp-protocol-version", id)?;
-    let method_h = single(headers, "mcp-method", id)?;
-    let name_h = single(headers, "mcp-name", id)?;
+fn check_envelope(headers: &HeaderMap, body: &Value, method: &str, id: &Id) -> Result<(), Refusal> {
+    let version_h = single(headers, wire::PROTOCOL_VERSION, id)?;
+    let method_h = single(headers, wire::METHOD, id)?;
+    let name_h = single(headers, wire::NAME, id)?;
     let meta = &body["params"]["_meta"];
     let Some(version) = meta
         .get(VERSION_KEY)
@@ -276,15 +277,15 @@ fn check_envelope(
 }
 
 async fn check_tool_headers(
-    rc: &Arc<RevChild>,
+    rc: &Arc<StatelessChild>,
     headers: &HeaderMap,
     body: &Value,
     id: &Id,
-) -> Result<(), Response> {
+) -> Result<(), Refusal> {
     let Some(tool) = body["params"]["name"].as_str() else {
         return Ok(());
     };
-    let Some(map) = rc.params_for(tool).await else {
+    let Some(map) = rc.tools.params_for(rc, tool).await else {
         return Ok(());
     };
     let args = body["params"].get("arguments").unwrap_or(&Value::Null);
@@ -294,15 +295,13 @@ async fn check_tool_headers(
 /// Sends the request to the child and replies with what comes back.
 async fn answer(
     app: &Arc<App>,
-    rc: &Arc<RevChild>,
-    body: Value,
-    id: Id,
-    json_ok: bool,
-    sse_ok: bool,
+    rc: &Arc<StatelessChild>,
+    call: Call,
+    accepts: Accepts,
     always_sse: bool,
-) -> Response {
-    let (mut rx, mut guard) = rc.start(body, Some(id));
-    if !sse_ok {
+) -> Result<Response, Refusal> {
+    let (mut rx, mut guard) = rc.start(call.body, Some(call.id));
+    if !accepts.sse {
         // Only JSON is accepted: progress has nowhere to go and is dropped.
         loop {
             let next = tokio::select! {
@@ -310,36 +309,39 @@ async fn answer(
                 _ = app.shutdown.cancelled() => None,
             };
             match next {
-                Some(Out { raw, last: true }) => {
-                    guard.done = true;
-                    return json(status_of(&raw), raw);
+                Some(Out::Answer(raw)) => {
+                    guard.disarm();
+                    return Ok(json(status_of(&raw), raw));
                 }
                 Some(_) => {}
-                None => return gone(),
+                None => return Err(gone()),
             }
         }
     }
-    let first = if always_sse || !json_ok {
+    let first = if always_sse || !accepts.json {
         None
     } else {
         tokio::select! {
             m = tokio::time::timeout(JSON_WINDOW, rx.recv()) => match m {
                 Ok(Some(out)) => Some(out),
-                Ok(None) => return gone(),
+                Ok(None) => return Err(gone()),
                 Err(_) => None,
             },
-            _ = app.shutdown.cancelled() => return gone(),
+            _ = app.shutdown.cancelled() => return Err(gone()),
         }
     };
-    if let Some(Out { raw, last: true }) = &first {
-        guard.done = true;
-        return json(status_of(raw), raw.clone());
+    if let Some(Out::Answer(raw)) = &first {
+        guard.disarm();
+        return Ok(json(status_of(raw), raw.clone()));
     }
-    super::http::sse(super::rev_stream::body(app, rx, guard, first), None)
+    Ok(sse(
+        crate::serve::stateless::stream::body(app, rx, guard, first),
+        None,
+    ))
 }
 
-fn gone() -> Response {
-    super::http::rpc_error(
+fn gone() -> Refusal {
+    Refusal::rpc(
         StatusCode::SERVICE_UNAVAILABLE,
         jsonrpc::BRIDGE_ERROR,
         "the gateway is shutting down or the MCP server went away",

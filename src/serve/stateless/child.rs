@@ -4,9 +4,10 @@
 //! mapped back on the way out. A handshake-era child is initialized by the bridge itself, and its
 //! answers are completed as the stateless revision requires (see `translate`).
 
-use super::child::Child;
-use super::translate::{self, LegacyInfo};
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::serve::child::Child;
+use crate::serve::stateless::listen;
+use crate::serve::stateless::translate::{self, HandshakeInfo};
 use crate::wire::{self, BridgeError, METHOD_NOT_FOUND, Reason};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -20,101 +21,156 @@ const TOKEN_PREFIX: &str = "mcp-bridge-";
 /// Which era the child speaks.
 #[derive(Debug)]
 pub enum Era {
-    /// It answers `server/discover`: requests pass through with their envelope.
-    Modern,
-    /// It needs `initialize`, which the bridge did; answers are translated.
-    Legacy(LegacyInfo),
+    /// It answers `server/discover` (2026-07-28): requests pass through with their envelope.
+    Stateless,
+    /// It opens with `initialize`, which the bridge did; answers are translated.
+    Handshake(HandshakeInfo),
 }
 
-/// One message for the POST that waits on a request: progress, or the final answer.
+/// One message for the POST that waits on a request.
 #[derive(Debug)]
-pub struct Out {
-    pub raw: Bytes,
-    pub last: bool,
+pub enum Out {
+    /// A notification about the request (progress, a log message, a list change).
+    Note(Bytes),
+    /// The final answer: nothing follows.
+    Answer(Bytes),
+}
+
+impl Out {
+    /// The message.
+    pub fn raw(&self) -> &Bytes {
+        match self {
+            Out::Note(raw) | Out::Answer(raw) => raw,
+        }
+    }
 }
 
 #[derive(Debug)]
+/// A request in flight at the child, and where what concerns it goes.
 pub(super) struct Waiter {
+    /// Where its notes and answer go.
     pub tx: mpsc::UnboundedSender<Out>,
     /// The client's id; `None` for the bridge's own requests, whose answers pass as they are.
     pub client_id: Option<Id>,
+    /// The client's progress token, restored in progress notifications.
     pub client_token: Option<Value>,
+    /// Its method, for translating the answer of a handshake-era child.
     pub method: String,
+    /// When it was sent, for the latency histogram.
     pub since: std::time::Instant,
     /// The request opted in to log messages (`io.modelcontextprotocol/logLevel`).
     pub logs: bool,
     /// A `subscriptions/listen` the bridge serves itself (handshake-era child): its topics.
-    pub listen: Option<super::rev_listen::Topics>,
+    pub listen: Option<crate::serve::stateless::listen::Topics>,
 }
 
 #[derive(Debug, Default)]
+/// The requests in flight, by the bridge's number.
 pub(super) struct State {
-    pub next: u64,
+    next: u64,
+    /// Requests waiting for their answer.
     pub pending: HashMap<u64, Waiter>,
     /// Why the process is gone, once it is.
     exited: Option<String>,
 }
 
+impl State {
+    /// A fresh number of the bridge for a request.
+    pub(super) fn number(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+}
+
 /// The shared process for stateless requests.
 #[derive(Debug, Default)]
-pub struct RevChild {
+pub struct StatelessChild {
+    /// The process, set once spawned.
     pub child: OnceLock<Child>,
+    /// Its era, set once the probe (or the restart) knows it.
     pub era: OnceLock<Era>,
     state: Mutex<State>,
     /// Tool name -> its `x-mcp-header` map (`None`: invalid annotations), cleared when the
     /// child says its tools changed.
-    pub tools: Mutex<Option<super::rev_tools::ToolCache>>,
+    pub tools: crate::serve::stateless::tools::Tools,
     /// The gateway's counters (messages each way, answer latency).
-    pub metrics: Arc<super::metrics::Metrics>,
+    pub metrics: Arc<crate::serve::metrics::Metrics>,
 }
 
 /// Cancels the request when dropped before its answer came: the client went away.
 #[derive(Debug)]
 pub struct InFlight {
-    child: Arc<RevChild>,
+    child: Arc<StatelessChild>,
     n: u64,
-    pub done: bool,
+    /// Dropping no longer cancels: the answer came, or the request is not to be cancelled.
+    disarmed: bool,
 }
 
 impl InFlight {
-    pub(super) fn new(child: Arc<RevChild>, n: u64) -> InFlight {
+    /// A guard for request `n` of `child`.
+    pub(super) fn new(child: Arc<StatelessChild>, n: u64) -> InFlight {
         InFlight {
             child,
             n,
-            done: false,
+            disarmed: false,
         }
+    }
+
+    /// Dropping the guard will no longer cancel the request (its answer came).
+    pub fn disarm(&mut self) {
+        self.disarmed = true;
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.disarmed {
             self.child
                 .cancel(self.n, "the client closed the response stream");
         }
     }
 }
 
+/// Gives a request the bridge's number `n` as its id and (if it has one) progress token.
+/// Returns the client's progress token and whether the request opted in to log messages.
+fn rewrite_request(req: &mut Value, n: u64) -> (Option<Value>, bool) {
+    req["id"] = json!(n);
+    let Some(meta) = req
+        .get_mut("params")
+        .and_then(|p| p.get_mut("_meta"))
+        .and_then(Value::as_object_mut)
+    else {
+        return (None, false);
+    };
+    let logs = meta.contains_key("io.modelcontextprotocol/logLevel");
+    let token = meta
+        .get_mut("progressToken")
+        .map(|token| std::mem::replace(token, json!(format!("{TOKEN_PREFIX}{n}"))));
+    (token, logs)
+}
+
 fn parse_n(id: &Id) -> Option<u64> {
     id.as_json().parse().ok()
 }
 
-impl RevChild {
-    pub fn new(metrics: Arc<super::metrics::Metrics>) -> RevChild {
-        RevChild {
+impl StatelessChild {
+    /// A child with no process yet.
+    pub fn new(metrics: Arc<crate::serve::metrics::Metrics>) -> StatelessChild {
+        StatelessChild {
             metrics,
-            ..RevChild::default()
+            ..StatelessChild::default()
         }
     }
 
+    /// The request table.
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether the child is a handshake-era one (and what it said at `initialize`).
-    pub fn legacy(&self) -> Option<&LegacyInfo> {
+    pub fn handshake(&self) -> Option<&HandshakeInfo> {
         match self.era.get() {
-            Some(Era::Legacy(info)) => Some(info),
+            Some(Era::Handshake(info)) => Some(info),
             _ => None,
         }
     }
@@ -130,40 +186,17 @@ impl RevChild {
         let (tx, rx) = mpsc::unbounded_channel();
         let method = req["method"].as_str().unwrap_or("").to_owned();
         let mut st = self.lock();
-        st.next += 1;
-        let n = st.next;
-        req["id"] = json!(n);
-        let mut client_token = None;
-        let mut logs = false;
-        if let Some(meta) = req
-            .get_mut("params")
-            .and_then(|p| p.get_mut("_meta"))
-            .and_then(Value::as_object_mut)
-        {
-            logs = meta.contains_key("io.modelcontextprotocol/logLevel");
-            if let Some(token) = meta.get_mut("progressToken") {
-                client_token = Some(std::mem::replace(
-                    token,
-                    json!(format!("{TOKEN_PREFIX}{n}")),
-                ));
-            }
-        }
-        if self.legacy().is_some() {
-            translate::strip_envelope(&mut req);
-        }
-        let guard = InFlight {
-            child: self.clone(),
-            n,
-            done: false,
-        };
+        let n = st.number();
+        let guard = InFlight::new(self.clone(), n);
         if let Some(reason) = &st.exited {
             let err =
                 BridgeError::new(Reason::ChildGone, false, reason).response(client_id.as_ref());
-            let _ = tx.send(Out {
-                raw: err,
-                last: true,
-            });
+            let _ = tx.send(Out::Answer(err));
             return (rx, guard);
+        }
+        let (client_token, logs) = rewrite_request(&mut req, n);
+        if self.handshake().is_some() {
+            translate::strip_envelope(&mut req);
         }
         let waiter = Waiter {
             tx: tx.clone(),
@@ -176,14 +209,10 @@ impl RevChild {
         };
         st.pending.insert(n, waiter);
         drop(st);
-        let line = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
         self.metrics.to_child.inc();
-        if self
-            .child
-            .get()
-            .map(|c| c.try_send(line))
-            .is_none_or(|r| r.is_err())
-        {
+        let line = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
+        let sent = self.child.get().map(|c| c.try_send(line));
+        if !matches!(sent, Some(Ok(()))) {
             self.lock().pending.remove(&n);
             let err = BridgeError::new(
                 Reason::ChildGone,
@@ -191,12 +220,66 @@ impl RevChild {
                 "the MCP server process is not taking messages",
             )
             .response(client_id.as_ref());
-            let _ = tx.send(Out {
-                raw: err,
-                last: true,
-            });
+            let _ = tx.send(Out::Answer(err));
         }
         (rx, guard)
+    }
+
+    /// Sends a request of the bridge's own and waits (bounded) for the answer. A request that
+    /// times out is cancelled at the child if `cancel_on_timeout` (never the probe or
+    /// `initialize`: the spec does not cancel those).
+    pub async fn ask(
+        self: &Arc<Self>,
+        req: Value,
+        limit: std::time::Duration,
+        cancel_on_timeout: bool,
+    ) -> Option<Value> {
+        let (mut rx, mut guard) = self.start(req, None);
+        if !cancel_on_timeout {
+            guard.disarm();
+        }
+        let out = tokio::time::timeout(limit, rx.recv())
+            .await
+            .ok()
+            .flatten()?;
+        serde_json::from_slice(out.raw()).ok()
+    }
+
+    /// Registers a request the bridge answers itself (the child is not asked): what the child
+    /// later says that concerns it goes to `waiter`.
+    pub(super) fn register(self: &Arc<Self>, waiter: Waiter) -> InFlight {
+        let mut st = self.lock();
+        let n = st.number();
+        st.pending.insert(n, waiter);
+        InFlight::new(self.clone(), n)
+    }
+
+    /// A notification from the child that names no request.
+    fn unaddressed(&self, method: &str, msg: Value) {
+        let st = self.lock();
+        if method.ends_with("/list_changed") {
+            for w in st.pending.values() {
+                if let (Some(t), Some(id)) = (&w.listen, &w.client_id)
+                    && t.covers(method)
+                {
+                    let raw = listen::with_subscription(msg.clone(), id);
+                    let _ = w.tx.send(Out::Note(raw));
+                }
+            }
+            return;
+        }
+        if method == "notifications/message" {
+            let mut opted = st.pending.values().filter(|w| w.logs);
+            if let (Some(w), None) = (opted.next(), opted.next()) {
+                let raw = Bytes::from(serde_json::to_vec(&msg).unwrap_or_default());
+                let _ = w.tx.send(Out::Note(raw));
+                return;
+            }
+        }
+        tracing::debug!(
+            method,
+            "dropping a notification that no open request or subscription stream asked for"
+        );
     }
 
     /// Sends a notification (or any line) to the child, without waiting.
@@ -256,13 +339,10 @@ impl RevChild {
             self.metrics.latency.observe(w.since.elapsed());
         }
         let Some(client_id) = &w.client_id else {
-            let _ = w.tx.send(Out {
-                raw: Bytes::copy_from_slice(raw),
-                last: true,
-            });
+            let _ = w.tx.send(Out::Answer(Bytes::copy_from_slice(raw)));
             return;
         };
-        let out = match self.legacy() {
+        let out = match self.handshake() {
             Some(info) => match serde_json::from_slice::<Value>(raw) {
                 Ok(mut v) => {
                     translate::answer(&mut v, &w.method, info);
@@ -276,15 +356,12 @@ impl RevChild {
                 Err(_) => return,
             },
         };
-        let _ = w.tx.send(Out {
-            raw: out,
-            last: true,
-        });
+        let _ = w.tx.send(Out::Answer(out));
     }
 
     fn notification(&self, method: &str, raw: &[u8]) {
         if method == "notifications/tools/list_changed" {
-            *self.tools.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.tools.invalidate();
         }
         let Ok(mut v) = serde_json::from_slice::<Value>(raw) else {
             return;
@@ -330,10 +407,9 @@ impl RevChild {
             params["_meta"]["io.modelcontextprotocol/subscriptionId"] =
                 serde_json::from_str(id.as_json()).unwrap_or(Value::Null);
         }
-        let _ = w.tx.send(Out {
-            raw: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
-            last: false,
-        });
+        let _ = w.tx.send(Out::Note(Bytes::from(
+            serde_json::to_vec(&v).unwrap_or_default(),
+        )));
     }
 
     /// The process ended: every waiting request gets an error, later ones too.
@@ -342,10 +418,8 @@ impl RevChild {
         st.exited = Some(reason.to_owned());
         for (_, w) in st.pending.drain() {
             if let Some(id) = &w.client_id {
-                let _ = w.tx.send(Out {
-                    raw: BridgeError::new(Reason::ChildGone, true, reason).response(Some(id)),
-                    last: true,
-                });
+                let err = BridgeError::new(Reason::ChildGone, true, reason).response(Some(id));
+                let _ = w.tx.send(Out::Answer(err));
             }
         }
     }
@@ -355,3 +429,6 @@ impl RevChild {
         self.lock().exited.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,8 +3,8 @@
 //! (which has no such method, only `*/list_changed` notifications), and log messages, which go
 //! to the one request that opted in to them (stdio gives them no request to belong to).
 
-use super::rev_child::{InFlight, Out, RevChild, Waiter};
 use crate::jsonrpc::Id;
+use crate::serve::stateless::child::{InFlight, Out, StatelessChild, Waiter};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -30,7 +30,8 @@ impl Topics {
         }
     }
 
-    fn covers(&self, method: &str) -> bool {
+    /// Whether a list-change notification is one of these topics.
+    pub(super) fn covers(&self, method: &str) -> bool {
         match method {
             "notifications/tools/list_changed" => self.tools,
             "notifications/prompts/list_changed" => self.prompts,
@@ -55,7 +56,8 @@ impl Topics {
     }
 }
 
-fn with_subscription(mut msg: Value, id: &Id) -> Bytes {
+/// A notification for a listen stream, naming the stream's request as its subscription.
+pub(super) fn with_subscription(mut msg: Value, id: &Id) -> Bytes {
     let id: Value = serde_json::from_str(id.as_json()).unwrap_or(Value::Null);
     if !msg["params"].is_object() {
         msg["params"] = json!({});
@@ -67,72 +69,33 @@ fn with_subscription(mut msg: Value, id: &Id) -> Bytes {
     Bytes::from(serde_json::to_vec(&msg).unwrap_or_default())
 }
 
-impl RevChild {
-    /// Serves a `subscriptions/listen` for a handshake-era child: acknowledges what its
-    /// capabilities can deliver (resource subscriptions never), then relays its list changes.
-    pub fn listen_locally(
-        self: &Arc<Self>,
-        req: &Value,
-        client_id: Id,
-    ) -> (mpsc::UnboundedReceiver<Out>, InFlight) {
-        let caps = self
-            .legacy()
-            .map(|i| i.capabilities.clone())
-            .unwrap_or_default();
-        let topics = Topics::honoured(&req["params"]["notifications"], &caps);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
-            "params": {"notifications": topics.as_json()}});
-        let _ = tx.send(Out {
-            raw: with_subscription(ack, &client_id),
-            last: false,
-        });
-        let mut st = self.lock();
-        st.next += 1;
-        let n = st.next;
-        st.pending.insert(
-            n,
-            Waiter {
-                tx,
-                client_id: Some(client_id),
-                client_token: None,
-                method: "subscriptions/listen".into(),
-                since: std::time::Instant::now(),
-                logs: false,
-                listen: Some(topics),
-            },
-        );
-        drop(st);
-        (rx, InFlight::new(self.clone(), n))
-    }
-
-    /// A notification from the child that names no request.
-    pub(super) fn unaddressed(&self, method: &str, msg: Value) {
-        let st = self.lock();
-        if method.ends_with("/list_changed") {
-            for w in st.pending.values() {
-                if let (Some(t), Some(id)) = (&w.listen, &w.client_id)
-                    && t.covers(method)
-                {
-                    let raw = with_subscription(msg.clone(), id);
-                    let _ = w.tx.send(Out { raw, last: false });
-                }
-            }
-            return;
-        }
-        if method == "notifications/message" {
-            let mut opted = st.pending.values().filter(|w| w.logs);
-            if let (Some(w), None) = (opted.next(), opted.next()) {
-                let raw = Bytes::from(serde_json::to_vec(&msg).unwrap_or_default());
-                let _ = w.tx.send(Out { raw, last: false });
-                return;
-            }
-        }
-        tracing::debug!(
-            method,
-            "dropping a notification that no open request or subscription stream asked for"
-        );
-    }
+/// Serves a `subscriptions/listen` for a handshake-era child: acknowledges what its
+/// capabilities can deliver (resource subscriptions never), then relays its list changes.
+pub fn serve_locally(
+    child: &Arc<StatelessChild>,
+    req: &Value,
+    client_id: Id,
+) -> (mpsc::UnboundedReceiver<Out>, InFlight) {
+    let caps = child
+        .handshake()
+        .map(|i| i.capabilities.clone())
+        .unwrap_or_default();
+    let topics = Topics::honoured(&req["params"]["notifications"], &caps);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+        "params": {"notifications": topics.as_json()}});
+    let _ = tx.send(Out::Note(with_subscription(ack, &client_id)));
+    let waiter = Waiter {
+        tx,
+        client_id: Some(client_id),
+        client_token: None,
+        method: "subscriptions/listen".into(),
+        since: std::time::Instant::now(),
+        logs: false,
+        listen: Some(topics),
+    };
+    let guard = child.register(waiter);
+    (rx, guard)
 }
 
 #[cfg(test)]

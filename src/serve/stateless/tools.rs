@@ -4,16 +4,16 @@
 //! for a minute, dropped when the child says its tools changed, and refreshed (at most every two
 //! seconds) when a call names a tool it does not know. If the listing fails, calls pass unchecked.
 
-use super::rev_child::RevChild;
-use crate::wire::STATELESS_VERSION;
+use crate::serve::stateless::child::StatelessChild;
 use crate::wire::stateless::{
     CAPABILITIES_KEY, ParamMap, VERSION_KEY, argument_at, decode_header_value, header_params,
     param_text,
 };
+use crate::wire::{PARAM_PREFIX, STATELESS_VERSION};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a listing is trusted.
@@ -42,29 +42,22 @@ pub fn own_envelope() -> Value {
     })
 }
 
-impl RevChild {
-    /// Sends a request of the bridge's own and waits (bounded) for the answer. A request that
-    /// times out is cancelled at the child if `cancel_on_timeout` (never the probe or
-    /// `initialize`: the spec does not cancel those).
-    pub async fn ask(
-        self: &Arc<Self>,
-        req: Value,
-        limit: Duration,
-        cancel_on_timeout: bool,
-    ) -> Option<Value> {
-        let (mut rx, mut guard) = self.start(req, None);
-        guard.done = !cancel_on_timeout;
-        let out = tokio::time::timeout(limit, rx.recv())
-            .await
-            .ok()
-            .flatten()?;
-        serde_json::from_slice(&out.raw).ok()
+/// The tool listing of the stateless child, kept between calls.
+#[derive(Debug, Default)]
+pub struct Tools {
+    cache: Mutex<Option<ToolCache>>,
+}
+
+impl Tools {
+    /// Forgets the listing (the child said its tools changed).
+    pub fn invalidate(&self) {
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The header-mapped arguments of `tool`, or `None` when its calls cannot be checked.
-    pub async fn params_for(self: &Arc<Self>, tool: &str) -> Option<ParamMap> {
+    pub async fn params_for(&self, child: &Arc<StatelessChild>, tool: &str) -> Option<ParamMap> {
         {
-            let cache = self.tools.lock().unwrap_or_else(|p| p.into_inner());
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(c) = cache.as_ref().filter(|c| c.at.elapsed() < FRESH) {
                 if let Some(entry) = c.tools.get(tool) {
                     return entry.clone();
@@ -74,56 +67,57 @@ impl RevChild {
                 }
             }
         }
-        let tools = self.list_tools().await?;
+        let tools = list_tools(child).await?;
         let entry = tools.get(tool).cloned().flatten();
-        *self.tools.lock().unwrap_or_else(|p| p.into_inner()) = Some(ToolCache {
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(ToolCache {
             at: Instant::now(),
             tools,
         });
         entry
     }
+}
 
-    async fn list_tools(self: &Arc<Self>) -> Option<HashMap<String, Option<ParamMap>>> {
-        let mut tools = HashMap::new();
-        let mut cursor: Option<Value> = None;
-        for _ in 0..MAX_PAGES {
-            let mut params = json!({"_meta": own_envelope()});
-            if let Some(c) = cursor.take() {
-                params["cursor"] = c;
-            }
-            let req = json!({"jsonrpc": "2.0", "id": 0, "method": "tools/list", "params": params});
-            let answer = self.ask(req, LIST_TIMEOUT, true).await;
-            let Some(result) = answer.as_ref().and_then(|a| a.get("result")) else {
-                tracing::debug!("listing the child's tools failed; Mcp-Param-* go unchecked");
-                return None;
-            };
-            for tool in result["tools"].as_array().into_iter().flatten() {
-                let Some(name) = tool["name"].as_str() else {
-                    continue;
-                };
-                let map = match header_params(&tool["inputSchema"]) {
-                    Ok(map) => Some(map),
-                    Err(why) => {
-                        tracing::warn!(tool = name, "its Mcp-Param-* are not checked: {why}");
-                        None
-                    }
-                };
-                tools.insert(name.to_owned(), map);
-            }
-            match result.get("nextCursor") {
-                Some(c) if !c.is_null() => cursor = Some(c.clone()),
-                _ => return Some(tools),
-            }
+/// Lists the child's tools, page by page, with the header-mapped arguments of each.
+async fn list_tools(child: &Arc<StatelessChild>) -> Option<HashMap<String, Option<ParamMap>>> {
+    let mut tools = HashMap::new();
+    let mut cursor: Option<Value> = None;
+    for _ in 0..MAX_PAGES {
+        let mut params = json!({"_meta": own_envelope()});
+        if let Some(c) = cursor.take() {
+            params["cursor"] = c;
         }
-        Some(tools)
+        let req = json!({"jsonrpc": "2.0", "id": 0, "method": "tools/list", "params": params});
+        let answer = child.ask(req, LIST_TIMEOUT, true).await;
+        let Some(result) = answer.as_ref().and_then(|a| a.get("result")) else {
+            tracing::debug!("listing the child's tools failed; Mcp-Param-* go unchecked");
+            return None;
+        };
+        for tool in result["tools"].as_array().into_iter().flatten() {
+            let Some(name) = tool["name"].as_str() else {
+                continue;
+            };
+            let map = match header_params(&tool["inputSchema"]) {
+                Ok(map) => Some(map),
+                Err(why) => {
+                    tracing::warn!(tool = name, "its Mcp-Param-* are not checked: {why}");
+                    None
+                }
+            };
+            tools.insert(name.to_owned(), map);
+        }
+        match result.get("nextCursor") {
+            Some(c) if !c.is_null() => cursor = Some(c.clone()),
+            _ => return Some(tools),
+        }
     }
+    Some(tools)
 }
 
 /// Checks a call's `Mcp-Param-*` headers against its arguments: a header for each mapped
 /// argument present (equal after decoding; integers compared as numbers), none for one absent.
 pub fn check_params(headers: &HeaderMap, map: &ParamMap, arguments: &Value) -> Result<(), String> {
     for (path, token) in map {
-        let name = format!("mcp-param-{}", token.to_ascii_lowercase());
+        let name = format!("{PARAM_PREFIX}{}", token.to_ascii_lowercase());
         let dotted = path.join(".");
         let mut values = headers.get_all(name.as_str()).iter();
         let header = values.next();

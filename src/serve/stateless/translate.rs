@@ -10,18 +10,21 @@ use serde_json::{Map, Value, json};
 
 /// What the bridge learned from initializing a handshake-era child.
 #[derive(Debug, Clone)]
-pub struct LegacyInfo {
+pub struct HandshakeInfo {
     /// The revision the child agreed to.
     pub protocol: String,
+    /// Its `capabilities`.
     pub capabilities: Value,
+    /// Its `serverInfo`.
     pub server_info: Value,
+    /// Its `instructions`, if any.
     pub instructions: Option<Value>,
 }
 
-impl LegacyInfo {
+impl HandshakeInfo {
     /// Reads the `result` of an `initialize` answer.
-    pub fn from_result(result: &Value) -> LegacyInfo {
-        LegacyInfo {
+    pub fn from_result(result: &Value) -> HandshakeInfo {
+        HandshakeInfo {
             protocol: result
                 .get("protocolVersion")
                 .and_then(Value::as_str)
@@ -44,7 +47,7 @@ const CACHEABLE: &[&str] = &[
     "server/discover",
 ];
 
-/// Methods the handshake revisions have and 2026-07-28 does not: a modern client asking for
+/// Methods the handshake revisions have and 2026-07-28 does not: a 2026-07-28 client asking for
 /// one gets 404/-32601 from the bridge, whatever the child would say.
 pub const REMOVED: &[&str] = &[
     "initialize",
@@ -73,7 +76,7 @@ pub fn strip_envelope(req: &mut Value) {
 }
 
 /// Completes a handshake-era child's answer to `method` as a 2026-07-28 answer.
-pub fn answer(msg: &mut Value, method: &str, info: &LegacyInfo) {
+pub fn answer(msg: &mut Value, method: &str, info: &HandshakeInfo) {
     if let Some(result) = msg.get_mut("result").and_then(Value::as_object_mut) {
         complete_result(result, method, info);
     } else if let Some(err) = msg.get_mut("error").and_then(Value::as_object_mut) {
@@ -81,7 +84,7 @@ pub fn answer(msg: &mut Value, method: &str, info: &LegacyInfo) {
     }
 }
 
-fn complete_result(result: &mut Map<String, Value>, method: &str, info: &LegacyInfo) {
+fn complete_result(result: &mut Map<String, Value>, method: &str, info: &HandshakeInfo) {
     result
         .entry("resultType")
         .or_insert_with(|| json!("complete"));
@@ -120,7 +123,7 @@ fn map_error(err: &mut Map<String, Value>) {
 }
 
 /// The `server/discover` result the bridge gives for a handshake-era child.
-pub fn discover_result(info: &LegacyInfo) -> Value {
+pub fn discover_result(info: &HandshakeInfo) -> Value {
     let mut result = json!({
         "resultType": "complete",
         "supportedVersions": [STATELESS_VERSION],
@@ -139,8 +142,8 @@ pub fn discover_result(info: &LegacyInfo) -> Value {
 mod tests {
     use super::*;
 
-    fn info() -> LegacyInfo {
-        LegacyInfo::from_result(&json!({
+    fn info() -> HandshakeInfo {
+        HandshakeInfo::from_result(&json!({
             "protocolVersion": "2025-11-25",
             "capabilities": {"tools": {}},
             "serverInfo": {"name": "old", "version": "1"},
@@ -162,7 +165,7 @@ mod tests {
     }
 
     #[test]
-    fn results_gain_the_fields_a_modern_client_needs() {
+    fn results_gain_the_fields_a_2026_client_needs() {
         let mut m = json!({"id": 1, "result": {"tools": []}});
         answer(&mut m, "tools/list", &info());
         assert_eq!(m["result"]["resultType"], "complete");

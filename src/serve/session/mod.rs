@@ -1,17 +1,21 @@
 //! One MCP session: which stream waits for which answer, the event log that streams read from,
 //! and the link to the child that serves it (its own, or the shared one).
 
-use super::child::Child;
-use super::metrics::Metrics;
-use super::replay::{GET_STREAM, Log};
-use super::shared::SharedChild;
+pub(crate) mod log;
+pub(crate) mod stream;
+
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::serve::child::Child;
+use crate::serve::metrics::Metrics;
+use crate::serve::session::log::{GET_STREAM, Log};
+use crate::serve::shared::SharedChild;
 use crate::wire::{self, BridgeError, Reason};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+// The tokio clock, so that tests can move idle time forward under `time::pause()`.
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 /// How a session reaches its child.
 #[derive(Debug)]
@@ -21,7 +25,7 @@ pub enum Link {
 }
 
 /// Where the answer to a client's request goes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Sink {
     /// An SSE stream of this session's log.
     Stream(u64),
@@ -61,15 +65,67 @@ struct State {
     init_id: Option<Id>,
 }
 
+impl State {
+    /// The stream for a message that answers nothing (a notification or a request of the
+    /// child's). Progress belongs with the request that asked for it: on that request's stream it
+    /// stays ahead of the answer, which a separate GET stream could not promise.
+    fn stream_for_unanswered(&self, msg: &Message) -> u64 {
+        let own_stream = match msg.method() {
+            Some("notifications/progress") => jsonrpc::progress_token(&msg.raw).and_then(|token| {
+                self.pending.values().find_map(|p| match p.sink {
+                    Sink::Stream(n)
+                        if p.progress.as_deref() == Some(&*token) && self.log.is_open(n) =>
+                    {
+                        Some(n)
+                    }
+                    _ => None,
+                })
+            }),
+            _ => None,
+        };
+        match own_stream {
+            Some(n) => n,
+            None if self.get_opened || !self.log.is_open(self.last_post) => GET_STREAM,
+            None => self.last_post,
+        }
+    }
+
+    /// Opens the answer stream of a POST carrying `requests` requests.
+    fn open_post_stream(&mut self, requests: usize) -> u64 {
+        let stream = self.next_stream;
+        self.next_stream += 1;
+        self.last_post = stream;
+        self.log.open_stream(stream, requests);
+        // SEP-1699 priming event: an id to resume from before anything else is sent.
+        if self.protocol.as_deref().is_some_and(|v| v >= "2025-11-25") {
+            self.log.push(stream, None, b"");
+        }
+        stream
+    }
+}
+
+/// Which HTTP transport a session was opened on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Streamable HTTP (`/mcp`): each POST gets its answers; the session outlives its streams.
+    Streamable,
+    /// HTTP+SSE (`/sse`, `/messages`): one stream carries everything and its end ends the
+    /// session.
+    Sse,
+}
+
 /// One session.
 #[derive(Debug)]
 pub struct Session {
+    /// The `Mcp-Session-Id` (or `sessionId` of HTTP+SSE): 128 random bits in hex.
     pub id: String,
-    /// Legacy HTTP+SSE: one stream carries everything and its end ends the session.
-    pub legacy: bool,
+    /// The transport it was opened on.
+    pub transport: Transport,
+    /// The span of everything logged about this session.
     pub span: tracing::Span,
     state: Mutex<State>,
     changed: watch::Sender<()>,
+    /// Its child, set once it is spawned (or joined).
     pub link: OnceLock<Link>,
     metrics: Arc<Metrics>,
 }
@@ -85,17 +141,24 @@ pub enum Plan {
 }
 
 impl Session {
-    pub fn new(id: String, legacy: bool, replay_cap: usize, metrics: Arc<Metrics>) -> Arc<Session> {
+    /// A session with nothing in flight, not yet linked to a child.
+    pub fn new(
+        id: String,
+        transport: Transport,
+        replay_cap: usize,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Session> {
         let span = tracing::info_span!("session", id = %&id[..8]);
         Arc::new(Session {
             id,
-            legacy,
+            transport,
             span,
             state: Mutex::new(State {
                 log: Log::new(replay_cap),
                 next_stream: 1,
                 pending: HashMap::new(),
-                get_opened: legacy,
+                // An SSE session's one stream is open from the start.
+                get_opened: transport == Transport::Sse,
                 get_reader: 0,
                 get_cursor: 0,
                 last_post: GET_STREAM,
@@ -115,14 +178,17 @@ impl Session {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Wakes whenever the log or the pending table changes.
     pub fn subscribe(&self) -> watch::Receiver<()> {
         self.changed.subscribe()
     }
 
+    /// Why the session ended, once it has.
     pub fn closed(&self) -> Option<String> {
         self.lock().closed.clone()
     }
 
+    /// The protocol version the child agreed to at `initialize`.
     pub fn protocol(&self) -> Option<String> {
         self.lock().protocol.clone()
     }
@@ -138,10 +204,12 @@ impl Session {
         self.lock().idle_since = Instant::now();
     }
 
+    /// Counts an open stream or JSON wait: the session is not idle meanwhile.
     pub fn attach(&self) {
         self.lock().attached += 1;
     }
 
+    /// Ends what `attach` counted; the idle clock starts again.
     pub fn detach(&self) {
         let mut st = self.lock();
         st.attached = st.attached.saturating_sub(1);
@@ -172,63 +240,30 @@ impl Session {
         {
             st.init_id = Some(id.clone());
         }
-        let now = Instant::now();
-        if self.legacy {
-            for id in ids {
-                let sink = Sink::Stream(GET_STREAM);
-                st.pending.insert(
-                    id,
-                    Pending {
-                        sink,
-                        since: now,
-                        progress: None,
-                    },
-                );
+        let (plan, sink, progress) = match self.transport {
+            Transport::Sse => (Plan::Stream(GET_STREAM), Sink::Stream(GET_STREAM), None),
+            Transport::Streamable if sse => {
+                let stream = st.open_post_stream(ids.len());
+                let progress = (!msg.batch)
+                    .then(|| jsonrpc::progress_token(&msg.raw))
+                    .flatten();
+                (Plan::Stream(stream), Sink::Stream(stream), progress)
             }
-            Ok(Plan::Stream(GET_STREAM))
-        } else if sse {
-            let stream = st.next_stream;
-            st.next_stream += 1;
-            st.last_post = stream;
-            st.log.open_stream(stream, ids.len());
-            // SEP-1699 priming event: an id to resume from before anything else is sent.
-            if st.protocol.as_deref().is_some_and(|v| v >= "2025-11-25") {
-                st.log.push(stream, None, b"");
+            Transport::Streamable => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Plan::Json(ids.len(), rx), Sink::Json(tx), None)
             }
-            let progress = if msg.batch {
-                None
-            } else {
-                jsonrpc::progress_token(&msg.raw)
+        };
+        let since = Instant::now();
+        for id in ids {
+            let pending = Pending {
+                sink: sink.clone(),
+                since,
+                progress: progress.clone(),
             };
-            for id in ids {
-                let sink = Sink::Stream(stream);
-                let progress = progress.clone();
-                st.pending.insert(
-                    id,
-                    Pending {
-                        sink,
-                        since: now,
-                        progress,
-                    },
-                );
-            }
-            Ok(Plan::Stream(stream))
-        } else {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let n = ids.len();
-            for id in ids {
-                let sink = Sink::Json(tx.clone());
-                st.pending.insert(
-                    id,
-                    Pending {
-                        sink,
-                        since: now,
-                        progress: None,
-                    },
-                );
-            }
-            Ok(Plan::Json(n, rx))
+            st.pending.insert(id, pending);
         }
+        Ok(plan)
     }
 
     /// Sends a client message to the child; requests it cannot deliver are answered with errors.
@@ -257,60 +292,47 @@ impl Session {
         self.metrics.from_child.inc();
         let mut st = self.lock();
         let response_ids: Vec<&Id> = msg.response_ids().collect();
-        if !response_ids.is_empty() {
-            let mut first_sink = None;
-            for id in response_ids {
-                let Some(p) = st.pending.remove(id) else {
-                    tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
-                    continue;
-                };
-                self.metrics.latency.observe(p.since.elapsed());
-                if st.init_id.as_ref() == Some(id) {
-                    st.protocol = wire::initialize_version(&msg.raw);
-                }
-                if first_sink.is_none() {
-                    first_sink = Some(p.sink);
-                } else if let Sink::Stream(n) = p.sink {
-                    st.log.answered(n);
-                }
-            }
-            match first_sink {
-                Some(Sink::Stream(n)) => {
-                    st.log.push(n, None, &msg.raw);
-                    st.log.answered(n);
-                }
-                Some(Sink::Json(tx)) => {
-                    let _ = tx.send(msg.raw);
-                }
-                None => return,
-            }
-        } else {
-            // Progress belongs with the request that asked for it: on that request's stream it
-            // stays ahead of the answer, which a separate GET stream could not promise.
-            let own_stream = match msg.method() {
-                Some("notifications/progress") => {
-                    jsonrpc::progress_token(&msg.raw).and_then(|token| {
-                        st.pending.values().find_map(|p| match p.sink {
-                            Sink::Stream(n)
-                                if p.progress.as_deref() == Some(&*token) && st.log.is_open(n) =>
-                            {
-                                Some(n)
-                            }
-                            _ => None,
-                        })
-                    })
-                }
-                _ => None,
-            };
-            let target = match own_stream {
-                Some(n) => n,
-                None if st.get_opened || !st.log.is_open(st.last_post) => GET_STREAM,
-                None => st.last_post,
-            };
+        if response_ids.is_empty() {
+            let target = st.stream_for_unanswered(&msg);
             st.log.push(target, None, &msg.raw);
+        } else if !self.answer(&mut st, &response_ids, &msg.raw) {
+            return;
         }
         drop(st);
         self.changed.send_replace(());
+    }
+
+    /// Hands an answer (one, or a batch's) to whoever waits for it. False if nobody does.
+    fn answer(&self, st: &mut State, ids: &[&Id], raw: &Bytes) -> bool {
+        let mut first_sink = None;
+        for id in ids {
+            let Some(p) = st.pending.remove(*id) else {
+                tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
+                continue;
+            };
+            self.metrics.latency.observe(p.since.elapsed());
+            if st.init_id.as_ref() == Some(*id) {
+                st.protocol = wire::initialize_version(raw);
+            }
+            // A batch's answers arrive as one message: it goes where the first waits.
+            match (&first_sink, p.sink) {
+                (None, sink) => first_sink = Some(sink),
+                (Some(_), Sink::Stream(n)) => st.log.answered(n),
+                (Some(_), Sink::Json(_)) => {}
+            }
+        }
+        match first_sink {
+            Some(Sink::Stream(n)) => {
+                st.log.push(n, None, raw);
+                st.log.answered(n);
+                true
+            }
+            Some(Sink::Json(tx)) => {
+                let _ = tx.send(raw.clone());
+                true
+            }
+            None => false,
+        }
     }
 
     /// Delivers a message made by the bridge itself (an error answer).
@@ -400,3 +422,6 @@ impl Session {
         matches!(kind, Kind::Request { method, .. } if method == "initialize")
     }
 }
+
+#[cfg(test)]
+mod tests;
