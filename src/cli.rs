@@ -27,6 +27,20 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Run on the host: serve a stdio MCP server (CMD ARGS…) over Streamable HTTP and SSE.
     Serve(crate::serve::ServeArgs),
+    /// A small stdio MCP server built in (tools echo, add, slow, counter; one resource; one
+    /// prompt): for a quick start and for testing a bridge.
+    ExampleServer,
+    /// Diagnose a connection to an MCP server step by step; with no URL, a self-test of the
+    /// built-in example server behind serve and connect.
+    Doctor(crate::doctor::DoctorArgs),
+    /// Print a shell completion script (e.g. `mcp-bridge completions bash > /etc/bash_completion.d/mcp-bridge`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `mcp-bridge man | man -l -`.
+    Man,
 }
 
 /// Which HTTP transport `connect` speaks.

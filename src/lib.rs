@@ -9,9 +9,13 @@
 
 pub mod chunks;
 pub mod cli;
+pub mod cli_out;
 pub mod connect;
+pub mod doctor;
+pub mod example_server;
 pub mod jsonrpc;
 pub mod net;
+pub mod resolve;
 pub mod rev2026;
 pub mod serve;
 pub mod signal;

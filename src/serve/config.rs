@@ -124,8 +124,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, env = "MCP_BRIDGE_KEEPALIVE")]
     pub keepalive: Duration,
 
+    /// Serve the built-in example server (`mcp-bridge example-server`) instead of CMD.
+    #[arg(long, conflicts_with = "command", env = "MCP_BRIDGE_EXAMPLE")]
+    pub example: bool,
+
     /// The stdio MCP server to run, and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(last = true, required_unless_present = "example", value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -188,6 +192,8 @@ pub enum ConfigError {
     SecretEnv(String),
     #[error("--max-sessions must be at least 1")]
     NoSessions,
+    #[error("--example: cannot find this executable to run as the example server: {0}")]
+    NoExe(std::io::Error),
 }
 
 impl TryFrom<ServeArgs> for Config {
@@ -236,7 +242,14 @@ impl TryFrom<ServeArgs> for Config {
         if a.max_sessions == 0 {
             return Err(ConfigError::NoSessions);
         }
-        let mut command = a.command.into_iter();
+        let command = match a.example {
+            true => {
+                let exe = std::env::current_exe().map_err(ConfigError::NoExe)?;
+                vec![exe.to_string_lossy().into_owned(), "example-server".into()]
+            }
+            false => a.command,
+        };
+        let mut command = command.into_iter();
         let program = command.next().unwrap_or_default();
         Ok(Config {
             listen: a.listen,
