@@ -285,8 +285,17 @@ fn call_tool(server: &Server, params: &Value) -> Result<Value, RpcError> {
 /// The `slow` tool: sleeps step by step, reporting progress, until done or cancelled.
 async fn slow(out: &Stdout, params: &Value, cancel: &CancellationToken) -> Result<Value, RpcError> {
     let args = params.get("arguments").cloned().unwrap_or(json!({}));
-    let steps = args.get("steps").and_then(Value::as_u64).unwrap_or(5);
-    let delay = args.get("delayMs").and_then(Value::as_u64).unwrap_or(100);
+    // Absent means the default; present but not a whole number in range is refused.
+    let number = |key: &str, default: u64| match args.get(key) {
+        None | Some(Value::Null) => Some(default),
+        Some(v) => v.as_u64(),
+    };
+    let (Some(steps), Some(delay)) = (number("steps", 5), number("delayMs", 100)) else {
+        return Ok(text_result(
+            "slow: steps and delayMs must be whole numbers".into(),
+            true,
+        ));
+    };
     if !(1..=MAX_STEPS).contains(&steps) || delay > MAX_STEP_MS {
         return Ok(text_result(
             format!("slow takes 1..={MAX_STEPS} steps of at most {MAX_STEP_MS} ms"),

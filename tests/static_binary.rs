@@ -18,23 +18,32 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
 /// Fails under CI, skips (saying so) elsewhere, when the machine cannot run this test.
 fn unavailable(why: &str) -> bool {
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must run this test: {why}");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI must run this test: {why}"
+    );
     eprintln!("skipping: {why}");
     true
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
+/// The absolute path of `tool` (the chrooted command runs with an empty environment, no PATH).
+fn which(tool: &str) -> Option<String> {
+    let out = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && path.starts_with('/')).then_some(path)
 }
 
 /// Builds the static executable with the `static-test` alias and returns its path.
 fn build_static() -> PathBuf {
     // BIN is <target dir>/debug/mcp-bridge.
-    let target_dir = Path::new(BIN).parent().and_then(Path::parent).unwrap().to_owned();
+    let target_dir = Path::new(BIN)
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_owned();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("static-test")
@@ -52,21 +61,32 @@ fn build_static() -> PathBuf {
         if let Some(status) = p.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the static build took over {BUILD_TIMEOUT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the static build took over {BUILD_TIMEOUT:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let log: Vec<String> = p.stderr.try_iter().collect();
-    assert!(status.success(), "cargo static-test failed:\n{}", log.join("\n"));
-    target_dir.join(TARGET).join("static-test").join("mcp-bridge")
+    assert!(
+        status.success(),
+        "cargo static-test failed:\n{}",
+        log.join("\n")
+    );
+    target_dir
+        .join(TARGET)
+        .join("static-test")
+        .join("mcp-bridge")
 }
 
 /// Runs `mcp-bridge ARGS…` chrooted into `root` (where the binary is `/mcp-bridge`).
 fn in_root(root: &Path, args: &[&str]) -> Proc {
+    let chroot = which("chroot").expect("chroot");
     let mut cmd = match is_root() {
-        true => Command::new("chroot"),
+        true => Command::new(chroot),
         false => {
-            let mut c = Command::new("unshare");
-            c.args(["--user", "--map-root-user", "chroot"]);
+            let mut c = Command::new(which("unshare").expect("unshare"));
+            c.args(["--user", "--map-root-user"]).arg(chroot);
             c
         }
     };
@@ -84,15 +104,25 @@ fn lists_tools_through(root: &Path, connect_args: &[&str]) {
     let mut args = vec!["connect"];
     args.extend_from_slice(connect_args);
     let mut p = in_root(root, &args);
-    p.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    p.send(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"}}}).to_string());
+        "clientInfo": {"name": "t", "version": "1"}}})
+        .to_string(),
+    );
     let init: Value = p.next_json();
-    assert_eq!(init["result"]["serverInfo"]["name"], "mcp-bridge-example", "{connect_args:?}: {init}");
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "mcp-bridge-example",
+        "{connect_args:?}: {init}"
+    );
     p.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
     p.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
     let tools = p.next_json();
-    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(4), "{connect_args:?}: {tools}");
+    assert_eq!(
+        tools["result"]["tools"].as_array().map(Vec::len),
+        Some(4),
+        "{connect_args:?}: {tools}"
+    );
     drop(p.stdin.take());
     assert!(p.wait().success(), "{connect_args:?}");
 }
@@ -100,16 +130,26 @@ fn lists_tools_through(root: &Path, connect_args: &[&str]) {
 #[test]
 fn static_binary_runs_alone_in_an_empty_root() {
     for tool in ["readelf", "chroot"] {
-        if !have(tool) && unavailable(&format!("{tool} is not installed")) {
+        if which(tool).is_none() && unavailable(&format!("{tool} is not installed")) {
             return;
         }
     }
     let exe = build_static();
 
-    let program = Command::new("readelf").args(["-l", "-d"]).arg(&exe).output().unwrap();
+    let program = Command::new("readelf")
+        .args(["-l", "-d"])
+        .arg(&exe)
+        .output()
+        .unwrap();
     let program = String::from_utf8_lossy(&program.stdout);
-    assert!(!program.contains("INTERP"), "the static binary asks for an interpreter:\n{program}");
-    assert!(!program.contains("(NEEDED)"), "the static binary needs shared libraries:\n{program}");
+    assert!(
+        !program.contains("INTERP"),
+        "the static binary asks for an interpreter:\n{program}"
+    );
+    assert!(
+        !program.contains("(NEEDED)"),
+        "the static binary needs shared libraries:\n{program}"
+    );
 
     // The root: the binary and a directory for the socket; nothing else.
     let root = tempfile::tempdir().unwrap();
@@ -126,7 +166,10 @@ fn static_binary_runs_alone_in_an_empty_root() {
     let (_tcp, addr) = serve(&["--example", "--listen=127.0.0.1:0"]);
     let port = addr.rsplit(':').next().unwrap().to_owned();
 
-    lists_tools_through(root.path(), &["--unix", "/run/mcp.sock", "http://localhost/mcp"]);
+    lists_tools_through(
+        root.path(),
+        &["--unix", "/run/mcp.sock", "http://localhost/mcp"],
+    );
     lists_tools_through(root.path(), &[&format!("http://localhost:{port}/mcp")]);
     lists_tools_through(root.path(), &[&format!("http://127.0.0.1:{port}/mcp")]);
 }

@@ -55,7 +55,7 @@ pub(super) async fn run(args: &DoctorArgs) -> Report {
             );
         }
     };
-    let mut inner = DoctorArgs {
+    let inner = DoctorArgs {
         url: Some(url.to_owned()),
         unix: Some(socket.clone()),
         headers: Vec::new(),
@@ -64,7 +64,6 @@ pub(super) async fn run(args: &DoctorArgs) -> Report {
         pings: args.pings,
         timeout: args.timeout,
     };
-    inner.headers.clear();
     let mut report = super::diagnose(&inner, url).await;
     report.checks.insert(
         0,
