@@ -16,11 +16,7 @@ fn doctor(args: &[&str], envs: &[(&str, &str)]) -> (bool, Value) {
         .envs(envs.iter().copied());
     let mut p = Proc::spawn(cmd);
     let status = p.wait();
-    let mut out = String::new();
-    while let Ok(line) = p.stdout.recv_timeout(WAIT) {
-        out.push_str(&line);
-        out.push('\n');
-    }
+    let out = p.rest_of_stdout().join("\n");
     let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(
         report["ok"],
@@ -93,7 +89,7 @@ fn self_test_passes_with_nothing_but_the_binary() {
     cmd.args(["doctor", "--pings=2"]);
     let mut p = Proc::spawn(cmd);
     assert!(p.wait().success());
-    let text: Vec<String> = p.stdout.try_iter().collect();
+    let text = p.rest_of_stdout();
     assert!(
         text.iter().any(|l| l.contains("all checks passed")),
         "{text:?}"
@@ -152,7 +148,7 @@ fn a_socket_of_another_user_is_permission_denied_with_owner_and_mode() {
     let mut p = Proc::spawn(cmd);
     let status = p.wait();
     assert!(!status.success());
-    let out: String = p.stdout.try_iter().collect();
+    let out = p.rest_of_stdout().join("\n");
     let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_failed(&report, "socket", "permission denied", "--socket-mode 0660");
     let detail = check(&report, "socket")["detail"].as_str().unwrap();

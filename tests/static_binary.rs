@@ -67,7 +67,7 @@ fn build_static() -> PathBuf {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    let log: Vec<String> = p.stderr.try_iter().collect();
+    let log: Vec<String> = std::iter::from_fn(|| p.stderr.recv_timeout(WAIT).ok()).collect();
     assert!(
         status.success(),
         "cargo static-test failed:\n{}",

@@ -191,6 +191,7 @@ async fn steps(t: &Target, s: &mut Session, checks: &mut Vec<Check>) -> bool {
             continue;
         }
         match list_all(s, method, key).await {
+            Ok(1) => counts.push(format!("1 {}", key.trim_end_matches('s'))),
             Ok(n) => counts.push(format!("{n} {key}")),
             Err(e) => {
                 checks.push(Check::fail(

@@ -98,6 +98,15 @@ impl Proc {
         }
     }
 
+    /// Every stdout line still to come, up to the end of the stream (after the process ended).
+    pub fn rest_of_stdout(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stdout.recv_timeout(WAIT) {
+            lines.push(line);
+        }
+        lines
+    }
+
     /// Waits for a stderr line containing `needle` and returns what follows it.
     pub fn stderr_after(&self, needle: &str) -> String {
         let deadline = Instant::now() + WAIT;
