@@ -35,6 +35,20 @@ pub enum Command {
     Login(crate::oauth::LoginArgs),
     /// Run on the host: delete a server's tokens from the host's token store.
     Logout(crate::oauth::LogoutArgs),
+    /// A small stdio MCP server built in (tools echo, add, slow, counter; one resource; one
+    /// prompt): for a quick start and for testing a bridge.
+    ExampleServer,
+    /// Diagnose a connection to an MCP server step by step; with no URL, a self-test of the
+    /// built-in example server behind serve and connect.
+    Doctor(crate::doctor::DoctorArgs),
+    /// Print a shell completion script (e.g. `mcp-bridge completions bash > /etc/bash_completion.d/mcp-bridge`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `mcp-bridge man | man -l -`.
+    Man,
 }
 
 /// Which HTTP transport `connect` speaks.
@@ -201,8 +215,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, env = "MCP_BRIDGE_KEEPALIVE")]
     pub keepalive: Duration,
 
+    /// Serve the built-in example server (`mcp-bridge example-server`) instead of CMD.
+    #[arg(long, conflicts_with = "command", env = "MCP_BRIDGE_EXAMPLE")]
+    pub example: bool,
+
     /// The stdio MCP server to run, and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(last = true, required_unless_present = "example", value_name = "CMD")]
     pub command: Vec<String>,
 }
 

@@ -33,12 +33,16 @@
 
 pub(crate) mod chunks;
 pub mod cli;
+pub mod cli_out;
 pub mod connect;
+pub mod doctor;
+pub mod example_server;
 pub mod gateway;
 pub(crate) mod jsonrpc;
 pub mod net;
 pub mod oauth;
 pub mod policy;
+pub mod resolve;
 pub mod serve;
 pub mod signal;
 pub mod sse;

@@ -14,15 +14,33 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     let _ = rustls::crypto::ring::default_provider().install_default();
+    match &cli.command {
+        Command::Completions { shell } => {
+            return print(mcp_bridge::cli_out::write_stdout(
+                &mcp_bridge::cli_out::completions(*shell),
+            ));
+        }
+        Command::Man => {
+            return print(
+                mcp_bridge::cli_out::man_page()
+                    .and_then(|page| mcp_bridge::cli_out::write_stdout(&page)),
+            );
+        }
+        _ => {}
+    }
 
     // connect relays one agent's traffic: one thread is enough and keeps latency and memory low.
     // serve handles many sessions and child processes: use every core.
     let runtime = match &cli.command {
-        Command::Connect(_) | Command::Login(_) | Command::Logout(_) => {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        }
+        Command::Connect(_)
+        | Command::Login(_)
+        | Command::Logout(_)
+        | Command::ExampleServer
+        | Command::Doctor(_)
+        | Command::Completions { .. }
+        | Command::Man => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
         Command::Serve(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
@@ -35,6 +53,7 @@ fn main() -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
+    let mut doctor_failed = false;
     let result: anyhow::Result<()> = runtime.block_on(async {
         mcp_bridge::signal::cancel_on_signal(shutdown.clone())?;
         match cli.command {
@@ -51,14 +70,36 @@ fn main() -> ExitCode {
             }
             Command::Login(args) => Ok(mcp_bridge::oauth::cmd::run_login(args, shutdown).await?),
             Command::Logout(args) => Ok(mcp_bridge::oauth::cmd::run_logout(args).await?),
+            Command::ExampleServer => mcp_bridge::example_server::run(shutdown).await,
+            Command::Doctor(args) => {
+                // Every check ran and was reported: failures are the exit code, not an error.
+                let passed = mcp_bridge::doctor::run(args).await?;
+                if !passed {
+                    doctor_failed = true;
+                }
+                Ok(())
+            }
+            Command::Completions { .. } | Command::Man => Ok(()),
         }
     });
     // Blocking stdin reads must not keep the process alive after the work is done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
+        Ok(()) if doctor_failed => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The exit code of a command that only prints.
+fn print(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("cannot write stdout: {e}");
             ExitCode::FAILURE
         }
     }

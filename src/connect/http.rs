@@ -32,6 +32,8 @@ pub fn build_client(config: &Config) -> reqwest::Result<reqwest::Client> {
         .referer(false)
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
+        // No getaddrinfo: a static binary resolves without NSS modules (see crate::resolve).
+        .dns_resolver(Arc::new(crate::resolve::Resolver::default()))
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
         .user_agent(concat!("mcp-bridge/", env!("CARGO_PKG_VERSION")));

@@ -86,6 +86,9 @@ pub enum ConfigError {
     /// Nothing to run.
     #[error("no command to serve: give it after `--`, e.g. `serve -- npx my-server`")]
     NoCommand,
+    /// `--example`, but this executable cannot be found to run as the example server.
+    #[error("--example: cannot find this executable to run as the example server: {0}")]
+    NoExe(std::io::Error),
 }
 
 /// A listener that could not be opened, or one that must not be.
