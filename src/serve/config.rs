@@ -154,7 +154,14 @@ impl TryFrom<ServeArgs> for Config {
         if a.max_sessions == 0 {
             return Err(ConfigError::NoSessions);
         }
-        let mut command = a.command.into_iter();
+        let command = match a.example {
+            true => {
+                let exe = std::env::current_exe().map_err(ConfigError::NoExe)?;
+                vec![exe.to_string_lossy().into_owned(), "example-server".into()]
+            }
+            false => a.command,
+        };
+        let mut command = command.into_iter();
         let program = command.next().ok_or(ConfigError::NoCommand)?;
         // Clients reach an explicit listen address by that name: accept it as a Host.
         let mut allow_hosts = a.allow_host;
