@@ -180,13 +180,10 @@ pub struct ServeArgs {
     )]
     pub max_connections: usize,
 
-    /// How long a client may take to send a request's headers before the connection is closed.
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may wait idle for its next request, before the connection is closed.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, env = "MCP_BRIDGE_HEADER_TIMEOUT")]
     pub header_timeout: Duration,
-
-    /// How long a connection may sit idle between requests before it is closed.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, env = "MCP_BRIDGE_IDLE_TIMEOUT")]
-    pub idle_timeout: Duration,
 
     /// Bytes of recent SSE events each session keeps for clients that resume with Last-Event-ID.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size, env = "MCP_BRIDGE_REPLAY_BUFFER")]
@@ -306,7 +303,16 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5y").is_err());
         // Absurd values are refused, never an overflow later.
-        for absurd in ["1e30s", "99999999999h", "1e400", "inf", "NaN", "-1s", "31d", "721h"] {
+        for absurd in [
+            "1e30s",
+            "99999999999h",
+            "1e400",
+            "inf",
+            "NaN",
+            "-1s",
+            "31d",
+            "721h",
+        ] {
             assert!(parse_duration(absurd).is_err(), "{absurd}");
         }
         assert!(parse_duration("720h").is_ok());

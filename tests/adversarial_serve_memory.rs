@@ -55,7 +55,7 @@ async fn send_one_byte_chunks(port: u16, size: usize) -> String {
 
 async fn status_line(s: &mut TcpStream) -> String {
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(WAIT * 2, s.read(&mut buf))
+    let n = tokio::time::timeout(WAIT * 12, s.read(&mut buf))
         .await
         .expect("an answer in time")
         .unwrap_or(0);
@@ -75,10 +75,10 @@ async fn one_byte_chunks_do_not_multiply_memory() {
     let port = gw.port();
     let base = peak_rss_kib(gw.child.id());
     let mut tasks = Vec::new();
-    // The case was 16 MiB and 630 MiB of RSS; 2 × 4 MiB keep the test quick and still
-    // passed 250 MiB before the body was read into one buffer.
-    for _ in 0..2 {
-        tasks.push(tokio::spawn(send_one_byte_chunks(port, 4 << 20)));
+    // The case was 16 MiB and 630 MiB of RSS (chunks kept apart, each pinning its read
+    // buffer); 1 MiB keeps the test quick on a debug build and still shows the ~40× growth.
+    for _ in 0..1 {
+        tasks.push(tokio::spawn(send_one_byte_chunks(port, 1 << 20)));
     }
     for t in tasks {
         let status = t.await.unwrap();
@@ -86,10 +86,10 @@ async fn one_byte_chunks_do_not_multiply_memory() {
         assert!(status.starts_with("HTTP/1.1 "), "{status:?}");
     }
     let peak = peak_rss_kib(gw.child.id());
-    // Two 4 MiB bodies held at once, each in one buffer of at most twice its size while it
-    // grows: 16 MiB, plus what serve needs to run.
+    // A 1 MiB body in one buffer of at most twice its size while it grows, plus what serve
+    // needs to run.
     assert!(
-        peak - base < 48 * 1024,
+        peak - base < 16 * 1024,
         "peak RSS grew by {} MiB (from {} MiB)",
         (peak - base) / 1024,
         base / 1024

@@ -36,10 +36,9 @@ pub struct Config {
     pub max_body_total: usize,
     /// Most open connections per listener (`--max-connections`).
     pub max_connections: usize,
-    /// Time a client gets to send a request's headers (`--header-timeout`).
+    /// Time a client gets to send a request's headers, or to start its next one on a kept-alive
+    /// connection (`--header-timeout`).
     pub header_timeout: Duration,
-    /// Time a connection may sit idle between requests (`--idle-timeout`).
-    pub idle_timeout: Duration,
     /// Largest line from a child's stdout in bytes (`--max-message-size`).
     pub max_message_size: usize,
     /// Bytes of SSE events each session keeps for resumption (`--replay-buffer`).
@@ -188,7 +187,6 @@ impl TryFrom<ServeArgs> for Config {
             max_body_total: a.max_body_total,
             max_connections: a.max_connections,
             header_timeout: a.header_timeout,
-            idle_timeout: a.idle_timeout,
             max_message_size: a.max_message_size,
             replay_buffer: a.replay_buffer,
             child_env,
@@ -210,8 +208,8 @@ fn check_limits(a: &ServeArgs) -> Result<(), ConfigError> {
     if a.max_body == 0 || a.max_body_total < a.max_body {
         return bad("--max-body must be at least 1 byte and at most --max-body-total");
     }
-    if a.header_timeout.is_zero() || a.idle_timeout.is_zero() {
-        return bad("--header-timeout and --idle-timeout must be longer than 0");
+    if a.header_timeout.is_zero() {
+        return bad("--header-timeout must be longer than 0");
     }
     if a.max_sessions > 1_000_000 {
         return bad("--max-sessions must be at most 1000000");

@@ -34,9 +34,7 @@ fn host_only(authority: &str) -> String {
 /// (RFC 7235).
 fn bearer(value: &str) -> Option<&str> {
     let (scheme, rest) = value.trim_start().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(rest.trim())
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
 }
 
 /// Whether a `Host` header value is on the allow-list. A trailing dot names the same host.
@@ -109,7 +107,9 @@ fn refuse_browser(app: &App, req: &Request) -> Option<Refusal> {
                 .any(|e| e == "*" || e.trim_end_matches('/').eq_ignore_ascii_case(o))
         });
         if !explicit {
-            tracing::warn!("refused a cross-site browser request (allow its Origin with --allow-origin)");
+            tracing::warn!(
+                "refused a cross-site browser request (allow its Origin with --allow-origin)"
+            );
             return Some(Refusal::rpc(
                 StatusCode::FORBIDDEN,
                 jsonrpc::INVALID_REQUEST,
@@ -118,8 +118,16 @@ fn refuse_browser(app: &App, req: &Request) -> Option<Refusal> {
         }
     }
     let mcp_route = MCP_PATHS.contains(&req.uri().path());
-    if mcp_route && matches!(mode.as_deref(), Some("no-cors" | "navigate" | "nested-navigate")) {
-        tracing::warn!(mode = mode.as_deref(), "refused a browser fetch no MCP client sends");
+    if mcp_route
+        && matches!(
+            mode.as_deref(),
+            Some("no-cors" | "navigate" | "nested-navigate")
+        )
+    {
+        tracing::warn!(
+            mode = mode.as_deref(),
+            "refused a browser fetch no MCP client sends"
+        );
         return Some(Refusal::rpc(
             StatusCode::FORBIDDEN,
             jsonrpc::INVALID_REQUEST,
