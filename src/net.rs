@@ -125,6 +125,8 @@ pub struct SocketFile(PathBuf, Option<std::fs::File>);
 impl Drop for SocketFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        // The lock goes only after the socket: a new start never finds ours half-removed.
+        drop(self.1.take());
     }
 }
 
