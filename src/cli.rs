@@ -181,6 +181,24 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size, env = "MCP_BRIDGE_MAX_MESSAGE_SIZE")]
     pub max_message_size: usize,
 
+    /// Most bytes held in request bodies at once, all requests together; past it, 503.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size, env = "MCP_BRIDGE_MAX_BODY_TOTAL")]
+    pub max_body_total: usize,
+
+    /// Most open connections per listener; further clients wait in the kernel's backlog.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1024",
+        env = "MCP_BRIDGE_MAX_CONNECTIONS"
+    )]
+    pub max_connections: usize,
+
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may wait idle for its next request, before the connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, env = "MCP_BRIDGE_HEADER_TIMEOUT")]
+    pub header_timeout: Duration,
+
     /// Bytes of recent SSE events each session keeps for clients that resume with Last-Event-ID.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size, env = "MCP_BRIDGE_REPLAY_BUFFER")]
     pub replay_buffer: usize,
@@ -257,8 +275,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("`{s}` is not a duration"));
     }
+    // Durations are added to `Instant`s: keep them far from any overflow.
+    if secs > MAX_DURATION_SECS {
+        return Err(format!("`{s}` is too long (at most 30 days)"));
+    }
     Ok(Duration::from_secs_f64(secs))
 }
+
+/// The longest duration any flag takes: 30 days.
+const MAX_DURATION_SECS: f64 = 30.0 * 24.0 * 3600.0;
+
+/// The largest size any flag takes: 16 GiB.
+const MAX_SIZE: u64 = 16 << 30;
 
 /// Parses `1048576`, `64MiB`, `64M`, `512K`, `1G` (K/M/G are binary here, as for memory).
 pub fn parse_size(s: &str) -> Result<usize, String> {
@@ -276,7 +304,8 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         other => return Err(format!("unknown size unit `{other}` (use K, M or G)")),
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
+        .filter(|&n| n as u64 <= MAX_SIZE)
+        .ok_or_else(|| format!("`{s}` is too large (at most 16GiB)"))
 }
 
 #[cfg(test)]
@@ -291,6 +320,20 @@ mod tests {
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5y").is_err());
+        // Absurd values are refused, never an overflow later.
+        for absurd in [
+            "1e30s",
+            "99999999999h",
+            "1e400",
+            "inf",
+            "NaN",
+            "-1s",
+            "31d",
+            "721h",
+        ] {
+            assert!(parse_duration(absurd).is_err(), "{absurd}");
+        }
+        assert!(parse_duration("720h").is_ok());
     }
 
     #[test]
@@ -299,6 +342,10 @@ mod tests {
         assert_eq!(parse_size("1k").unwrap(), 1024);
         assert_eq!(parse_size("17").unwrap(), 17);
         assert!(parse_size("lots").is_err());
+        for absurd in ["99999999999G", "17G", "18446744073709551616", "1e9M"] {
+            assert!(parse_size(absurd).is_err(), "{absurd}");
+        }
+        assert_eq!(parse_size("16G").unwrap(), 16 << 30);
     }
 
     #[test]

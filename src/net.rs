@@ -117,13 +117,16 @@ pub enum Listener {
     Unix(UnixListener, SocketFile),
 }
 
-/// Removes a socket file when dropped (on shutdown).
+/// Removes a socket file when dropped (on shutdown). Holds the lock on `PATH.lock` while it
+/// lives, so a second gateway starting on the same path can neither bind it nor remove it.
 #[derive(Debug)]
-pub struct SocketFile(PathBuf);
+pub struct SocketFile(PathBuf, Option<std::fs::File>);
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        // The lock goes only after the socket: a new start never finds ours half-removed.
+        drop(self.1.take());
     }
 }
 
@@ -174,6 +177,10 @@ fn bind_unix(path: &Path, mode: u32) -> Result<Listener, BindError> {
         addr: format!("unix:{}", path.display()),
         source,
     };
+    let lock = lock_beside(path).map_err(io_err)?;
+    let Some(lock) = lock else {
+        return Err(BindError::Live(path.to_owned()));
+    };
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => {
             return Err(BindError::NotSocket(path.to_owned()));
@@ -190,17 +197,52 @@ fn bind_unix(path: &Path, mode: u32) -> Result<Listener, BindError> {
     }
     let mut suffix = [0u8; 6];
     getrandom::fill(&mut suffix).map_err(|e| io_err(io::Error::other(e.to_string())))?;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".{}.tmp", hex(&suffix)));
-    let tmp = path.with_file_name(tmp_name);
-    let listener = UnixListener::bind(&tmp).map_err(io_err)?;
-    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(e));
+    // Bound inside a directory only we can enter (0700), given its mode there, then moved into
+    // place: nobody can connect while the socket has the umask's mode.
+    let mut dir_name = std::ffi::OsString::from(".");
+    dir_name.push(path.file_name().unwrap_or_default());
+    dir_name.push(format!(".{}.d", hex(&suffix)));
+    let dir = path.with_file_name(dir_name);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err)?;
     }
-    Ok(Listener::Unix(listener, SocketFile(path.to_owned())))
+    let tmp = dir.join("s");
+    let placed = UnixListener::bind(&tmp).and_then(|l| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&dir);
+    let listener = placed.map_err(io_err)?;
+    Ok(Listener::Unix(
+        listener,
+        SocketFile(path.to_owned(), Some(lock)),
+    ))
+}
+
+/// Takes an exclusive lock on `PATH.lock` (created if missing, mode 0600); `None` when another
+/// process holds it. The file stays: removing it would let two starters lock different files.
+fn lock_beside(path: &Path) -> io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path.with_file_name(name))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// Lower-case hex of `bytes`.
@@ -369,11 +411,13 @@ mod tests {
         let err = Listener::bind(&addr, 0o600).await.unwrap_err();
         assert!(matches!(err, BindError::Live(_)), "{err}");
         // A socket file nobody listens on any more is stale: leak it, then bind again.
-        let (l, file) = match first.into_iter().next().unwrap() {
+        let (l, mut file) = match first.into_iter().next().unwrap() {
             Listener::Unix(l, f) => (l, f),
             Listener::Tcp(_) => unreachable!(),
         };
         drop(l);
+        // The gateway that made it is gone: so is its lock.
+        drop(file.1.take());
         std::mem::forget(file);
         let again = Listener::bind(&addr, 0o660).await.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -383,5 +427,36 @@ mod tests {
         std::fs::write(&path, b"not a socket").unwrap();
         let err = Listener::bind(&addr, 0o600).await.unwrap_err();
         assert!(matches!(err, BindError::NotSocket(_)), "{err}");
+        // No temporary directory or socket is left beside it.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let mut left = left;
+        left.sort();
+        assert_eq!(left, ["s.sock", "s.sock.lock"]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_starts_on_one_path_keep_one_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let addr = ListenAddr::Unix(path.clone());
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let addr = addr.clone();
+            tasks.push(tokio::spawn(
+                async move { Listener::bind(&addr, 0o600).await },
+            ));
+        }
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(l) => won.push(l),
+                Err(e) => assert!(matches!(e, BindError::Live(_)), "{e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "exactly one start wins");
+        std::os::unix::net::UnixStream::connect(&path).expect("the winner's socket is in place");
     }
 }

@@ -32,6 +32,8 @@ pub struct App {
     shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
     /// The child that answers 2026-07-28 requests.
     pub stateless: crate::serve::stateless::Slot,
+    /// Bytes held in request bodies now, against `--max-body-total`.
+    pub bodies: Arc<crate::serve::http::BodyBudget>,
 }
 
 /// Why a session could not be created.
@@ -48,6 +50,7 @@ pub enum CreateError {
 impl App {
     /// The state of a gateway with no sessions yet.
     pub fn new(cfg: Config, shutdown: CancellationToken) -> Arc<App> {
+        let bodies = crate::serve::http::BodyBudget::new(cfg.max_body_total);
         Arc::new(App {
             cfg,
             metrics: Arc::new(Metrics::default()),
@@ -57,6 +60,7 @@ impl App {
             tombstones: Mutex::new(HashMap::new()),
             shared: tokio::sync::Mutex::new(None),
             stateless: Default::default(),
+            bodies,
         })
     }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use rustix::process::{Pid, Signal, kill_process_group};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -73,6 +73,7 @@ impl Child {
             // stops children in order, and the whole group (grandchildren too) can be signalled.
             .process_group(0)
             .kill_on_drop(true);
+        die_with_parent(&mut cmd);
         let mut proc = cmd.spawn().map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot start `{}`: {e}", cfg.program))
         })?;
@@ -98,10 +99,7 @@ impl Child {
                 // Messages written just before exit must reach the session before the crash does;
                 // a grandchild holding stdout open must not stall this forever.
                 let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
-                if let Some(pid) = pid.and_then(|p| Pid::from_raw(p as i32)) {
-                    // Leftover grandchildren in the group; ESRCH (none left) is the usual case.
-                    let _ = kill_process_group(pid, Signal::KILL);
-                }
+                // No signal to the group now: the child is reaped and its pid may be reused.
                 let reason = match status {
                     Some(s) => format!("the MCP server process exited ({s})"),
                     None => "the MCP server process could not be waited for".to_owned(),
@@ -251,17 +249,79 @@ fn deliver(line: Line, on_line: &mut impl FnMut(Result<Bytes, usize>)) {
     }
 }
 
-async fn log_stderr(stderr: tokio::process::ChildStderr) {
-    let mut lines = BufReader::new(stderr).lines();
+/// The most of one stderr line that is logged; the rest is counted and skipped.
+const STDERR_LINE_CAP: usize = 4096;
+
+/// Logs the child's stderr line by line as bytes: invalid UTF-8 is replaced, a line past
+/// [`STDERR_LINE_CAP`] is cut (its length logged), and the pipe is drained to the end so the
+/// child never blocks on it or gets SIGPIPE from us.
+async fn log_stderr(mut stderr: tokio::process::ChildStderr) {
+    let mut buf = vec![0u8; 8192];
+    let mut line: Vec<u8> = Vec::new();
+    let mut skipped = 0usize;
     loop {
-        match lines.next_line().await {
-            Ok(Some(line)) => tracing::info!(target: "child", "stderr: {line}"),
-            Ok(None) => break,
+        let n = match stderr.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                // Not UTF-8 or too odd to read as lines: stop logging rather than spin.
                 tracing::debug!("reading the child's stderr stopped: {e}");
                 break;
             }
+        };
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let (part, ended) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (&rest[..i], Some(i + 1)),
+                None => (rest, None),
+            };
+            let room = STDERR_LINE_CAP - line.len();
+            line.extend_from_slice(&part[..part.len().min(room)]);
+            skipped += part.len().saturating_sub(room);
+            match ended {
+                Some(i) => {
+                    log_stderr_line(&line, skipped);
+                    line.clear();
+                    skipped = 0;
+                    rest = &rest[i..];
+                }
+                None => rest = &[],
+            }
         }
+    }
+    if !line.is_empty() || skipped > 0 {
+        log_stderr_line(&line, skipped);
+    }
+}
+
+fn log_stderr_line(line: &[u8], skipped: usize) {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches('\r');
+    if skipped > 0 {
+        tracing::info!(target: "child", "stderr: {text}… ({skipped} more bytes cut)");
+    } else {
+        tracing::info!(target: "child", "stderr: {text}");
+    }
+}
+
+/// Asks the kernel to SIGKILL the child when the gateway dies (even by SIGKILL), so no
+/// orphaned server outlives it.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut tokio::process::Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the forked child before exec. It only makes two system calls
+    // through rustix, prctl(2) and getppid(2), both async-signal-safe; it allocates nothing
+    // (errors are raw OS errors) and takes no lock, so it cannot deadlock on state the fork
+    // copied. The death signal follows the thread that forked: children are spawned from the
+    // runtime's worker threads, which live as long as the gateway.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            // The gateway died before the line above: do not run as an orphan.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        });
     }
 }

@@ -32,6 +32,13 @@ pub struct Config {
     pub max_sessions: usize,
     /// Largest request body in bytes (`--max-body`).
     pub max_body: usize,
+    /// Most bytes held in request bodies at once (`--max-body-total`).
+    pub max_body_total: usize,
+    /// Most open connections per listener (`--max-connections`).
+    pub max_connections: usize,
+    /// Time a client gets to send a request's headers, or to start its next one on a kept-alive
+    /// connection (`--header-timeout`).
+    pub header_timeout: Duration,
     /// Largest line from a child's stdout in bytes (`--max-message-size`).
     pub max_message_size: usize,
     /// Bytes of SSE events each session keeps for resumption (`--replay-buffer`).
@@ -83,6 +90,9 @@ pub enum ConfigError {
     /// `--max-sessions 0`.
     #[error("--max-sessions must be at least 1")]
     NoSessions,
+    /// A size or count that cannot work.
+    #[error("{0}")]
+    Limit(String),
     /// Nothing to run.
     #[error("no command to serve: give it after `--`, e.g. `serve -- npx my-server`")]
     NoCommand,
@@ -154,6 +164,7 @@ impl TryFrom<ServeArgs> for Config {
         if a.max_sessions == 0 {
             return Err(ConfigError::NoSessions);
         }
+        check_limits(&a)?;
         let command = match a.example {
             true => {
                 let exe = std::env::current_exe().map_err(ConfigError::NoExe)?;
@@ -183,6 +194,9 @@ impl TryFrom<ServeArgs> for Config {
             shared: a.shared,
             max_sessions: a.max_sessions,
             max_body: a.max_body,
+            max_body_total: a.max_body_total,
+            max_connections: a.max_connections,
+            header_timeout: a.header_timeout,
             max_message_size: a.max_message_size,
             replay_buffer: a.replay_buffer,
             child_env,
@@ -193,4 +207,22 @@ impl TryFrom<ServeArgs> for Config {
             keepalive: (!a.keepalive.is_zero()).then_some(a.keepalive),
         })
     }
+}
+
+/// Refuses limits that cannot work together: bodies larger than the total, zero counts or times.
+fn check_limits(a: &ServeArgs) -> Result<(), ConfigError> {
+    let bad = |m: &str| Err(ConfigError::Limit(m.to_owned()));
+    if a.max_connections == 0 {
+        return bad("--max-connections must be at least 1");
+    }
+    if a.max_body == 0 || a.max_body_total < a.max_body {
+        return bad("--max-body must be at least 1 byte and at most --max-body-total");
+    }
+    if a.header_timeout.is_zero() {
+        return bad("--header-timeout must be longer than 0");
+    }
+    if a.max_sessions > 1_000_000 {
+        return bad("--max-sessions must be at most 1000000");
+    }
+    Ok(())
 }

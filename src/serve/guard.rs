@@ -30,9 +30,22 @@ fn host_only(authority: &str) -> String {
     }
 }
 
-/// Whether a `Host` header value is on the allow-list.
+/// The credentials of an `Authorization: Bearer …` value; the scheme is case-insensitive
+/// (RFC 7235).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
+}
+
+/// Whether a `Host` header value is on the allow-list. A trailing dot names the same host.
 pub fn host_allowed(host: &str, extra: &[String]) -> bool {
-    let h = host_only(host);
+    let mut h = host_only(host);
+    if h.ends_with('.') {
+        h.pop();
+    }
+    if h.is_empty() {
+        return false;
+    }
     LOCAL_HOSTS.contains(&h.as_str()) || extra.iter().any(|e| e == "*" || host_only(e) == h)
 }
 
@@ -55,8 +68,10 @@ pub fn origin_allowed(origin: &str, extra: &[String]) -> bool {
 }
 
 /// The middleware.
-pub async fn check(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let resp = match refuse(&app, &req) {
+pub async fn check(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(app.bodies.clone());
+    let refused = refuse_browser(&app, &req).or_else(|| refuse(&app, &req));
+    let resp = match refused {
         Some(refusal) => refusal.into_response(),
         None => next.run(req).await,
     };
@@ -66,10 +81,71 @@ pub async fn check(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     resp
 }
 
+/// Paths that drive an MCP server; the probes (/healthz, /readyz, /metrics) are not among them.
+const MCP_PATHS: &[&str] = &["/mcp", "/sse", "/messages"];
+
+/// Refuses what only a web page would send: a request the browser marks cross-site (unless its
+/// Origin was allowed explicitly), and on MCP routes any `no-cors` or `navigate` fetch (an
+/// `<img>`, `<script>`, `<iframe>` or link), which no MCP client sends, Origin or not.
+fn refuse_browser(app: &App, req: &Request) -> Option<Refusal> {
+    let headers = req.headers();
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    let site = value("sec-fetch-site");
+    let mode = value("sec-fetch-mode");
+    if site.as_deref() == Some("cross-site") {
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let explicit = origin.is_some_and(|o| {
+            let o = o.trim().trim_end_matches('/');
+            app.cfg
+                .allow_origins
+                .iter()
+                .any(|e| e == "*" || e.trim_end_matches('/').eq_ignore_ascii_case(o))
+        });
+        if !explicit {
+            tracing::warn!(
+                "refused a cross-site browser request (allow its Origin with --allow-origin)"
+            );
+            return Some(Refusal::rpc(
+                StatusCode::FORBIDDEN,
+                jsonrpc::INVALID_REQUEST,
+                "cross-site browser requests are not allowed",
+            ));
+        }
+    }
+    let mcp_route = MCP_PATHS.contains(&req.uri().path());
+    if mcp_route
+        && matches!(
+            mode.as_deref(),
+            Some("no-cors" | "navigate" | "nested-navigate")
+        )
+    {
+        tracing::warn!(
+            mode = mode.as_deref(),
+            "refused a browser fetch no MCP client sends"
+        );
+        return Some(Refusal::rpc(
+            StatusCode::FORBIDDEN,
+            jsonrpc::INVALID_REQUEST,
+            "browser navigations and no-cors fetches cannot reach MCP routes",
+        ));
+    }
+    None
+}
+
 fn refuse(app: &App, req: &Request) -> Option<Refusal> {
     let headers = req.headers();
-    if let Some(host) = headers.get(header::HOST) {
-        let host = host.to_str().unwrap_or("");
+    // HTTP/1.1 requires Host; HTTP/2 carries it as the URI's authority.
+    let host = headers
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or(""))
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    {
+        let host = host.unwrap_or("");
         if !host_allowed(host, &app.cfg.allow_hosts) {
             tracing::warn!(
                 host,
@@ -103,11 +179,7 @@ fn refuse(app: &App, req: &Request) -> Option<Refusal> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(bearer)
         .unwrap_or("");
     if bool::from(given.as_bytes().ct_eq(token.0.as_bytes())) {
         return None;
@@ -136,6 +208,28 @@ mod tests {
         assert!(!host_allowed("localhost.evil.example", &none));
         let extra = vec!["host.docker.internal".to_owned()];
         assert!(host_allowed("host.docker.internal:9000", &extra));
+        // Case, a trailing dot and IPv6 forms name the same hosts.
+        assert!(host_allowed("LOCALHOST:9000", &none));
+        assert!(host_allowed("localhost.:9000", &none));
+        assert!(host_allowed("[::1]", &none));
+        assert!(host_allowed("[::1]:80", &none));
+        assert!(!host_allowed("[::2]:80", &none));
+        assert!(!host_allowed("[::1", &none));
+        assert!(!host_allowed("", &none));
+        assert!(!host_allowed(":9000", &none));
+        assert!(!host_allowed(".", &none));
+        assert!(!host_allowed("evil.example.:9000", &none));
+        assert!(!host_allowed("127.0.0.1.evil.example", &none));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bEaReR  abc "), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearerabc"), None);
+        assert_eq!(bearer(""), None);
     }
 
     #[test]

@@ -10,6 +10,9 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A request the gateway will not serve, as the response that says so.
 #[derive(Debug)]
@@ -171,7 +174,76 @@ impl Accepts {
     }
 }
 
-/// Reads a body up to `limit` bytes: 413 past it.
+/// Bytes held in request bodies across every request at once, bounded by `--max-body-total`.
+#[derive(Debug)]
+pub struct BodyBudget {
+    held: AtomicUsize,
+    max: usize,
+}
+
+impl BodyBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> Arc<BodyBudget> {
+        Arc::new(BodyBudget {
+            held: AtomicUsize::new(0),
+            max,
+        })
+    }
+}
+
+/// Bytes one body holds against the [`BodyBudget`], given back when the last reference to the
+/// body's buffer is dropped (the buffer owns it, see [`read_body`]).
+#[derive(Debug)]
+struct Reservation {
+    budget: Arc<BodyBudget>,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// Takes `more` bytes from the budget; `false` (nothing taken) when they do not fit.
+    fn grow(&mut self, more: usize) -> bool {
+        let b = &self.budget;
+        let taken = b
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(more).filter(|&n| n <= b.max)
+            });
+        if taken.is_ok() {
+            self.bytes += more;
+        }
+        taken.is_ok()
+    }
+
+    /// Gives back what is held beyond `bytes`.
+    fn shrink_to(&mut self, bytes: usize) {
+        if let Some(extra) = self.bytes.checked_sub(bytes) {
+            self.budget.held.fetch_sub(extra, Ordering::AcqRel);
+            self.bytes = bytes;
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// A body's buffer and the budget it holds, as one owner for [`Bytes::from_owner`].
+struct Held {
+    buf: Vec<u8>,
+    _reservation: Option<Reservation>,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// Reads a body up to `limit` bytes into one buffer, enforcing the limit while reading (413
+/// past it) and the global budget the guard put in the request's extensions (503 past it).
+/// Chunk boundaries do not matter: each chunk is copied and released at once.
 async fn read_body(limit: usize, req: Request) -> Result<Bytes, Refusal> {
     let too_large = || {
         Refusal::rpc(
@@ -179,6 +251,14 @@ async fn read_body(limit: usize, req: Request) -> Result<Bytes, Refusal> {
             jsonrpc::INVALID_REQUEST,
             &format!("request body larger than --max-body ({limit} bytes)"),
         )
+    };
+    let busy = || {
+        Refusal::rpc(
+            StatusCode::SERVICE_UNAVAILABLE,
+            jsonrpc::BRIDGE_ERROR,
+            "too many request bytes in flight (--max-body-total); try again later",
+        )
+        .with(header::RETRY_AFTER, "1")
     };
     let declared = req
         .headers()
@@ -188,22 +268,57 @@ async fn read_body(limit: usize, req: Request) -> Result<Bytes, Refusal> {
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|e| {
-            let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            while let Some(err) = src {
-                if err.is::<http_body_util::LengthLimitError>() {
-                    return too_large();
-                }
-                src = err.source();
-            }
+    let mut reservation = req
+        .extensions()
+        .get::<Arc<BodyBudget>>()
+        .map(|budget| Reservation {
+            budget: budget.clone(),
+            bytes: 0,
+        });
+    // A declared length is reserved (and allocated) up front; a chunked body grows.
+    let first = declared.map_or(0, |n| n as usize);
+    if let Some(r) = reservation.as_mut()
+        && !r.grow(first)
+    {
+        return Err(busy());
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(first);
+    let mut body = req.into_body().into_data_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
             Refusal::rpc(
                 StatusCode::BAD_REQUEST,
                 jsonrpc::PARSE_ERROR,
                 &format!("cannot read the request body: {e}"),
             )
-        })
+        })?;
+        let len = buf.len() + chunk.len();
+        if len > limit {
+            return Err(too_large());
+        }
+        if len > buf.capacity() {
+            // Grow by doubling (bounded by the limit) and reserve what the buffer will hold.
+            let cap = len.max(buf.capacity() * 2).max(8 * 1024).min(limit);
+            if let Some(r) = reservation.as_mut()
+                && !r.grow(cap.saturating_sub(r.bytes))
+            {
+                return Err(busy());
+            }
+            buf.reserve_exact(cap - buf.len());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.capacity() - buf.len() > 64 * 1024 {
+        // Large buffers are mapped pages: shrinking them gives memory back without a copy.
+        buf.shrink_to_fit();
+    }
+    if let Some(r) = reservation.as_mut() {
+        r.shrink_to(buf.capacity());
+    }
+    Ok(Bytes::from_owner(Held {
+        buf,
+        _reservation: reservation,
+    }))
 }
 
 /// Reads the body (up to `limit`, the `--max-body`) and parses it as a JSON-RPC message: 413 or

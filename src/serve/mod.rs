@@ -8,6 +8,7 @@
 mod app;
 mod child;
 mod config;
+mod conn;
 mod guard;
 mod http;
 mod metrics;
@@ -19,7 +20,7 @@ mod streamable;
 
 pub use config::{Config, ConfigError, DEFAULT_PASS_ENV, ListenError};
 
-use crate::net::{Listener, Peer};
+use crate::net::Listener;
 use app::App;
 use axum::Router;
 use axum::extract::State;
@@ -51,18 +52,19 @@ pub async fn bind(cfg: &Config) -> Result<Vec<Listener>, ListenError> {
 /// child.
 pub async fn run(cfg: Config, listeners: Vec<Listener>, shutdown: CancellationToken) {
     log_summary(&cfg, &listeners);
+    let cfg_limits = cfg.clone();
     let app = App::new(cfg, shutdown.clone());
     let router = router(app.clone());
     let mut servers = Vec::new();
+    let limits = conn::Limits::of(&cfg_limits);
     for l in listeners {
         tracing::info!("listening on {}", l.url());
-        let svc = router.clone().into_make_service_with_connect_info::<Peer>();
-        let stop = shutdown.clone();
-        servers.push(tokio::spawn(async move {
-            let _ = axum::serve(l, svc)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-        }));
+        servers.push(tokio::spawn(conn::serve(
+            l,
+            router.clone(),
+            limits,
+            shutdown.clone(),
+        )));
     }
     let reaper = tokio::spawn(app.clone().reap());
     shutdown.cancelled().await;

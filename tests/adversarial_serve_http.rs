@@ -1,0 +1,222 @@
+//! Adversarial: what a hostile client or a web page can do at the HTTP layer. Floods of idle and
+//! half-sent connections (bounded, loopback only) against `--max-connections` and
+//! `--header-timeout`; browser-like requests (`Sec-Fetch-*`) against the MCP routes; a missing
+//! Host; the bearer scheme in any case.
+
+mod common;
+
+use common::http::{Session, client, init_msg};
+use common::serve::{Opts, Serve, have_python3};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// serve's open file descriptors.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_idle_and_half_sent_connections_is_bounded() {
+    if !have_python3() {
+        return;
+    }
+    let gw = Serve::start(&["--max-connections", "128", "--header-timeout", "1s"]);
+    let port = gw.port();
+    let pid = gw.child.id();
+    let mut flood = Vec::new();
+    let connects = (0..2000).map(|i| async move {
+        let s = tokio::time::timeout(
+            Duration::from_secs(2),
+            TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let mut s = s;
+        if i % 2 == 0 {
+            // Half-sent: a request line and part of a header, then nothing.
+            let _ = s
+                .write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+                .await;
+        }
+        Some(s)
+    });
+    for s in futures_util::future::join_all(connects)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        flood.push(s);
+    }
+    assert!(
+        flood.len() > 500,
+        "the flood itself connected ({})",
+        flood.len()
+    );
+    let fds = open_fds(pid);
+    assert!(
+        fds < 128 + 64,
+        "serve holds {fds} descriptors with --max-connections 128"
+    );
+    // A legitimate client gets through while the flood is held open.
+    let s = tokio::time::timeout(Duration::from_secs(40), Session::open(&gw.mcp()))
+        .await
+        .expect("a client initializes during the flood")
+        .unwrap();
+    drop(s);
+    // Connections serve accepted are closed by the header timeout, not kept forever.
+    let mut first = flood.swap_remove(0);
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(40), first.read(&mut buf))
+        .await
+        .expect("serve closes a silent connection")
+        .unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(open_fds(pid) < 128 + 64);
+}
+
+/// A raw request, and the status line of its answer.
+async fn raw(port: u16, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(common::WAIT, s.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_page_cannot_drive_serve() {
+    if !have_python3() {
+        return;
+    }
+    let gw = Serve::start(&["--allow-origin", "https://app.example"]);
+    let c = client();
+    // <img src="http://127.0.0.1:PORT/sse">: no Origin, no-cors; it must not open a session.
+    for mode in ["no-cors", "navigate"] {
+        let r = c
+            .get(format!("{}/sse", gw.url))
+            .header("sec-fetch-mode", mode)
+            .header("sec-fetch-site", "cross-site")
+            .header("sec-fetch-dest", "image")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{mode}");
+        let r = c
+            .get(format!("{}/sse", gw.url))
+            .header("sec-fetch-mode", mode)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{mode} without a site");
+    }
+    assert!(!gw.log.text().contains("child started"), "no child spawned");
+    // Cross-site with a local Origin that was not allowed explicitly.
+    let post = |origin: &str, site: &str, mode: &str| {
+        c.post(gw.mcp())
+            .header("origin", origin)
+            .header("sec-fetch-site", site)
+            .header("sec-fetch-mode", mode)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(init_msg(1).to_string())
+            .send()
+    };
+    let r = post("http://127.0.0.1:8000", "cross-site", "cors")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // An Origin allowed explicitly may be cross-site.
+    let r = post("https://app.example", "cross-site", "cors")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The MCP Inspector: a same-site CORS fetch from another localhost port.
+    let r = post("http://localhost:6274", "same-site", "cors")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The probes stay reachable for a browser tab.
+    let r = c
+        .get(format!("{}/healthz", gw.url))
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_forms_and_a_missing_host() {
+    if !have_python3() {
+        return;
+    }
+    let gw = Serve::start(&[]);
+    let port = gw.port();
+    let get = |host: Option<&str>| match host {
+        Some(h) => format!("GET /readyz HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n"),
+        None => "GET /readyz HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+    };
+    assert!(raw(port, &get(None)).await.contains(" 403 "), "no Host");
+    for ok in [
+        "LOCALHOST",
+        "localhost.",
+        "LocalHost.:1",
+        "127.0.0.1",
+        "[::1]:9",
+    ] {
+        assert!(raw(port, &get(Some(ok))).await.contains(" 200 "), "{ok}");
+    }
+    for bad in [
+        "evil.example",
+        "evil.example.",
+        "localhost.evil.example",
+        "[::2]",
+        "",
+    ] {
+        assert!(
+            raw(port, &get(Some(bad))).await.contains(" 403 "),
+            "{bad:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bearer_scheme_is_case_insensitive() {
+    if !have_python3() {
+        return;
+    }
+    let gw = Serve::start_with(Opts {
+        args: &[],
+        env: &[("MCP_BRIDGE_AUTH_TOKEN", "tok-123")],
+        ..Opts::default()
+    });
+    let c = client();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = c
+            .get(format!("{}/readyz", gw.url))
+            .header("authorization", format!("{scheme} tok-123"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+    let r = c
+        .get(format!("{}/readyz", gw.url))
+        .header("authorization", "Basic tok-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
