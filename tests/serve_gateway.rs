@@ -202,7 +202,7 @@ fn a_bad_file_is_refused_at_startup_naming_the_json_path() {
         ),
         (
             r#"{"mcpServers": {"a b": {"command": "x"}}}"#,
-            "mcpServers.a b",
+            r#"mcpServers["a b"]: server name"#,
         ),
         (
             r#"{"mcpServers": {"db": {"url": "${NOT_SET_H11}"}}}"#,
