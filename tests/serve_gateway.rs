@@ -290,3 +290,66 @@ async fn hostile_routes_do_not_escape_and_listing_needs_the_token() {
         .unwrap();
     assert_eq!(cross.status(), 404);
 }
+
+#[tokio::test]
+async fn one_server_is_also_at_mcp_and_its_sse_endpoint_keeps_the_prefix() {
+    if !have_python3() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.json");
+    let py = json!({"command": "python3", "args": [fixture()]});
+    write(&file, &json!({"mcpServers": {"only": py}}));
+    let gw = Serve::with_config(&file, &["--listen", "127.0.0.1:0"], &[]).unwrap();
+    let s = Session::open(&format!("{}/mcp", gw.url)).await.unwrap();
+    let answer = s.request(common::http::call_msg(
+        json!(1),
+        "echo",
+        json!({"text": "alias"}),
+    ));
+    assert_eq!(
+        answer.await.unwrap()["result"]["content"][0]["text"],
+        "alias"
+    );
+    // The session opened on the alias is the server's: its own route finds it too.
+    let mut by_name = Session::open(&format!("{}/servers/only/mcp", gw.url))
+        .await
+        .unwrap();
+    by_name.id = s.id.clone();
+    let answer = by_name.request(common::http::call_msg(
+        json!(2),
+        "echo",
+        json!({"text": "same"}),
+    ));
+    assert_eq!(
+        answer.await.unwrap()["result"]["content"][0]["text"],
+        "same"
+    );
+
+    for (stream, want) in [
+        ("/servers/only/sse", "/servers/only/messages?sessionId="),
+        ("/sse", "/messages?sessionId="),
+    ] {
+        let resp = client()
+            .get(format!("{}{stream}", gw.url))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut events = common::http::SseReader::new(resp);
+        let first = events.next().await.unwrap().expect("an endpoint event");
+        let endpoint = String::from_utf8_lossy(&first.data).into_owned();
+        assert!(endpoint.starts_with(want), "{stream}: {endpoint}");
+        let posted = client()
+            .post(format!("{}{endpoint}", gw.url))
+            .header("content-type", "application/json")
+            .body(common::http::init_msg(1).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(posted.status(), 202, "{stream}");
+        let (_, init) = events.next_message().await.unwrap();
+        assert_eq!(init["result"]["serverInfo"]["name"], "stdio-fixture");
+    }
+}
