@@ -62,6 +62,7 @@ fn main() -> ExitCode {
                 let io = mcp_bridge::stdio::Stdio::process();
                 Ok(mcp_bridge::connect::run(config, io, shutdown).await?)
             }
+            Command::Serve(args) if args.config.is_some() => serve_file(args, shutdown).await,
             Command::Serve(args) => {
                 let config = mcp_bridge::serve::Config::try_from(args)?;
                 let listeners = mcp_bridge::serve::bind(&config).await?;
@@ -103,6 +104,39 @@ fn print(result: std::io::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `serve --config FILE`: refuses a bad file (naming the JSON path), prints the client config,
+/// or serves every server of the file.
+async fn serve_file(
+    args: mcp_bridge::cli::ServeArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let path = args.config.clone().unwrap_or_default();
+    let print = args.print_client_config;
+    let file = match mcp_bridge::gateway::File::load(&path) {
+        // The printed config holds names only: a variable set only where the gateway runs
+        // (a token for a header) need not be set to print it.
+        Err(e) if print => mcp_bridge::gateway::File::load_with(&path, &|k| {
+            Some(std::env::var(k).unwrap_or_default())
+        })
+        .map_err(|_| e)?,
+        loaded => loaded?,
+    };
+    let text = print.then(|| (args.socket.clone(), args.url.clone()));
+    let config = mcp_bridge::serve::gateway_config(args, &file)?;
+    if let Some((socket, url)) = text {
+        let text = mcp_bridge::serve::client_config_text(socket, url.as_deref(), &file, &config)?;
+        // The one thing this mode prints: the config the user redirects into the sandbox.
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{text}");
+        }
+        return Ok(());
+    }
+    let listeners = mcp_bridge::serve::bind(&config).await?;
+    mcp_bridge::serve::run_gateway(config, file, listeners, shutdown).await;
+    Ok(())
 }
 
 fn init_logging(cli: &Cli) {
