@@ -18,6 +18,7 @@ pub struct SharedChild {
     /// The process, set once spawned.
     pub child: OnceLock<Child>,
     state: Mutex<State>,
+    gone: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +86,16 @@ fn answer(id: &Id, result: &RawValue) -> Bytes {
 impl SharedChild {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The process has exited: no session may attach to it any more.
+    pub fn mark_gone(&self) {
+        self.gone.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the process has exited.
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Adds a session to the fan-out list.

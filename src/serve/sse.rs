@@ -20,8 +20,12 @@ use std::sync::Arc;
 pub async fn open(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
+    caller: Option<axum::Extension<crate::serve::scope::Caller>>,
 ) -> Result<Response, Refusal> {
-    let session = app.create(Transport::Sse, &peer.to_string()).await?;
+    let caller = caller.map(|c| c.0).unwrap_or_default();
+    let session = app
+        .create(Transport::Sse, &peer.to_string(), &caller)
+        .await?;
     let mut endpoint = Vec::new();
     let url = format!("/messages?sessionId={}", session.id);
     crate::sse::write_event(&mut endpoint, Some("endpoint"), None, url.as_bytes());

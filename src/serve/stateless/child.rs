@@ -424,6 +424,11 @@ impl StatelessChild {
         }
     }
 
+    /// Requests (and listen streams) in flight: what keeps a keyed child alive.
+    pub fn in_flight(&self) -> usize {
+        self.lock().pending.len()
+    }
+
     /// Whether the process has ended.
     pub fn is_gone(&self) -> bool {
         self.lock().exited.is_some()
