@@ -46,11 +46,21 @@ fn what_cannot_be_rewritten_says_why() {
         splice(br#"{"method":"n"}"#, &["id"], "9"),
         Err(RewriteError::Missing("id".into()))
     );
-    for bad in [&b"[1]"[..], b"{\"id\":", b"{\"id\":1} x", b"", b"{\"a\":}", b"\"\\"] {
+    for bad in [
+        &b"[1]"[..],
+        b"{\"id\":",
+        b"{\"id\":1} x",
+        b"",
+        b"{\"a\":}",
+        b"\"\\",
+    ] {
         assert!(splice(bad, &["id"], "9").is_err(), "{bad:?}");
     }
     let deep = format!("{{\"a\":{}1{}}}", "[".repeat(1000), "]".repeat(1000));
-    assert!(get(deep.as_bytes(), &["id"]).is_err(), "too deep, no overflow");
+    assert!(
+        get(deep.as_bytes(), &["id"]).is_err(),
+        "too deep, no overflow"
+    );
 }
 
 #[test]
