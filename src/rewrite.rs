@@ -245,5 +245,7 @@ pub fn as_number(text: &str) -> Option<u64> {
     value_key(text).strip_prefix('n')?.parse().ok()
 }
 
+#[doc(hidden)]
+pub mod check;
 #[cfg(test)]
 mod tests;
