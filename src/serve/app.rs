@@ -183,7 +183,7 @@ impl App {
     /// Ends sessions idle past the TTL, until shutdown.
     pub async fn reap(self: Arc<Self>) {
         let ttl = self.cfg.session_ttl;
-        let every = (ttl.min(self.cfg.keep_alive) / 4)
+        let every = (ttl.min(self.cfg.keep_alive()) / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(5));
         let mut tick = tokio::time::interval(every);
         loop {
@@ -202,8 +202,8 @@ impl App {
             for s in idle {
                 self.end(&s, "idle for longer than --session-ttl");
             }
-            self.keyed.expire(self.cfg.keep_alive).await;
-            self.stateless.expire(self.cfg.keep_alive).await;
+            self.keyed.expire(self.cfg.keep_alive()).await;
+            self.stateless.expire(self.cfg.keep_alive()).await;
         }
     }
 

@@ -10,8 +10,10 @@ mod child;
 mod config;
 mod guard;
 mod http;
+mod hub;
 mod keyed;
 mod metrics;
+mod relay;
 mod scope;
 mod session;
 mod shared;
@@ -20,6 +22,9 @@ mod stateless;
 mod streamable;
 
 pub use config::{Config, ConfigError, DEFAULT_PASS_ENV, ListenError};
+pub use hub::{
+    PrintError, client_config_text, gateway_config, relay_config, run as run_gateway, server_config,
+};
 
 use crate::net::{Listener, Peer};
 use app::App;
@@ -100,7 +105,7 @@ fn log_summary(cfg: &Config, listeners: &[Listener]) {
         args = cfg.args.len(),
         auth,
         scope = ?cfg.scope,
-        keep_alive = ?cfg.keep_alive,
+        keep_alive = ?cfg.keep_alive(),
         max_sessions = cfg.max_sessions,
         max_body = cfg.max_body,
         session_ttl = ?cfg.session_ttl,
@@ -110,6 +115,19 @@ fn log_summary(cfg: &Config, listeners: &[Listener]) {
 }
 
 fn router(app: Arc<App>) -> Router {
+    mcp_routes(app.clone())
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::check,
+        ))
+        .with_state(app)
+}
+
+/// The MCP routes of one server (`/mcp`, `/sse`, `/messages`), without the guard.
+fn mcp_routes(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route(
             "/mcp",
@@ -123,14 +141,6 @@ fn router(app: Arc<App>) -> Router {
         )
         .route("/sse", get(sse::open))
         .route("/messages", post(sse::message))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            guard::check,
-        ))
-        .with_state(app)
 }
 
 /// Sends a `/mcp` request of the stateless revision to its handler; a session's goes on.
