@@ -313,3 +313,25 @@ async fn a_delete_during_the_first_initialize_does_not_wedge_later_sessions() {
         .unwrap();
     assert_eq!(later.init_result["serverInfo"]["name"], "stdio-fixture");
 }
+
+/// A client that varies its key cannot start processes without bound: past `--max-sessions`
+/// stateless children, a new key is refused until one expires.
+#[tokio::test]
+async fn keys_cannot_start_children_without_bound() {
+    if !have_python3() {
+        return;
+    }
+    let serve = Serve::start(&["--max-sessions", "2"]);
+    let mut codes = Vec::new();
+    for key in ["k1", "k2", "k3"] {
+        let resp = stateless::post(
+            &serve.mcp(),
+            &stateless::call(1, "count", json!({})),
+            &[("mcp-bridge-session-key", key)],
+        )
+        .await;
+        codes.push(resp.status().as_u16());
+    }
+    assert_eq!(&codes[..2], &[200, 200]);
+    assert!(codes[2] >= 500, "a third key is refused: {codes:?}");
+}

@@ -33,8 +33,19 @@ impl Slots {
     }
 
     /// The running child named `key`, started (and, the first time, probed) if there is none.
+    /// At most `--max-sessions` of them exist, so varying the key cannot start processes
+    /// without bound.
     pub async fn get(&self, app: &App, key: ChildKey) -> std::io::Result<Arc<StatelessChild>> {
-        let entry = self.map().entry(key).or_default().clone();
+        let entry = {
+            let mut map = self.map();
+            if !map.contains_key(&key) && map.len() >= app.cfg.max_sessions {
+                return Err(std::io::Error::other(format!(
+                    "too many stateless children (--max-sessions {}); try again later",
+                    app.cfg.max_sessions
+                )));
+            }
+            map.entry(key).or_default().clone()
+        };
         *entry.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         entry.slot.get(app, &self.verdict).await
     }
