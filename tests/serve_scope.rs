@@ -335,3 +335,49 @@ async fn keys_cannot_start_children_without_bound() {
     assert_eq!(&codes[..2], &[200, 200]);
     assert!(codes[2] >= 500, "a third key is refused: {codes:?}");
 }
+
+/// The founding scenario with `@modelcontextprotocol/server-memory` (the pinned Node peer): an
+/// entity stored through a keyed sandbox is read back by its recreation.
+#[tokio::test]
+async fn server_memory_keeps_its_graph_for_a_recreated_sandbox() {
+    let Some(peers) = common::node::node_peers() else {
+        return;
+    };
+    let memory = common::node::node_dir()
+        .join("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mcp.sock");
+    let listen = format!("unix:{}", sock.display());
+    let store = format!(
+        "MEMORY_FILE_PATH={}",
+        dir.path().join("memory.jsonl").display()
+    );
+    let serve = Serve::start_with(Opts {
+        args: &["--listen", &listen, "--scope", "per-key", "--env", &store],
+        child: vec![peers.node.clone().into(), memory.into()],
+        ..Opts::default()
+    });
+    serve.wait_log("listening on unix:");
+    let mut a = sandbox(&sock, Some("mem"));
+    a.initialize("2025-06-18").await;
+    let made = a
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "create_entities", "arguments": {"entities": [
+                {"name": "sandbox-fact", "entityType": "note", "observations": ["kept"]}]}}),
+        )
+        .await;
+    assert!(made.get("result").is_some(), "{made}");
+    destroy(a).await;
+    let mut again = sandbox(&sock, Some("mem"));
+    again.initialize("2025-06-18").await;
+    let graph = again
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "read_graph", "arguments": {}}),
+        )
+        .await;
+    assert!(graph.to_string().contains("sandbox-fact"), "{graph}");
+}
