@@ -90,16 +90,37 @@ impl Serve {
         } else {
             cmd.args(&o.child);
         }
-        cmd.env("MCP_BRIDGE_LOG_LEVEL", "info")
-            .envs(o.env.iter().copied())
-            .stdin(Stdio::null())
+        cmd.envs(o.env.iter().copied());
+        Serve::spawn(cmd, o.listen_tcp)
+    }
+
+    /// `serve --config FILE ARGS` (no `--` command): waits for its first TCP listener, so the
+    /// file's `mcpBridge.listen` (or ARGS) must include one.
+    pub fn with_config(
+        file: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Serve> {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").arg("--config").arg(file).args(args);
+        cmd.envs(env.iter().copied());
+        Serve::spawn(cmd, true)
+    }
+
+    /// Runs a prepared `mcp-bridge serve` command line and waits (bounded) for its `listening
+    /// on` line (a TCP one when `want_tcp`).
+    fn spawn(mut cmd: Command, want_tcp: bool) -> Result<Serve> {
+        if !cmd.get_envs().any(|(k, _)| k == "MCP_BRIDGE_LOG_LEVEL") {
+            cmd.env("MCP_BRIDGE_LOG_LEVEL", "info");
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().context("spawn mcp-bridge serve")?;
         let log = Log::default();
         log.follow("serve", child.stderr.take().expect("piped"));
         let listener = log.find(WAIT, |line| match listener_of(line) {
-            Some(addr) => addr.starts_with("http://") || !o.listen_tcp,
+            Some(addr) => addr.starts_with("http://") || !want_tcp,
             None => false,
         });
         let url = match listener {
