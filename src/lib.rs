@@ -44,6 +44,7 @@ pub mod net;
 pub mod oauth;
 pub mod policy;
 pub mod resolve;
+pub mod rewrite;
 pub mod serve;
 pub mod signal;
 pub mod sse;

@@ -21,6 +21,7 @@ pub(super) fn check_url(args: &DoctorArgs, url: &str, checks: &mut Vec<Check>) -
         connect_timeout: args.timeout,
         max_message_size: 64 << 20,
         ca_cert: args.ca_cert.clone(),
+        session_key: None,
     };
     match crate::connect::Config::try_from(connect) {
         Ok(config) if config.url.host_str().is_some() => {

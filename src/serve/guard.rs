@@ -5,6 +5,7 @@
 use crate::jsonrpc;
 use crate::serve::app::App;
 use crate::serve::http::Refusal;
+use crate::serve::scope::Caller;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -73,7 +74,14 @@ pub async fn check(State(app): State<Arc<App>>, mut req: Request, next: Next) ->
     let refused = refuse_browser(&app, &req).or_else(|| refuse(&app, &req));
     let resp = match refused {
         Some(refusal) => refusal.into_response(),
-        None => next.run(req).await,
+        // Past the token check: the caller's identity (and key) pick its children.
+        None => match Caller::of(req.headers(), app.cfg.token.is_some()) {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                next.run(req).await
+            }
+            Err(refusal) => refusal.into_response(),
+        },
     };
     if resp.status().is_client_error() || resp.status().is_server_error() {
         app.metrics.http_errors.inc();
@@ -83,6 +91,16 @@ pub async fn check(State(app): State<Arc<App>>, mut req: Request, next: Next) ->
 
 /// Paths that drive an MCP server; the probes (/healthz, /readyz, /metrics) are not among them.
 const MCP_PATHS: &[&str] = &["/mcp", "/sse", "/messages"];
+
+/// Whether `path` drives an MCP server: `/mcp`, `/sse`, `/messages`, or the same under a
+/// gateway server's `/servers/NAME` prefix.
+fn is_mcp_route(path: &str) -> bool {
+    let tail = match path.strip_prefix("/servers/") {
+        Some(rest) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => path,
+    };
+    MCP_PATHS.contains(&tail)
+}
 
 /// Refuses what only a web page would send: a request the browser marks cross-site (unless its
 /// Origin was allowed explicitly), and on MCP routes any `no-cors` or `navigate` fetch (an
@@ -117,7 +135,7 @@ fn refuse_browser(app: &App, req: &Request) -> Option<Refusal> {
             ));
         }
     }
-    let mcp_route = MCP_PATHS.contains(&req.uri().path());
+    let mcp_route = is_mcp_route(req.uri().path());
     if mcp_route
         && matches!(
             mode.as_deref(),
@@ -197,6 +215,29 @@ fn refuse(app: &App, req: &Request) -> Option<Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn browser_rule_covers_gateway_routes() {
+        for p in [
+            "/mcp",
+            "/sse",
+            "/messages",
+            "/servers/a/mcp",
+            "/servers/a/sse",
+            "/servers/a/messages",
+        ] {
+            assert!(is_mcp_route(p), "{p}");
+        }
+        for p in [
+            "/healthz",
+            "/metrics",
+            "/servers",
+            "/servers/a",
+            "/servers/a/healthz",
+        ] {
+            assert!(!is_mcp_route(p), "{p}");
+        }
+    }
 
     #[test]
     fn hosts() {

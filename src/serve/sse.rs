@@ -20,9 +20,13 @@ use std::sync::Arc;
 pub async fn open(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
+    caller: Option<axum::Extension<crate::serve::scope::Caller>>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, Refusal> {
-    let session = app.create(Transport::Sse, &peer.to_string()).await?;
+    let caller = caller.map(|c| c.0).unwrap_or_default();
+    let session = app
+        .create(Transport::Sse, &peer.to_string(), &caller)
+        .await?;
     let mut endpoint = Vec::new();
     // The messages endpoint sits next to this stream's route: `/messages` for `/sse`,
     // `/servers/NAME/messages` for `/servers/NAME/sse`.

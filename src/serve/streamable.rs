@@ -89,13 +89,15 @@ async fn session_for(
     headers: &HeaderMap,
     msg: &Message,
     peer: &Peer,
+    caller: &crate::serve::scope::Caller,
 ) -> Result<(Arc<Session>, bool), Refusal> {
     if headers.contains_key(SESSION_ID) {
         return Ok((existing_session(app, headers)?, false));
     }
     if !msg.batch && Session::is_initialize(msg.kind()) {
         return Ok((
-            app.create(Transport::Streamable, &peer.to_string()).await?,
+            app.create(Transport::Streamable, &peer.to_string(), caller)
+                .await?,
             true,
         ));
     }
@@ -110,8 +112,9 @@ pub async fn post(
 ) -> Result<Response, Refusal> {
     let accepts = check_post_headers(req.headers())?;
     let headers = req.headers().clone();
+    let caller = req.extensions().get().cloned().unwrap_or_default();
     let msg = read_message(app.cfg.max_body, req).await?;
-    let (session, created) = session_for(&app, &headers, &msg, &peer).await?;
+    let (session, created) = session_for(&app, &headers, &msg, &peer, &caller).await?;
     if let Kind::Notification { method } = msg.kind()
         && method == "notifications/cancelled"
         && let Some(id) = wire::cancelled_id(&msg.raw)
