@@ -11,6 +11,7 @@ mod config;
 mod guard;
 mod http;
 mod metrics;
+mod policy;
 mod session;
 mod shared;
 mod sse;
@@ -125,6 +126,10 @@ fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            policy::identify,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             guard::check,
         ))
         .with_state(app)
@@ -157,6 +162,6 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        app.metrics.render(),
+        app.metrics.render() + &app.gate.render_metrics(),
     )
 }
