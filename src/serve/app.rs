@@ -32,8 +32,6 @@ pub struct App {
     shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
     /// The child that answers 2026-07-28 requests.
     pub stateless: crate::serve::stateless::Slot,
-    /// Named clients, tool policy, rate limits and the audit log.
-    pub gate: crate::serve::policy::Gate,
 }
 
 /// Why a session could not be created.
@@ -59,7 +57,6 @@ impl App {
             tombstones: Mutex::new(HashMap::new()),
             shared: tokio::sync::Mutex::new(None),
             stateless: Default::default(),
-            gate: Default::default(),
         })
     }
 

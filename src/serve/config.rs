@@ -48,6 +48,9 @@ pub struct Config {
     pub stop_timeout: Duration,
     /// Interval of SSE keep-alive comments; `None`: never.
     pub keepalive: Option<Duration>,
+    /// Named clients, tool policy, rate limits, audit log: one for the whole gateway, shared
+    /// by every server's config made from this one.
+    pub gate: std::sync::Arc<crate::serve::policy::Gate>,
 }
 
 /// A secret that does not print itself.
@@ -181,6 +184,7 @@ impl TryFrom<ServeArgs> for Config {
             socket_mode: a.socket_mode,
             stop_timeout: a.stop_timeout,
             keepalive: (!a.keepalive.is_zero()).then_some(a.keepalive),
+            gate: Default::default(),
         })
     }
 }

@@ -121,6 +121,10 @@ fn router(app: Arc<App>) -> Router {
         )
         .route("/sse", get(sse::open))
         .route("/messages", post(sse::message))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            policy::reach,
+        ))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -162,6 +166,6 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        app.metrics.render() + &app.gate.render_metrics(),
+        app.metrics.render() + &app.cfg.gate.render_metrics(),
     )
 }

@@ -9,7 +9,7 @@ use crate::net::Peer;
 use crate::policy::Policy;
 use crate::policy::audit::{AuditConfig, AuditLog, Outcome, Record};
 use crate::policy::check::{ToolCatalog, named};
-use crate::policy::clients::{Access, Client};
+use crate::policy::clients::Client;
 use crate::policy::filter::filter_list;
 use crate::policy::ratelimit::RateLimiter;
 use crate::policy::rules::Rules;
@@ -376,9 +376,8 @@ impl Drop for Ticket {
 }
 
 /// Middleware inside guard's Host, Origin and token checks: names the client of every request
-/// (a [`Requester`] in its extensions). With `mcpBridge.clients`: a missing or unknown
-/// credential gets 401, a server not granted to the client 404, exactly as a server that does
-/// not exist (so a client cannot probe which servers the gateway has).
+/// (a [`Requester`] in its extensions). With `mcpBridge.clients`, a missing or unknown
+/// credential gets 401 (`/healthz` excepted).
 pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let (peer_uid, peer_pid) = match req.extensions().get::<ConnectInfo<Peer>>() {
         Some(ConnectInfo(Peer::Unix { uid, pid })) => {
@@ -391,16 +390,15 @@ pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next)
         peer_uid,
         peer_pid,
     };
-    let policy = app.gate.policy();
+    let policy = app.cfg.gate.policy();
     if !policy.clients.is_empty() && req.uri().path() != "/healthz" {
         let auth = req
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        let server = server_name(&app);
-        match policy.clients.access(auth, peer_uid, server) {
-            Access::Granted(client) => requester.client = Some(client),
-            Access::Unauthorized => {
+        match policy.clients.identify(auth, peer_uid) {
+            Some(client) => requester.client = Some(client),
+            None => {
                 return Refusal::rpc(
                     StatusCode::UNAUTHORIZED,
                     crate::jsonrpc::INVALID_REQUEST,
@@ -409,13 +407,27 @@ pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next)
                 .with(header::WWW_AUTHENTICATE, "Bearer")
                 .into_response();
             }
-            Access::NotGranted(client) => {
-                tracing::info!(client = %client.name, server, "refused: server not granted to this client");
-                return not_found().into_response();
-            }
         }
     }
     req.extensions_mut().insert(requester);
+    next.run(req).await
+}
+
+/// Middleware on one server's routes: a named client asking for a server not granted to it
+/// gets 404, exactly as for a server that does not exist, so it cannot probe which servers
+/// the gateway has.
+pub async fn reach(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let server = server_name(&app);
+    if let Some(client) = req
+        .extensions()
+        .get::<Requester>()
+        .and_then(|r| r.client.as_ref())
+        && !server.is_empty()
+        && !client.may_reach(server)
+    {
+        tracing::info!(client = %client.name, server, "refused: server not granted to this client");
+        return not_found().into_response();
+    }
     next.run(req).await
 }
 
@@ -462,7 +474,7 @@ pub async fn forward(app: &App, session: &Arc<Session>, requester: &Requester, m
         session: Some(&session.id),
         key: None,
     };
-    match app.gate.inbound(at, &msg, &session.catalog) {
+    match app.cfg.gate.inbound(at, &msg, &session.catalog) {
         Verdict::Forward(ticket) => {
             if let (Some(ticket), Kind::Request { id, .. }) = (ticket, msg.kind()) {
                 session.watch(id, ticket);
@@ -491,8 +503,32 @@ pub fn admit(
         session: None,
         key: None,
     };
-    match app.gate.inbound(at, msg, catalog) {
+    match app.cfg.gate.inbound(at, msg, catalog) {
         Verdict::Forward(ticket) => Ok(ticket),
         Verdict::Answer(mut answers) => Err(answers.pop().unwrap_or_default()),
     }
+}
+
+/// The policy a gateway file asks for: `mcpBridge.clients`, `rateLimit`, `audit` and every
+/// server's `policy`, checked against each other. `env` reads `tokenEnv` variables.
+pub fn policy_of(
+    file: &crate::gateway::File,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Policy, crate::policy::ConfigError> {
+    let servers: Vec<(&str, Option<crate::policy::Setting<'_>>)> = file
+        .servers
+        .values()
+        .map(|s| (s.name.as_str(), setting(&s.options.policy)))
+        .collect();
+    Policy::parse(
+        setting(&file.bridge.clients),
+        setting(&file.bridge.rate_limit),
+        setting(&file.bridge.audit),
+        &servers,
+        env,
+    )
+}
+
+fn setting(raw: &Option<crate::gateway::Raw>) -> Option<crate::policy::Setting<'_>> {
+    raw.as_ref().map(|r| (&r.value, r.path.as_str()))
 }
