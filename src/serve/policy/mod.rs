@@ -4,24 +4,21 @@
 //! a refused request is answered here and never reaches the child. Out: a [`Ticket`] filters the
 //! answer to a list request and writes the audit record. The rules live in `crate::policy`.
 
+mod ticket;
+mod wiring;
+
+pub use ticket::Ticket;
+pub use wiring::{admit, check_owner, claim, forward, identify, policy_of, reach, server_name};
+
 use crate::jsonrpc::{Id, Kind, Message};
-use crate::net::Peer;
 use crate::policy::Policy;
 use crate::policy::audit::{AuditConfig, AuditLog, Outcome, Record};
 use crate::policy::check::{ToolCatalog, named};
 use crate::policy::clients::Client;
-use crate::policy::filter::filter_list;
 use crate::policy::ratelimit::RateLimiter;
-use crate::policy::rules::Rules;
-use crate::serve::app::App;
-use crate::serve::http::Refusal;
 use crate::serve::metrics::Counter;
-use crate::serve::session::Session;
-use crate::wire::{self, SESSION_NOT_FOUND};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use crate::wire;
+use axum::extract::Request;
 use bytes::Bytes;
 use std::fmt::Write;
 use std::sync::{Arc, RwLock};
@@ -298,237 +295,5 @@ impl Gate {
     }
 }
 
-/// Follows one forwarded request to its answer: filters a list answer by the client's rules and
-/// writes the audit record. Dropped without an answer (cancelled, session or child gone before
-/// it answered) it records `bridge-error`, reason `no-answer`.
-pub struct Ticket {
-    /// The client's rules, kept only for list requests.
-    rules: Option<Arc<Rules>>,
-    /// The request's id as the client sent it.
-    id: Id,
-    method: String,
-    audit: Option<Arc<AuditLog>>,
-    record: Option<Box<Record>>,
-    started: Instant,
-}
-
-impl std::fmt::Debug for Ticket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Ticket({})", self.id.as_json())
-    }
-}
-
-impl Ticket {
-    /// The answer to send in place of the child's (`answer`, with the client's id): filtered
-    /// when it lists what the rules hide. `catalog` learns which tools are read-only.
-    pub fn finish(mut self, answer: Bytes, catalog: &ToolCatalog) -> Bytes {
-        let mut out = answer;
-        if let Some(rules) = self.rules.take() {
-            match filter_list(&rules, catalog, &self.method, &out) {
-                Ok(None) => {}
-                Ok(Some(filtered)) => out = filtered,
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    out = e.response(self.id.as_json());
-                }
-            }
-        }
-        if self.record.is_some() {
-            let outcome = Outcome::of_answer(&out);
-            self.finish_as(&out, outcome);
-        }
-        out
-    }
-
-    /// Writes the record with this outcome (once).
-    fn finish_as(&mut self, answer: &[u8], outcome: Outcome) {
-        let (Some(mut record), Some(log)) = (self.record.take(), self.audit.as_ref()) else {
-            return;
-        };
-        record.duration = self.started.elapsed();
-        record.bytes_out = answer.len() as u64;
-        record.outcome = outcome;
-        if log.wants_arguments() {
-            record.answer = Some(Bytes::copy_from_slice(answer));
-        }
-        log.log(*record);
-    }
-}
-
-impl Ticket {
-    /// Records a request answered by a stream the gateway opened itself (a subscription).
-    pub fn opened(mut self) {
-        self.finish_as(b"", Outcome::Ok);
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if self.record.is_some() {
-            self.finish_as(
-                b"",
-                Outcome::BridgeError {
-                    reason: "no-answer".into(),
-                },
-            );
-        }
-    }
-}
-
-/// Middleware inside guard's Host, Origin and token checks: names the client of every request
-/// (a [`Requester`] in its extensions). With `mcpBridge.clients`, a missing or unknown
-/// credential gets 401 (`/healthz` excepted).
-pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
-    let (peer_uid, peer_pid) = match req.extensions().get::<ConnectInfo<Peer>>() {
-        Some(ConnectInfo(Peer::Unix { uid, pid })) => {
-            (*uid, pid.and_then(|p| u32::try_from(p).ok()))
-        }
-        _ => (None, None),
-    };
-    let mut requester = Requester {
-        client: None,
-        peer_uid,
-        peer_pid,
-    };
-    let policy = app.cfg.gate.policy();
-    if !policy.clients.is_empty() && req.uri().path() != "/healthz" {
-        let auth = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        match policy.clients.identify(auth, peer_uid) {
-            Some(client) => requester.client = Some(client),
-            None => {
-                return Refusal::rpc(
-                    StatusCode::UNAUTHORIZED,
-                    crate::jsonrpc::INVALID_REQUEST,
-                    "missing or unknown client credential",
-                )
-                .with(header::WWW_AUTHENTICATE, "Bearer")
-                .into_response();
-            }
-        }
-    }
-    req.extensions_mut().insert(requester);
-    next.run(req).await
-}
-
-/// Middleware on one server's routes: a named client asking for a server not granted to it
-/// gets 404, exactly as for a server that does not exist, so it cannot probe which servers
-/// the gateway has.
-pub async fn reach(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let server = server_name(&app);
-    if let Some(client) = req
-        .extensions()
-        .get::<Requester>()
-        .and_then(|r| r.client.as_ref())
-        && !server.is_empty()
-        && !client.may_reach(server)
-    {
-        tracing::info!(client = %client.name, server, "refused: server not granted to this client");
-        return not_found().into_response();
-    }
-    next.run(req).await
-}
-
-fn not_found() -> Refusal {
-    Refusal::rpc(
-        StatusCode::NOT_FOUND,
-        crate::jsonrpc::INVALID_REQUEST,
-        "not found",
-    )
-}
-
-/// The name the policy knows this gateway's server by.
-pub fn server_name(app: &App) -> &str {
-    let _ = app;
-    ""
-}
-
-/// Records which client opened a session: only that client may use it afterwards.
-pub fn claim(session: &Session, requester: &Requester) {
-    if let Some(c) = &requester.client {
-        let _ = session.owner.set(c.name.clone());
-    }
-}
-
-/// Refuses (404, as for a session that does not exist) a request naming another client's
-/// session.
-pub fn check_owner(session: &Session, requester: &Requester) -> Result<(), Refusal> {
-    match session.owner.get() {
-        Some(owner) if **owner != *requester.name() => Err(Refusal::rpc(
-            StatusCode::NOT_FOUND,
-            SESSION_NOT_FOUND,
-            "unknown or expired session",
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Sends a client message on to its session's child, or answers it here when the gate refuses
-/// it. Streamable HTTP and sse call this once the session has planned where answers go.
-pub async fn forward(app: &App, session: &Arc<Session>, requester: &Requester, msg: Message) {
-    let at = Place {
-        requester,
-        server: server_name(app),
-        session: Some(&session.id),
-        key: None,
-    };
-    match app.cfg.gate.inbound(at, &msg, &session.catalog) {
-        Verdict::Forward(ticket) => {
-            if let (Some(ticket), Kind::Request { id, .. }) = (ticket, msg.kind()) {
-                session.watch(id, ticket);
-            }
-            session.send(msg).await;
-        }
-        Verdict::Answer(answers) => {
-            for answer in answers {
-                session.deliver_raw(answer);
-            }
-        }
-    }
-}
-
-/// The gate for a stateless (2026-07-28) request: the ticket that follows it to its answer, or
-/// the answer that refuses it.
-pub fn admit(
-    app: &App,
-    requester: &Requester,
-    msg: &Message,
-    catalog: &ToolCatalog,
-) -> Result<Option<Ticket>, Bytes> {
-    let at = Place {
-        requester,
-        server: server_name(app),
-        session: None,
-        key: None,
-    };
-    match app.cfg.gate.inbound(at, msg, catalog) {
-        Verdict::Forward(ticket) => Ok(ticket),
-        Verdict::Answer(mut answers) => Err(answers.pop().unwrap_or_default()),
-    }
-}
-
-/// The policy a gateway file asks for: `mcpBridge.clients`, `rateLimit`, `audit` and every
-/// server's `policy`, checked against each other. `env` reads `tokenEnv` variables.
-pub fn policy_of(
-    file: &crate::gateway::File,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Policy, crate::policy::ConfigError> {
-    let servers: Vec<(&str, Option<crate::policy::Setting<'_>>)> = file
-        .servers
-        .values()
-        .map(|s| (s.name.as_str(), setting(&s.options.policy)))
-        .collect();
-    Policy::parse(
-        setting(&file.bridge.clients),
-        setting(&file.bridge.rate_limit),
-        setting(&file.bridge.audit),
-        &servers,
-        env,
-    )
-}
-
-fn setting(raw: &Option<crate::gateway::Raw>) -> Option<crate::policy::Setting<'_>> {
-    raw.as_ref().map(|r| (&r.value, r.path.as_str()))
-}
+#[cfg(test)]
+mod tests;

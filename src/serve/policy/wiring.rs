@@ -1,0 +1,177 @@
+//! Where serve's request paths meet the gate: the identity middleware (401), the per-server
+//! grant (404), session ownership, the session path's [`forward`], the stateless path's
+//! [`admit`], and the policy of a gateway file.
+
+use super::{Place, Requester, Ticket, Verdict};
+use crate::jsonrpc::{Kind, Message};
+use crate::net::Peer;
+use crate::policy::Policy;
+use crate::policy::check::ToolCatalog;
+use crate::serve::app::App;
+use crate::serve::http::Refusal;
+use crate::serve::session::Session;
+use crate::wire::SESSION_NOT_FOUND;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Middleware inside guard's Host, Origin and token checks: names the client of every request
+/// (a [`Requester`] in its extensions). With `mcpBridge.clients`, a missing or unknown
+/// credential gets 401 (`/healthz` excepted).
+pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let (peer_uid, peer_pid) = match req.extensions().get::<ConnectInfo<Peer>>() {
+        Some(ConnectInfo(Peer::Unix { uid, pid })) => {
+            (*uid, pid.and_then(|p| u32::try_from(p).ok()))
+        }
+        _ => (None, None),
+    };
+    let mut requester = Requester {
+        client: None,
+        peer_uid,
+        peer_pid,
+    };
+    let policy = app.cfg.gate.policy();
+    if !policy.clients.is_empty() && req.uri().path() != "/healthz" {
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        match policy.clients.identify(auth, peer_uid) {
+            Some(client) => requester.client = Some(client),
+            None => {
+                return Refusal::rpc(
+                    StatusCode::UNAUTHORIZED,
+                    crate::jsonrpc::INVALID_REQUEST,
+                    "missing or unknown client credential",
+                )
+                .with(header::WWW_AUTHENTICATE, "Bearer")
+                .into_response();
+            }
+        }
+    }
+    req.extensions_mut().insert(requester);
+    next.run(req).await
+}
+
+/// Middleware on one server's routes: a named client asking for a server not granted to it
+/// gets 404, exactly as for a server that does not exist, so it cannot probe which servers
+/// the gateway has.
+pub async fn reach(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let server = server_name(&app);
+    if let Some(client) = req
+        .extensions()
+        .get::<Requester>()
+        .and_then(|r| r.client.as_ref())
+        && !server.is_empty()
+        && !client.may_reach(server)
+    {
+        tracing::info!(client = %client.name, server, "refused: server not granted to this client");
+        return not_found().into_response();
+    }
+    next.run(req).await
+}
+
+fn not_found() -> Refusal {
+    Refusal::rpc(
+        StatusCode::NOT_FOUND,
+        crate::jsonrpc::INVALID_REQUEST,
+        "not found",
+    )
+}
+
+/// The name the policy knows this gateway's server by.
+pub fn server_name(app: &App) -> &str {
+    let _ = app;
+    ""
+}
+
+/// Records which client opened a session: only that client may use it afterwards.
+pub fn claim(session: &Session, requester: &Requester) {
+    if let Some(c) = &requester.client {
+        let _ = session.owner.set(c.name.clone());
+    }
+}
+
+/// Refuses (404, as for a session that does not exist) a request naming another client's
+/// session.
+pub fn check_owner(session: &Session, requester: &Requester) -> Result<(), Refusal> {
+    match session.owner.get() {
+        Some(owner) if **owner != *requester.name() => Err(Refusal::rpc(
+            StatusCode::NOT_FOUND,
+            SESSION_NOT_FOUND,
+            "unknown or expired session",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Sends a client message on to its session's child, or answers it here when the gate refuses
+/// it. Streamable HTTP and sse call this once the session has planned where answers go.
+pub async fn forward(app: &App, session: &Arc<Session>, requester: &Requester, msg: Message) {
+    let at = Place {
+        requester,
+        server: server_name(app),
+        session: Some(&session.id),
+        key: None,
+    };
+    match app.cfg.gate.inbound(at, &msg, &session.catalog) {
+        Verdict::Forward(ticket) => {
+            if let (Some(ticket), Kind::Request { id, .. }) = (ticket, msg.kind()) {
+                session.watch(id, ticket);
+            }
+            session.send(msg).await;
+        }
+        Verdict::Answer(answers) => {
+            for answer in answers {
+                session.deliver_raw(answer);
+            }
+        }
+    }
+}
+
+/// The gate for a stateless (2026-07-28) request: the ticket that follows it to its answer, or
+/// the answer that refuses it.
+pub fn admit(
+    app: &App,
+    requester: &Requester,
+    msg: &Message,
+    catalog: &ToolCatalog,
+) -> Result<Option<Ticket>, Bytes> {
+    let at = Place {
+        requester,
+        server: server_name(app),
+        session: None,
+        key: None,
+    };
+    match app.cfg.gate.inbound(at, msg, catalog) {
+        Verdict::Forward(ticket) => Ok(ticket),
+        Verdict::Answer(mut answers) => Err(answers.pop().unwrap_or_default()),
+    }
+}
+
+/// The policy a gateway file asks for: `mcpBridge.clients`, `rateLimit`, `audit` and every
+/// server's `policy`, checked against each other. `env` reads `tokenEnv` variables.
+pub fn policy_of(
+    file: &crate::gateway::File,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Policy, crate::policy::ConfigError> {
+    let servers: Vec<(&str, Option<crate::policy::Setting<'_>>)> = file
+        .servers
+        .values()
+        .map(|s| (s.name.as_str(), setting(&s.options.policy)))
+        .collect();
+    Policy::parse(
+        setting(&file.bridge.clients),
+        setting(&file.bridge.rate_limit),
+        setting(&file.bridge.audit),
+        &servers,
+        env,
+    )
+}
+
+fn setting(raw: &Option<crate::gateway::Raw>) -> Option<crate::policy::Setting<'_>> {
+    raw.as_ref().map(|r| (&r.value, r.path.as_str()))
+}
