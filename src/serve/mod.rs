@@ -10,8 +10,10 @@ mod child;
 mod config;
 mod guard;
 mod http;
+mod hub;
 mod metrics;
 mod policy;
+mod relay;
 mod session;
 mod shared;
 mod sse;
@@ -19,6 +21,9 @@ mod stateless;
 mod streamable;
 
 pub use config::{Config, ConfigError, DEFAULT_PASS_ENV, ListenError};
+pub use hub::{
+    PrintError, client_config_text, gateway_config, relay_config, run as run_gateway, server_config,
+};
 
 use crate::net::{Listener, Peer};
 use app::App;
@@ -40,7 +45,8 @@ pub async fn bind(cfg: &Config) -> Result<Vec<Listener>, ListenError> {
     for l in &listeners {
         if let Listener::Tcp(t) = l {
             let ip = t.local_addr().map_err(ListenError::LocalAddr)?.ip();
-            if !ip.is_loopback() && cfg.token.is_none() && !cfg.allow_unauthenticated {
+            let authenticated = cfg.token.is_some() || cfg.gate.names_clients();
+            if !ip.is_loopback() && !authenticated && !cfg.allow_unauthenticated {
                 return Err(ListenError::Unauthenticated(ip));
             }
         }
@@ -108,6 +114,23 @@ fn log_summary(cfg: &Config, listeners: &[Listener]) {
 }
 
 fn router(app: Arc<App>) -> Router {
+    mcp_routes(app.clone())
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            policy::identify,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::check,
+        ))
+        .with_state(app)
+}
+
+/// The MCP routes of one server (`/mcp`, `/sse`, `/messages`), without the guard.
+fn mcp_routes(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route(
             "/mcp",
@@ -121,22 +144,6 @@ fn router(app: Arc<App>) -> Router {
         )
         .route("/sse", get(sse::open))
         .route("/messages", post(sse::message))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            policy::reach,
-        ))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            policy::identify,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            guard::check,
-        ))
-        .with_state(app)
 }
 
 /// Sends a `/mcp` request of the stateless revision to its handler; a session's goes on.

@@ -11,7 +11,7 @@ use crate::serve::policy::{self, Requester};
 use crate::serve::session::Transport;
 use crate::serve::session::log::GET_STREAM;
 use crate::serve::session::stream;
-use axum::extract::{ConnectInfo, Extension, Query, Request, State};
+use axum::extract::{ConnectInfo, Extension, OriginalUri, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -22,11 +22,15 @@ pub async fn open(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     Extension(requester): Extension<Requester>,
+    OriginalUri(uri): OriginalUri,
 ) -> Result<Response, Refusal> {
     let session = app.create(Transport::Sse, &peer.to_string()).await?;
     policy::claim(&session, &requester);
     let mut endpoint = Vec::new();
-    let url = format!("/messages?sessionId={}", session.id);
+    // The messages endpoint sits next to this stream's route: `/messages` for `/sse`,
+    // `/servers/NAME/messages` for `/servers/NAME/sse`.
+    let prefix = uri.path().strip_suffix("/sse").unwrap_or("");
+    let url = format!("{prefix}/messages?sessionId={}", session.id);
     crate::sse::write_event(&mut endpoint, Some("endpoint"), None, url.as_bytes());
     let (generation, cursor) = session.open_get(None);
     let body = stream::body(

@@ -8,7 +8,7 @@ mod ticket;
 mod wiring;
 
 pub use ticket::Ticket;
-pub use wiring::{admit, check_owner, claim, forward, identify, policy_of, reach, server_name};
+pub use wiring::{admit, check_owner, claim, forward, gate_of, identify, may_reach, policy_of};
 
 use crate::jsonrpc::{Id, Kind, Message};
 use crate::policy::Policy;

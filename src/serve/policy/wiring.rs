@@ -56,36 +56,26 @@ pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next)
     next.run(req).await
 }
 
-/// Middleware on one server's routes: a named client asking for a server not granted to it
-/// gets 404, exactly as for a server that does not exist, so it cannot probe which servers
-/// the gateway has.
-pub async fn reach(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let server = server_name(&app);
-    if let Some(client) = req
+/// Whether the client of `req` may reach server `name` (always, without named clients). A
+/// refused client gets the answer of a server that does not exist, so it cannot probe which
+/// servers the gateway has.
+pub fn may_reach(req: &Request, name: &str) -> bool {
+    let client = req
         .extensions()
         .get::<Requester>()
-        .and_then(|r| r.client.as_ref())
-        && !server.is_empty()
-        && !client.may_reach(server)
-    {
-        tracing::info!(client = %client.name, server, "refused: server not granted to this client");
-        return not_found().into_response();
+        .and_then(|r| r.client.as_ref());
+    match client {
+        Some(c) if !c.may_reach(name) => {
+            tracing::info!(client = %c.name, server = name, "refused: server not granted to this client");
+            false
+        }
+        _ => true,
     }
-    next.run(req).await
-}
-
-fn not_found() -> Refusal {
-    Refusal::rpc(
-        StatusCode::NOT_FOUND,
-        crate::jsonrpc::INVALID_REQUEST,
-        "not found",
-    )
 }
 
 /// The name the policy knows this gateway's server by.
-pub fn server_name(app: &App) -> &str {
-    let _ = app;
-    ""
+fn server_name(app: &App) -> &str {
+    app.cfg.server_name.as_deref().unwrap_or("")
 }
 
 /// Records which client opened a session: only that client may use it afterwards.
@@ -174,4 +164,19 @@ pub fn policy_of(
 
 fn setting(raw: &Option<crate::gateway::Raw>) -> Option<crate::policy::Setting<'_>> {
     raw.as_ref().map(|r| (&r.value, r.path.as_str()))
+}
+
+/// The gate of a gateway file, its audit log open. `token`: the gateway's single token is set,
+/// which named clients replace (both given is refused).
+pub fn gate_of(
+    file: &crate::gateway::File,
+    token: bool,
+) -> Result<Arc<super::Gate>, crate::serve::ConfigError> {
+    let policy = policy_of(file, &|k| std::env::var(k).ok())?;
+    if token && !policy.clients.is_empty() {
+        return Err(crate::serve::ConfigError::TokenWithClients);
+    }
+    super::Gate::new(policy)
+        .map(Arc::new)
+        .map_err(crate::serve::ConfigError::Audit)
 }
