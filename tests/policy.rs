@@ -108,8 +108,7 @@ fn calls_seen(record: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn allow_and_deny_lists_and_read_only_change_what_server_everything_offers() {
     let Some(node) = node_peers() else { return };
-    let cmd = node.everything_stdio();
-    let everything = json!({"command": cmd[0], "args": [cmd[1], cmd[2]]});
+    let everything = json!({"command": node.node, "args": [node.everything, "stdio"]});
     let config = json!({
         "mcpServers": {"open": everything, "allowed": everything, "denied": everything,
                        "readonly": everything},
