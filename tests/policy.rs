@@ -448,6 +448,16 @@ async fn the_audit_log_has_a_line_per_request_and_redacts_when_asked() {
         lines[5]
     );
     assert!(!std::fs::read_to_string(&audit).unwrap().contains("k-123"));
+
+    // logrotate: the file is moved away, SIGHUP, and the next line starts a new file.
+    std::fs::rename(&audit, dir.path().join("audit.jsonl.1")).unwrap();
+    common::peer::signal(gw.serve.child.id(), "HUP");
+    gw.serve.wait_log("SIGHUP");
+    s.request(json!({"jsonrpc":"2.0","id":6,"method":"ping"}))
+        .await
+        .unwrap();
+    let lines = audit_lines(&audit, 1).await;
+    assert_eq!(lines[0]["method"], "ping");
 }
 
 /// The audit file's lines once it has `n` (bounded wait).
@@ -562,4 +572,58 @@ async fn a_policy_change_by_reload_applies_to_the_next_list_and_call() {
     let resp = stateless::post(&gw.mcp("fx"), &stateless::call(4, "pid", json!({})), &[]).await;
     let (_, code, body) = stateless::status_code(resp).await;
     assert_eq!(code, -32602, "{body}");
+}
+
+/// One HTTP/1.1 request over a Unix socket; the whole response as text.
+async fn unix_request(path: &Path, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(path).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unix_socket_peer_is_known_by_its_uid() {
+    if !have_python3() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mcp.sock");
+    let audit = dir.path().join("audit.jsonl");
+    let uid = rustix::process::getuid().as_raw();
+    let config = json!({
+        "mcpServers": {"fx": fixture_server(&dir.path().join("seen.jsonl"), &[])},
+        "mcpBridge": {
+            "clients": {"local": {"uid": uid, "servers": ["fx"]}},
+            "audit": {"file": audit}
+        }
+    });
+    let file = dir.path().join("gateway.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let listen = format!("unix:{}", sock.display());
+    let serve = Serve::start_config(&file, &["--listen", &listen], &[]);
+    serve.wait_log(&format!("listening on {listen}"));
+    let body = init_msg(1).to_string();
+    let req = format!(
+        "POST /servers/fx/mcp HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = unix_request(&sock, &req).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let lines = audit_lines(&audit, 1).await;
+    assert_eq!(lines[0]["client"], "local");
+    assert_eq!(lines[0]["peerUid"], uid);
+    assert!(lines[0]["peerPid"].as_u64().is_some(), "{}", lines[0]);
+    // Over TCP there is no uid: no credential, 401.
+    let err = Session::open_full(&format!("{}/servers/fx/mcp", serve.url), "2025-06-18", None)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("401"), "{err}");
 }

@@ -39,9 +39,9 @@ pub async fn watch(gw: Arc<Gateway>, path: PathBuf) {
         }
         last = now;
         if forced {
-            tracing::info!("SIGHUP: reloading {}", path.display());
             // logrotate moved the audit file: write to a new one at the path.
             gw.base.gate.reopen_audit();
+            tracing::info!("SIGHUP: reloading {}", path.display());
         }
         reload(&gw, &path);
     }
