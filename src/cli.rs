@@ -89,6 +89,23 @@ pub struct ConnectArgs {
     /// Extra PEM CA certificate(s) to trust besides the system's, for private CAs.
     #[arg(long, value_name = "FILE", env = "MCP_BRIDGE_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+
+    /// Sent with every request (header `Mcp-Bridge-Session-Key`) so that a `serve --scope
+    /// per-key` gives every sandbox with this key the same child, across restarts. Not a secret.
+    #[arg(long, value_name = "KEY", env = "MCP_BRIDGE_SESSION_KEY")]
+    pub session_key: Option<String>,
+}
+
+/// Which child serves a request (`serve --scope`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Scope {
+    /// One child per handshake session; 2026-07-28 requests: one per client identity and key.
+    #[default]
+    PerSession,
+    /// One child per session key (per client identity), for both eras.
+    PerKey,
+    /// One child for every request.
+    Shared,
 }
 
 /// Options of `mcp-bridge serve`.
@@ -150,8 +167,26 @@ pub struct ServeArgs {
     pub session_ttl: Option<Duration>,
 
     /// One child serves every session (request ids are rewritten), instead of one per session.
+    /// The same as `--scope shared`.
     #[arg(long, env = "MCP_BRIDGE_SHARED")]
     pub shared: bool,
+
+    /// Which child serves a request: `per-session` (one per handshake session; a 2026-07-28
+    /// request goes to a child of its own client and session key), `per-key` (every request
+    /// with session key K, of either era, goes to K's child) or `shared` (one child for all).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "SCOPE",
+        default_value = "per-session",
+        env = "MCP_BRIDGE_SCOPE"
+    )]
+    pub scope: Scope,
+
+    /// How long a keyed child lives on once no session of its key is attached and no request
+    /// for it is in flight (default: --session-ttl).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "MCP_BRIDGE_KEEP_ALIVE")]
+    pub keep_alive: Option<Duration>,
 
     /// Most sessions at once (per server); past it, new sessions get 503. Default: the config
     /// file's `maxSessions`, else 100.

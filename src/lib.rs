@@ -39,6 +39,7 @@ pub(crate) mod jsonrpc;
 pub mod net;
 pub mod oauth;
 pub mod policy;
+pub mod rewrite;
 pub mod serve;
 pub mod signal;
 pub mod sse;

@@ -96,3 +96,69 @@ fn connect_in_network_namespace_reaches_serve_over_unix_socket_only() {
     assert_everything_summary(&run.summary, 4);
     assert_transport(&run.stderr, "streamable");
 }
+
+/// Issue 12 inside the namespace: a sandbox with a session key is destroyed (SIGKILL) and
+/// recreated, both times in a fresh network-less namespace, and finds the counter where it was.
+#[tokio::test]
+async fn a_keyed_sandbox_in_a_network_namespace_finds_its_state_again() {
+    if let Err(why) = can_unshare() {
+        assert!(
+            !in_ci(),
+            "CI=true but no network namespace can be made: {why}"
+        );
+        eprintln!("\n!!!! SKIPPING netns test: {why} (needs root and unshare) !!!!\n");
+        return;
+    }
+    if !common::serve::have_python3() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("mcp.sock");
+    let listen_unix = format!("unix:{}", sock.display());
+    let serve = Serve::start_with(Opts {
+        args: &["--listen", &listen_unix, "--scope", "per-key"],
+        ..Opts::default()
+    });
+    serve.wait_log("listening on unix:");
+    let sock_arg = sock.to_str().expect("UTF-8 temp path");
+    let sandbox = || {
+        let mut cmd = tokio::process::Command::new("unshare");
+        cmd.args([
+            "-n",
+            "--",
+            BIN,
+            "connect",
+            "--unix",
+            sock_arg,
+            "http://localhost/mcp",
+        ])
+        .env("MCP_BRIDGE_SESSION_KEY", "netns-sandbox");
+        common::connect::Connect::spawn(cmd)
+    };
+    let mut first = sandbox();
+    first.initialize("2025-06-18").await;
+    let n = first
+        .call(
+            serde_json::json!(1),
+            "tools/call",
+            serde_json::json!({"name": "count", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(common::tool_text(&n), "1");
+    first.child.start_kill().unwrap();
+    first.wait_exit(common::WAIT).await;
+    let mut second = sandbox();
+    second.initialize("2025-06-18").await;
+    let n = second
+        .call(
+            serde_json::json!(1),
+            "tools/call",
+            serde_json::json!({"name": "count", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(
+        common::tool_text(&n),
+        "2",
+        "the same child across recreation"
+    );
+}

@@ -73,6 +73,12 @@ pub enum ConfigError {
         /// Why it does not parse.
         why: reqwest::Error,
     },
+    /// `--session-key` with characters or a length the bridge does not accept.
+    #[error(
+        "--session-key: use 1 to {} letters, digits or -._:@+=/",
+        crate::wire::SESSION_KEY_MAX
+    )]
+    SessionKey,
     /// `--ca-cert` holds no certificate.
     #[error("--ca-cert {}: no certificate found", .0.display())]
     CaCertEmpty(PathBuf),
@@ -96,7 +102,7 @@ impl TryFrom<ConnectArgs> for Config {
         Ok(Config {
             url,
             transport: args.transport,
-            headers: parse_headers(&args.headers)?,
+            headers: with_session_key(parse_headers(&args.headers)?, args.session_key.as_deref())?,
             unix: args.unix,
             connect_timeout: args.connect_timeout,
             max_message_size: args.max_message_size,
@@ -119,6 +125,19 @@ fn read_ca_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Co
         return Err(ConfigError::CaCertEmpty(path.to_owned()));
     }
     Ok(certs)
+}
+
+/// Adds the `--session-key` header (replacing one given with `--header`).
+fn with_session_key(mut map: HeaderMap, key: Option<&str>) -> Result<HeaderMap, ConfigError> {
+    if let Some(key) = key {
+        if !crate::wire::valid_session_key(key) {
+            return Err(ConfigError::SessionKey);
+        }
+        let value =
+            reqwest::header::HeaderValue::from_str(key).map_err(|_| ConfigError::SessionKey)?;
+        map.insert(crate::wire::SESSION_KEY, value);
+    }
+    Ok(map)
 }
 
 /// Parses `Name: value` header flags, expanding `${VAR}` in values from the environment.
@@ -206,6 +225,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             max_message_size: 1024,
             ca_cert: None,
+            session_key: None,
         };
         assert!(Config::try_from(args("http://127.0.0.1:1/mcp")).is_ok());
         assert!(matches!(

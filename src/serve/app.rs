@@ -5,8 +5,8 @@ use crate::net::hex;
 use crate::serve::child::Child;
 use crate::serve::config::Config;
 use crate::serve::metrics::Metrics;
+use crate::serve::scope::{Caller, Era, Route, route};
 use crate::serve::session::{Link, Session, Transport};
-use crate::serve::shared::SharedChild;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,9 +29,10 @@ pub struct App {
     pub tasks: TaskTracker,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     tombstones: Mutex<HashMap<String, String>>,
-    shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
+    /// Children more than one session may reach (`--scope shared`, keyed), by name.
+    pub keyed: crate::serve::keyed::Keyed,
     /// The child that answers 2026-07-28 requests.
-    pub stateless: crate::serve::stateless::Slot,
+    pub stateless: crate::serve::stateless::Slots,
 }
 
 /// Why a session could not be created.
@@ -55,7 +56,7 @@ impl App {
             tasks: TaskTracker::new(),
             sessions: Mutex::new(HashMap::new()),
             tombstones: Mutex::new(HashMap::new()),
-            shared: tokio::sync::Mutex::new(None),
+            keyed: Default::default(),
             stateless: Default::default(),
         })
     }
@@ -76,11 +77,12 @@ impl App {
             .unwrap_or_else(|| "unknown or expired session".to_owned()))
     }
 
-    /// Creates a session with its child (or joined to the shared child).
+    /// Creates a session with its child, or attached to the child the routing rule names.
     pub async fn create(
         self: &Arc<Self>,
         transport: Transport,
         peer: &str,
+        caller: &Caller,
     ) -> Result<Arc<Session>, CreateError> {
         if self.shutdown.is_cancelled() {
             return Err(CreateError::ShuttingDown);
@@ -108,16 +110,16 @@ impl App {
         let _enter = session.span.clone().entered();
         tracing::info!(peer, ?transport, "session opened");
         drop(_enter);
-        let link = if self.cfg.shared {
-            self.shared_child().await.map(Link::Shared)
-        } else {
-            self.spawn_own(&session).map(Link::Own)
+        let link = match route(self.cfg.scope, caller, Era::Handshake) {
+            Route::Child(key) => self
+                .keyed
+                .attach(self, key, &session)
+                .await
+                .map(Link::Shared),
+            Route::OwnChild => self.spawn_own(&session).map(Link::Own),
         };
         match link {
             Ok(link) => {
-                if let Link::Shared(shared) = &link {
-                    shared.join(&session);
-                }
                 let _ = session.link.set(link);
                 Ok(session)
             }
@@ -153,48 +155,6 @@ impl App {
         Ok(child)
     }
 
-    async fn shared_child(self: &Arc<Self>) -> std::io::Result<Arc<SharedChild>> {
-        let mut slot = self.shared.lock().await;
-        if let Some(shared) = slot.as_ref() {
-            return Ok(shared.clone());
-        }
-        let shared = Arc::new(SharedChild::default());
-        let span = tracing::info_span!("shared");
-        let on_line = Child::messages_to(Arc::downgrade(&shared), SharedChild::dispatch);
-        let app = Arc::downgrade(self);
-        let weak = Arc::downgrade(&shared);
-        let on_exit = move |reason: String| {
-            let Some(app) = app.upgrade() else { return };
-            app.metrics.children.dec();
-            if !app.shutdown.is_cancelled() {
-                app.metrics.child_crashes.inc();
-            }
-            let sh = weak.upgrade();
-            let tasks = app.tasks.clone();
-            tasks.spawn(async move {
-                let mut slot = app.shared.lock().await;
-                if let (Some(cur), Some(sh)) = (slot.as_ref(), sh.as_ref())
-                    && Arc::ptr_eq(cur, sh)
-                {
-                    *slot = None;
-                }
-                drop(slot);
-                for s in sh.map(|sh| sh.sessions()).unwrap_or_default() {
-                    app.end(&s, &reason);
-                }
-            });
-        };
-        let child = {
-            let _enter = span.enter();
-            Child::spawn(&self.cfg, &self.tasks, on_line, on_exit)?
-        };
-        self.metrics.children.inc();
-        self.metrics.children_total.inc();
-        let _ = shared.child.set(child);
-        *slot = Some(shared.clone());
-        Ok(shared)
-    }
-
     /// Ends a session: answers what it waits for, stops its child, and remembers why.
     pub fn end(&self, session: &Arc<Session>, reason: &str) {
         // The tombstone goes in first: a client answered by `close` may ask again at once.
@@ -211,6 +171,7 @@ impl App {
         session.close(reason);
         if let Some(Link::Shared(shared)) = session.link.get() {
             shared.leave(session);
+            self.keyed.left(shared);
         }
         if removed {
             self.metrics.sessions.dec();
@@ -222,7 +183,8 @@ impl App {
     /// Ends sessions idle past the TTL, until shutdown.
     pub async fn reap(self: Arc<Self>) {
         let ttl = self.cfg.session_ttl;
-        let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let every = (ttl.min(self.cfg.keep_alive()) / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(5));
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
@@ -240,6 +202,8 @@ impl App {
             for s in idle {
                 self.end(&s, "idle for longer than --session-ttl");
             }
+            self.keyed.expire(self.cfg.keep_alive()).await;
+            self.stateless.expire(self.cfg.keep_alive()).await;
         }
     }
 
@@ -253,18 +217,8 @@ impl App {
             }
             self.end(s, "the gateway is shutting down");
         }
-        if let Some(shared) = self.shared.lock().await.take()
-            && let Some(c) = shared.child.get()
-        {
-            c.stop();
-            children.push(c.clone());
-        }
-        if let Some(rev) = self.stateless.take().await
-            && let Some(c) = rev.child.get()
-        {
-            c.stop();
-            children.push(c.clone());
-        }
+        children.extend(self.keyed.stop_all().await);
+        children.extend(self.stateless.stop_all().await);
         let wait_all = async {
             for c in &children {
                 c.wait().await;
@@ -300,7 +254,7 @@ mod tests {
     async fn an_idle_session_ends_after_the_ttl_and_not_before() {
         let app = app("10m");
         let session = app
-            .create(Transport::Streamable, "test")
+            .create(Transport::Streamable, "test", &Caller::default())
             .await
             .expect("a session with a `cat` child");
         let reaper = tokio::spawn(app.clone().reap());
@@ -331,7 +285,7 @@ mod tests {
     async fn an_attached_session_never_expires() {
         let app = app("1m");
         let session = app
-            .create(Transport::Streamable, "test")
+            .create(Transport::Streamable, "test", &Caller::default())
             .await
             .expect("a session with a `cat` child");
         let reaper = tokio::spawn(app.clone().reap());

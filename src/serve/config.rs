@@ -26,8 +26,10 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     /// How long a session with no client attached lives on (`--session-ttl`).
     pub session_ttl: Duration,
-    /// One child for every session (`--shared`).
-    pub shared: bool,
+    /// Which child serves a request (`--scope`; `--shared` is `--scope shared`).
+    pub scope: crate::cli::Scope,
+    /// How long a keyed child lives on unused (`--keep-alive`; `None`: the session TTL).
+    pub keep_alive: Option<Duration>,
     /// Most sessions at once (`--max-sessions`).
     pub max_sessions: usize,
     /// Largest request body in bytes (`--max-body`).
@@ -148,6 +150,13 @@ pub enum ListenError {
     Unauthenticated(std::net::IpAddr),
 }
 
+impl Config {
+    /// How long a keyed child lives on unused: `--keep-alive`, else the session TTL.
+    pub fn keep_alive(&self) -> Duration {
+        self.keep_alive.unwrap_or(self.session_ttl)
+    }
+}
+
 impl TryFrom<ServeArgs> for Config {
     type Error = ConfigError;
 
@@ -223,7 +232,12 @@ impl TryFrom<ServeArgs> for Config {
             allow_hosts,
             allow_origins: a.allow_origin,
             session_ttl: a.session_ttl.unwrap_or(DEFAULT_SESSION_TTL),
-            shared: a.shared,
+            scope: if a.shared {
+                crate::cli::Scope::Shared
+            } else {
+                a.scope
+            },
+            keep_alive: a.keep_alive,
             max_sessions,
             max_body: a.max_body,
             max_message_size: a.max_message_size,

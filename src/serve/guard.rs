@@ -5,6 +5,7 @@
 use crate::jsonrpc;
 use crate::serve::app::App;
 use crate::serve::http::Refusal;
+use crate::serve::scope::Caller;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -55,10 +56,17 @@ pub fn origin_allowed(origin: &str, extra: &[String]) -> bool {
 }
 
 /// The middleware.
-pub async fn check(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+pub async fn check(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let resp = match refuse(&app, &req) {
         Some(refusal) => refusal.into_response(),
-        None => next.run(req).await,
+        // Past the token check: the caller's identity (and key) pick its children.
+        None => match Caller::of(req.headers(), app.cfg.token.is_some()) {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                next.run(req).await
+            }
+            Err(refusal) => refusal.into_response(),
+        },
     };
     if resp.status().is_client_error() || resp.status().is_server_error() {
         app.metrics.http_errors.inc();

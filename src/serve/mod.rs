@@ -11,9 +11,11 @@ mod config;
 mod guard;
 mod http;
 mod hub;
+mod keyed;
 mod metrics;
 mod policy;
 mod relay;
+mod scope;
 mod session;
 mod shared;
 mod sse;
@@ -104,7 +106,8 @@ fn log_summary(cfg: &Config, listeners: &[Listener]) {
         program = %cfg.program,
         args = cfg.args.len(),
         auth,
-        scope = if cfg.shared { "shared" } else { "per-session" },
+        scope = ?cfg.scope,
+        keep_alive = ?cfg.keep_alive(),
         max_sessions = cfg.max_sessions,
         max_body = cfg.max_body,
         session_ttl = ?cfg.session_ttl,
@@ -173,6 +176,6 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        app.metrics.render() + &app.cfg.gate.render_metrics(),
+        app.metrics.render() + &app.named_children_metrics().await + &app.cfg.gate.render_metrics(),
     )
 }

@@ -22,9 +22,13 @@ pub async fn open(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     Extension(requester): Extension<Requester>,
+    caller: Option<axum::Extension<crate::serve::scope::Caller>>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, Refusal> {
-    let session = app.create(Transport::Sse, &peer.to_string()).await?;
+    let caller = caller.map(|c| c.0).unwrap_or_default();
+    let session = app
+        .create(Transport::Sse, &peer.to_string(), &caller)
+        .await?;
     policy::claim(&session, &requester);
     let mut endpoint = Vec::new();
     // The messages endpoint sits next to this stream's route: `/messages` for `/sse`,

@@ -97,12 +97,15 @@ async fn session_for(
     msg: &Message,
     peer: &Peer,
     requester: &Requester,
+    caller: &crate::serve::scope::Caller,
 ) -> Result<(Arc<Session>, bool), Refusal> {
     if headers.contains_key(SESSION_ID) {
         return Ok((existing_session(app, headers, requester)?, false));
     }
     if !msg.batch && Session::is_initialize(msg.kind()) {
-        let session = app.create(Transport::Streamable, &peer.to_string()).await?;
+        let session = app
+            .create(Transport::Streamable, &peer.to_string(), caller)
+            .await?;
         policy::claim(&session, requester);
         return Ok((session, true));
     }
@@ -118,8 +121,9 @@ pub async fn post(
     let accepts = check_post_headers(req.headers())?;
     let headers = req.headers().clone();
     let requester = Requester::of(&req);
+    let caller = req.extensions().get().cloned().unwrap_or_default();
     let msg = read_message(app.cfg.max_body, req).await?;
-    let (session, created) = session_for(&app, &headers, &msg, &peer, &requester).await?;
+    let (session, created) = session_for(&app, &headers, &msg, &peer, &requester, &caller).await?;
     if let Kind::Notification { method } = msg.kind()
         && method == "notifications/cancelled"
         && let Some(id) = wire::cancelled_id(&msg.raw)

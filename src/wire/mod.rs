@@ -19,6 +19,9 @@ pub const METHOD: &str = "mcp-method";
 pub const NAME: &str = "mcp-name";
 /// 2026-07-28: prefix of the headers that mirror a tool's `x-mcp-header` arguments.
 pub const PARAM_PREFIX: &str = "mcp-param-";
+/// The bridge's own: the session key `connect --session-key` sends with every request, which
+/// picks the child of a `serve --scope per-key` (scoped to the client's identity; not a secret).
+pub const SESSION_KEY: &str = "mcp-bridge-session-key";
 /// Resumes an SSE stream after the event with this id.
 pub const LAST_EVENT_ID: &str = "last-event-id";
 
@@ -68,6 +71,18 @@ pub fn initialize_version(answer: &[u8]) -> Option<String> {
         .protocol_version
 }
 
+/// Longest session key accepted.
+pub const SESSION_KEY_MAX: usize = 128;
+
+/// Whether `key` is a session key both sides accept: 1 to [`SESSION_KEY_MAX`] characters of
+/// letters, digits and `-._:@+=/`.
+pub fn valid_session_key(key: &str) -> bool {
+    (1..=SESSION_KEY_MAX).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:@+=/".contains(&b))
+}
+
 /// The `params.requestId` of a `notifications/cancelled`.
 pub fn cancelled_id(raw: &[u8]) -> Option<Id> {
     #[derive(serde::Deserialize)]
@@ -95,6 +110,15 @@ mod tests {
         assert_eq!(initialize_version(answer).as_deref(), Some("2025-06-18"));
         assert_eq!(initialize_version(br#"{"id":1,"error":{}}"#), None);
         assert_eq!(initialize_version(b"not json"), None);
+    }
+
+    #[test]
+    fn session_keys() {
+        assert!(valid_session_key("sandbox-7.a:b@c+d=e/f"));
+        assert!(!valid_session_key(""));
+        assert!(!valid_session_key("with space"));
+        assert!(!valid_session_key("ümlaut"));
+        assert!(!valid_session_key(&"k".repeat(SESSION_KEY_MAX + 1)));
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         .collect();
     let mut parts: Vec<(Option<String>, String)> = vec![(None, errors)];
     for unit in gw.all_units() {
-        parts.push((Some(unit.server.name.clone()), unit.app.metrics.render()));
+        let text = unit.app.metrics.render() + &unit.app.named_children_metrics().await;
+        parts.push((Some(unit.server.name.clone()), text));
     }
     parts.push((None, gw.base.gate.render_metrics()));
     (

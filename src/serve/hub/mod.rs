@@ -161,7 +161,14 @@ pub fn server_config(base: &Config, server: &gateway::Server) -> Config {
     if let Some(ttl) = server.options.session_ttl {
         cfg.session_ttl = ttl;
     }
-    cfg.shared = base.shared || server.options.scope == Scope::Shared;
+    // The file's scope, unless the command line made everything shared.
+    cfg.scope = match (base.scope, server.options.scope) {
+        (crate::cli::Scope::Shared, _) | (_, Scope::Shared) => crate::cli::Scope::Shared,
+        (_, Scope::PerKey) => crate::cli::Scope::PerKey,
+        (_, Scope::PerSession) => crate::cli::Scope::PerSession,
+    };
+    // The file's keepAlive; else the command line's; else (at use) the server's session TTL.
+    cfg.keep_alive = server.options.keep_alive.or(base.keep_alive);
     match &server.definition {
         Definition::Stdio {
             command,

@@ -9,6 +9,7 @@ use crate::policy::Policy;
 use crate::policy::check::ToolCatalog;
 use crate::serve::app::App;
 use crate::serve::http::Refusal;
+use crate::serve::scope::{Caller, Identity};
 use crate::serve::session::Session;
 use crate::wire::SESSION_NOT_FOUND;
 use axum::extract::{ConnectInfo, Request, State};
@@ -40,7 +41,13 @@ pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next)
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
         match policy.clients.identify(auth, peer_uid) {
-            Some(client) => requester.client = Some(client),
+            Some(client) => {
+                // The client's name is its identity: its session keys and children are its own.
+                if let Some(caller) = req.extensions_mut().get_mut::<Caller>() {
+                    caller.identity = Identity::Named(client.name.to_string());
+                }
+                requester.client = Some(client);
+            }
             None => {
                 return Refusal::rpc(
                     StatusCode::UNAUTHORIZED,

@@ -156,7 +156,7 @@ fn rewrite_request(req: &mut Value, n: u64) -> (Option<Value>, bool) {
 }
 
 fn parse_n(id: &Id) -> Option<u64> {
-    id.as_json().parse().ok()
+    crate::rewrite::as_number(id.as_json())
 }
 
 impl StatelessChild {
@@ -370,11 +370,21 @@ impl StatelessChild {
                     v["id"] = serde_json::from_str(client_id.as_json()).unwrap_or(Value::Null);
                     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
                 }
-                Err(_) => return,
+                Err(e) => BridgeError::new(
+                    Reason::ChildGone,
+                    false,
+                    format!("the MCP server's answer cannot be relayed: {e}"),
+                )
+                .response(Some(client_id)),
             },
-            None => match jsonrpc::with_id(raw, client_id.as_json()) {
+            None => match crate::rewrite::splice(raw, &["id"], client_id.as_json()) {
                 Ok(b) => b,
-                Err(_) => return,
+                Err(e) => BridgeError::new(
+                    Reason::ChildGone,
+                    false,
+                    format!("the MCP server's answer cannot be relayed: {e}"),
+                )
+                .response(Some(client_id)),
             },
         };
         let out = match ticket {
@@ -451,6 +461,11 @@ impl StatelessChild {
                 let _ = w.tx.send(Out::Answer(err));
             }
         }
+    }
+
+    /// Requests (and listen streams) in flight: what keeps a keyed child alive.
+    pub fn in_flight(&self) -> usize {
+        self.lock().pending.len()
     }
 
     /// Whether the process has ended.

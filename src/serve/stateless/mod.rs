@@ -8,7 +8,8 @@ mod child;
 mod listen;
 mod probe;
 
-pub use probe::Slot;
+mod slots;
+pub use slots::Slots;
 mod stream;
 mod tools;
 mod translate;
@@ -17,6 +18,7 @@ use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::serve::app::App;
 use crate::serve::http::{Accepts, Refusal, is_json, json, read_message, sse};
 use crate::serve::policy::{self, Requester, Ticket};
+use crate::serve::scope::{Caller, ChildKey, Era, Route, route};
 use crate::serve::stateless::child::{Out, StatelessChild};
 use crate::serve::stateless::tools::check_params;
 use crate::wire::stateless::{CAPABILITIES_KEY, VERSION_KEY, decode_header_value};
@@ -152,6 +154,11 @@ fn call_of(msg: &Message, header_version: &str) -> Result<Option<Call>, Refusal>
 /// Every request to the stateless revision (after the Host/Origin/token checks).
 pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
     let accepts = check_transport(&req)?;
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_default();
     let headers = req.headers().clone();
     let requester = Requester::of(&req);
     let msg = read_message(app.cfg.max_body, req).await?;
@@ -176,7 +183,12 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
             Some(method),
         ));
     }
-    let rc = app.stateless.get(&app).await.map_err(|e| {
+    let key = match route(app.cfg.scope, &caller, Era::Stateless) {
+        Route::Child(key) => key,
+        // The rule gives a stateless request no child of its own (it has no session).
+        Route::OwnChild => ChildKey::Of(caller.identity, caller.key),
+    };
+    let rc = app.stateless.get(&app, key).await.map_err(|e| {
         let body = BridgeError::new(
             Reason::ChildStart,
             false,

@@ -34,22 +34,25 @@ fn is_stateless_answer(answer: &Value) -> bool {
 
 /// What the probe found the command to be, kept so that a restart skips it.
 #[derive(Debug, Clone, Copy)]
-enum Verdict {
+pub(super) enum Verdict {
     Stateless,
     Handshake,
 }
 
-/// The stateless child of the gateway: started and probed on first use, started again (without
-/// the probe) after it exits.
+/// One stateless child: started and probed on first use (unless `verdict` already knows the
+/// command's era), started again (without the probe) after it exits.
 #[derive(Debug, Default)]
 pub struct Slot {
-    current: tokio::sync::Mutex<Option<Arc<StatelessChild>>>,
-    verdict: Mutex<Option<Verdict>>,
+    pub(super) current: tokio::sync::Mutex<Option<Arc<StatelessChild>>>,
 }
 
 impl Slot {
     /// The running stateless child, started (and probed) if there is none.
-    pub async fn get(&self, app: &App) -> std::io::Result<Arc<StatelessChild>> {
+    pub(super) async fn get(
+        &self,
+        app: &App,
+        verdict: &Mutex<Option<Verdict>>,
+    ) -> std::io::Result<Arc<StatelessChild>> {
         let mut current = self.current.lock().await;
         if let Some(rc) = current.as_ref().filter(|rc| !rc.is_gone()) {
             return Ok(rc.clone());
@@ -57,13 +60,13 @@ impl Slot {
         if app.shutdown.is_cancelled() {
             return Err(std::io::Error::other("the gateway is shutting down"));
         }
-        let known = *self.verdict.lock().unwrap_or_else(|p| p.into_inner());
-        let (rc, verdict) = match known {
+        let known = *verdict.lock().unwrap_or_else(|p| p.into_inner());
+        let (rc, verdict_now) = match known {
             Some(v) => (spawn(app)?, v),
             None => probe(app).await?,
         };
-        *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
-        let era = match verdict {
+        *verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict_now);
+        let era = match verdict_now {
             Verdict::Stateless => {
                 tracing::info!("the stateless child speaks 2026-07-28: requests pass through");
                 Era::Stateless
@@ -77,11 +80,6 @@ impl Slot {
         let _ = rc.era.set(era);
         *current = Some(rc.clone());
         Ok(rc)
-    }
-
-    /// Takes the child out, for shutdown.
-    pub async fn take(&self) -> Option<Arc<StatelessChild>> {
-        self.current.lock().await.take()
     }
 }
 
