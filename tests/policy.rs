@@ -611,7 +611,8 @@ async fn a_unix_socket_peer_is_known_by_its_uid() {
     let body = init_msg(1).to_string();
     let req = format!(
         "POST /servers/fx/mcp HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Mcp-Bridge-Session-Key: box-1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let resp = unix_request(&sock, &req).await;
@@ -619,6 +620,7 @@ async fn a_unix_socket_peer_is_known_by_its_uid() {
     let lines = audit_lines(&audit, 1).await;
     assert_eq!(lines[0]["client"], "local");
     assert_eq!(lines[0]["peerUid"], uid);
+    assert_eq!(lines[0]["key"], "box-1");
     assert!(lines[0]["peerPid"].as_u64().is_some(), "{}", lines[0]);
     // Over TCP there is no uid: no credential, 401.
     let err = Session::open_full(&format!("{}/servers/fx/mcp", serve.url), "2025-06-18", None)

@@ -33,6 +33,8 @@ pub struct Requester {
     pub peer_uid: Option<u32>,
     /// The Unix socket peer's pid.
     pub peer_pid: Option<u32>,
+    /// The session key it presented (`Mcp-Bridge-Session-Key`), for the audit log.
+    pub key: Option<Arc<str>>,
 }
 
 impl Requester {

@@ -29,10 +29,16 @@ pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next)
         }
         _ => (None, None),
     };
+    let key = req
+        .extensions()
+        .get::<Caller>()
+        .and_then(|c| c.key.as_deref())
+        .map(Arc::from);
     let mut requester = Requester {
         client: None,
         peer_uid,
         peer_pid,
+        key,
     };
     let policy = app.cfg.gate.policy();
     if !policy.clients.is_empty() && req.uri().path() != "/healthz" {
@@ -112,7 +118,7 @@ pub async fn forward(app: &App, session: &Arc<Session>, requester: &Requester, m
         requester,
         server: server_name(app),
         session: Some(&session.id),
-        key: None,
+        key: requester.key.as_deref(),
     };
     match app.cfg.gate.inbound(at, &msg, &session.catalog) {
         Verdict::Forward(ticket) => {
@@ -141,7 +147,7 @@ pub fn admit(
         requester,
         server: server_name(app),
         session: None,
-        key: None,
+        key: requester.key.as_deref(),
     };
     match app.cfg.gate.inbound(at, msg, catalog) {
         Verdict::Forward(ticket) => Ok(ticket),
