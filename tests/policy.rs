@@ -629,3 +629,34 @@ async fn a_unix_socket_peer_is_known_by_its_uid() {
         .expect("refused");
     assert!(err.to_string().contains("401"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clients_with_one_session_key_get_children_of_their_own() {
+    if !have_python3() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = two_clients_config(dir.path(), &dir.path().join("seen.jsonl"));
+    config["mcpBridge"]["servers"] = json!({});
+    let gw = Gateway::start(&config, &[("A_TOKEN", "token-of-a")]);
+    let url = gw.mcp("one");
+    let pid = |token: &'static str| {
+        let url = url.clone();
+        async move {
+            let auth = format!("Bearer {token}");
+            let extra = [
+                ("authorization", auth.as_str()),
+                ("mcp-bridge-session-key", "shared-key"),
+            ];
+            let resp = stateless::post(&url, &stateless::call(1, "pid", json!({})), &extra).await;
+            let (_, _, body) = stateless::status_code(resp).await;
+            tool_text(&body)
+        }
+    };
+    let a = pid("token-of-a").await;
+    assert!(a.parse::<u32>().is_ok(), "{a}");
+    assert_eq!(pid("token-of-a").await, a, "one client, one key: one child");
+    let b = pid("token-of-b").await;
+    assert!(b.parse::<u32>().is_ok(), "{b}");
+    assert_ne!(a, b, "the key is scoped to the client's name");
+}
