@@ -27,6 +27,12 @@
 //!   rewrites id and progress token) → the stateless child; `dispatch` restores them
 //!   (`stateless/translate.rs` completes a handshake-era child's answer), sent as JSON or by
 //!   `stateless/stream.rs`.
+//!
+//! The policy (`serve/policy/`, rules in `policy/`) sits on all three: `identify` names the
+//! client after the guard; each path hands its message to the gate once (`policy::forward` after
+//! `Session::plan`, `policy::admit` before `stateless/child.rs`'s `start_watched`), which answers
+//! a refused request itself; the answer passes the request's `Ticket` (list filter, audit line)
+//! in `Session::answer` or the stateless child's `answered`.
 
 // `deny`, not `forbid`: one audited function (serve's child parent-death signal) allows it.
 #![deny(unsafe_code)]

@@ -13,6 +13,9 @@ pub struct Diff {
     /// Names in both whose definition or `mcpBridge.servers.NAME` options differ: new sessions
     /// get the new definition, open ones keep theirs.
     pub changed: Vec<String>,
+    /// Names in both that differ only in `mcpBridge.servers.NAME.policy`: the new rules apply
+    /// to the next request, and every session keeps its child.
+    pub policy_changed: Vec<String>,
     /// Whether the `mcpBridge` settings other than per-server options differ (listen addresses,
     /// token file, limits, clients, audit, rate limits).
     pub settings_changed: bool,
@@ -28,8 +31,11 @@ impl Diff {
         for (name, server) in &new.servers {
             match old.servers.get(name) {
                 None => diff.added.push(name.clone()),
-                Some(before) if before != server => diff.changed.push(name.clone()),
-                Some(_) => {}
+                Some(before) if before == server => {}
+                Some(before) if same_but_policy(before, server) => {
+                    diff.policy_changed.push(name.clone())
+                }
+                Some(_) => diff.changed.push(name.clone()),
             }
         }
         diff.removed = old
@@ -46,6 +52,7 @@ impl Diff {
         self.added.is_empty()
             && self.removed.is_empty()
             && self.changed.is_empty()
+            && self.policy_changed.is_empty()
             && !self.settings_changed
     }
 
@@ -58,11 +65,18 @@ impl Diff {
         parts.extend(self.added.iter().map(|n| format!("+{n}")));
         parts.extend(self.removed.iter().map(|n| format!("-{n}")));
         parts.extend(self.changed.iter().map(|n| format!("~{n}")));
+        parts.extend(self.policy_changed.iter().map(|n| format!("~{n}(policy)")));
         if self.settings_changed {
             parts.push("~mcpBridge".to_owned());
         }
         parts.join(" ")
     }
+}
+
+fn same_but_policy(a: &super::Server, b: &super::Server) -> bool {
+    let mut a = a.clone();
+    a.options.policy.clone_from(&b.options.policy);
+    a == *b
 }
 
 impl std::fmt::Display for Diff {
@@ -113,6 +127,22 @@ mod tests {
         let d = Diff::between(&load(text), &load(more));
         assert!(d.settings_changed);
         assert_eq!(d.summary(), "reload: ~mcpBridge");
+    }
+
+    #[test]
+    fn a_policy_change_alone_keeps_the_server() {
+        let a = load(
+            r#"{"mcpServers": {"s": {"command": "a"}},
+            "mcpBridge": {"servers": {"s": {"policy": {"readOnly": true}}}}}"#,
+        );
+        let b = load(
+            r#"{"mcpServers": {"s": {"command": "a"}},
+            "mcpBridge": {"servers": {"s": {"policy": {"readOnly": false}}}}}"#,
+        );
+        let d = Diff::between(&a, &b);
+        assert!(d.changed.is_empty());
+        assert_eq!(d.policy_changed, ["s"]);
+        assert_eq!(d.summary(), "reload: ~s(policy)");
     }
 
     #[test]

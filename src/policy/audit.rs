@@ -31,13 +31,16 @@ pub const DEFAULT_REDACT: [&str; 5] = ["password", "token", "authorization", "se
 /// Where the lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Sink {
+    /// Appended to this file (created 0600, reopened on SIGHUP).
     File(PathBuf),
+    /// The gateway's stderr.
     Stderr,
 }
 
 /// The parsed `mcpBridge.audit` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditConfig {
+    /// Where the lines go (`file`).
     pub sink: Sink,
     /// Log arguments and results (redacted).
     pub arguments: bool,
@@ -114,11 +117,20 @@ pub enum Outcome {
     /// The server answered with a result.
     Ok,
     /// The server answered with an error.
-    Error { code: i64 },
+    Error {
+        /// The error's `code`.
+        code: i64,
+    },
     /// The gateway refused it (`policy-denied`, `rate-limited`).
-    Denied { reason: &'static str },
+    Denied {
+        /// `policy-denied` or `rate-limited`.
+        reason: &'static str,
+    },
     /// The gateway could not deliver it or get its answer (`child-gone`, `timeout`, …).
-    BridgeError { reason: String },
+    BridgeError {
+        /// The `reason` of the bridge's error (`child-gone`, `no-answer`, …).
+        reason: String,
+    },
 }
 
 /// One request, as serve saw it. Fields serve does not know stay `None`.
@@ -126,18 +138,29 @@ pub enum Outcome {
 pub struct Record {
     /// When the request arrived.
     pub time: SystemTime,
+    /// The named client (`None` without `mcpBridge.clients`).
     pub client: Option<Arc<str>>,
+    /// The Unix socket peer's uid (SO_PEERCRED).
     pub peer_uid: Option<u32>,
+    /// The Unix socket peer's pid.
     pub peer_pid: Option<u32>,
+    /// The session id (handshake-era sessions).
     pub session: Option<Arc<str>>,
+    /// The session key the client presented.
     pub key: Option<Arc<str>>,
+    /// The server's name in the gateway file.
     pub server: Option<Arc<str>>,
+    /// The JSON-RPC method.
     pub method: String,
     /// The tool or prompt name or the resource URI.
     pub name: Option<String>,
+    /// From the request's arrival to its answer.
     pub duration: Duration,
+    /// How it ended.
     pub outcome: Outcome,
+    /// Size of the request.
     pub bytes_in: u64,
+    /// Size of the answer the client got.
     pub bytes_out: u64,
     /// The raw request; set only when [`AuditLog::wants_arguments`] (parsed by the writer).
     pub request: Option<Bytes>,

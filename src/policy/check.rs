@@ -20,8 +20,11 @@ pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// Which kind of thing a request names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subject {
+    /// `tools/call`.
     Tool,
+    /// `prompts/get`, or a completion of a prompt's argument.
     Prompt,
+    /// `resources/read` and `resources/subscribe`, or a completion of a template's argument.
     Resource,
 }
 
@@ -39,9 +42,11 @@ impl Subject {
 /// A request the policy refuses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denied {
+    /// What kind of thing it names.
     pub subject: Subject,
     /// The tool or prompt name or resource URI asked for (empty when it could not be read).
     pub name: String,
+    /// Which rule refused it.
     pub refusal: Refusal,
 }
 

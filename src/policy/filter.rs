@@ -18,7 +18,9 @@ use crate::jsonrpc::{self, Id};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the server's {method} answer could not be filtered by policy: {detail}")]
 pub struct FilterError {
+    /// The list method whose answer it was.
     pub method: String,
+    /// What could not be read.
     pub detail: String,
 }
 

@@ -2,6 +2,8 @@
 //! call (per-server rules), how often (rate limit) and what it did (audit log). Each part parses
 //! its own piece of the config file's `mcpBridge` section; serve calls them per request.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 mod audit_line;
 pub mod check;
@@ -86,7 +88,9 @@ impl Policy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
 pub struct ConfigError {
+    /// The JSON path of the offending value.
     pub path: String,
+    /// What is wrong with it.
     pub message: String,
 }
 

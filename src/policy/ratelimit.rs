@@ -17,7 +17,9 @@ use crate::jsonrpc::{self, Id};
 /// `{"calls": 60, "per": "1m"}`: at most `calls` requests per `per`, in bursts of up to `calls`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
+    /// Requests per interval, and the largest burst.
     pub calls: u32,
+    /// The interval.
     pub per: Duration,
 }
 

@@ -28,6 +28,7 @@ use super::{ConfigError, member, object, only_keys, type_name};
 pub struct Patterns {
     /// `None`: everything not denied.
     pub allow: Option<Vec<Glob>>,
+    /// Names matching any of these are hidden, whatever `allow` says.
     pub deny: Vec<Glob>,
 }
 
@@ -77,9 +78,13 @@ impl Patterns {
 /// The effective rules for one client on one server.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rules {
+    /// Tool names.
     pub tools: Patterns,
+    /// Prompt names.
     pub prompts: Patterns,
+    /// Resource URIs (and template `uriTemplate`s).
     pub resources: Patterns,
+    /// Only tools annotated `readOnlyHint: true` are exposed.
     pub read_only: bool,
 }
 

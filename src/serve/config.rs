@@ -71,6 +71,9 @@ pub struct Config {
     /// `mcpBridge.servers.NAME` of a gateway file: scope, keep-alive, policy (defaults for
     /// `serve -- CMD`).
     pub options: crate::gateway::ServerOptions,
+    /// Named clients, tool policy, rate limits, audit log: one for the whole gateway, shared
+    /// by every server's config made from this one.
+    pub gate: std::sync::Arc<crate::serve::policy::Gate>,
 }
 
 /// `--session-ttl` when neither the flag nor the file sets it.
@@ -121,6 +124,18 @@ pub enum ConfigError {
     /// A listen address that does not parse.
     #[error("--listen: {0}")]
     BadListen(String),
+    /// `mcpBridge.clients`, `rateLimit`, `audit` or a server's `policy` cannot be used.
+    #[error("{0}")]
+    Policy(#[from] crate::policy::ConfigError),
+    /// The audit log cannot be opened.
+    #[error("{0}")]
+    Audit(std::io::Error),
+    /// Named clients and the gateway's single token both given.
+    #[error(
+        "mcpBridge.clients names clients, each with its own credential: drop the gateway's single \
+         token (--auth-token, --auth-token-file, MCP_BRIDGE_AUTH_TOKEN, authTokenFile)"
+    )]
+    TokenWithClients,
     /// Nothing to run.
     #[error(
         "no command to serve: give it after `--`, e.g. `serve -- npx my-server`, or give --config"
@@ -263,6 +278,7 @@ impl TryFrom<ServeArgs> for Config {
             cwd: None,
             relay: None,
             options: Default::default(),
+            gate: Default::default(),
         })
     }
 }

@@ -14,6 +14,7 @@ mod http;
 mod hub;
 mod keyed;
 mod metrics;
+mod policy;
 mod relay;
 mod scope;
 mod session;
@@ -47,7 +48,8 @@ pub async fn bind(cfg: &Config) -> Result<Vec<Listener>, ListenError> {
     for l in &listeners {
         if let Listener::Tcp(t) = l {
             let ip = t.local_addr().map_err(ListenError::LocalAddr)?.ip();
-            if !ip.is_loopback() && cfg.token.is_none() && !cfg.allow_unauthenticated {
+            let authenticated = cfg.token.is_some() || cfg.gate.names_clients();
+            if !ip.is_loopback() && !authenticated && !cfg.allow_unauthenticated {
                 return Err(ListenError::Unauthenticated(ip));
             }
         }
@@ -123,6 +125,10 @@ fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            policy::identify,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             guard::check,
         ))
         .with_state(app)
@@ -172,6 +178,6 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        app.metrics.render() + &app.named_children_metrics().await,
+        app.metrics.render() + &app.named_children_metrics().await + &app.cfg.gate.render_metrics(),
     )
 }

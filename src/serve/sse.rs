@@ -7,10 +7,11 @@ use crate::jsonrpc;
 use crate::net::Peer;
 use crate::serve::app::App;
 use crate::serve::http::{Refusal, read_message, sse};
+use crate::serve::policy::{self, Requester};
 use crate::serve::session::Transport;
 use crate::serve::session::log::GET_STREAM;
 use crate::serve::session::stream;
-use axum::extract::{ConnectInfo, OriginalUri, Query, Request, State};
+use axum::extract::{ConnectInfo, Extension, OriginalUri, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub async fn open(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
+    Extension(requester): Extension<Requester>,
     caller: Option<axum::Extension<crate::serve::scope::Caller>>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, Refusal> {
@@ -27,6 +29,7 @@ pub async fn open(
     let session = app
         .create(Transport::Sse, &peer.to_string(), &caller)
         .await?;
+    policy::claim(&session, &requester);
     let mut endpoint = Vec::new();
     // The messages endpoint sits next to this stream's route: `/messages` for `/sse`,
     // `/servers/NAME/messages` for `/servers/NAME/sse`.
@@ -56,6 +59,7 @@ pub struct Target {
 pub async fn message(
     State(app): State<Arc<App>>,
     Query(target): Query<Target>,
+    Extension(requester): Extension<Requester>,
     req: Request,
 ) -> Result<Response, Refusal> {
     let not_found = |why: &str| Refusal::rpc(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, why);
@@ -67,13 +71,16 @@ pub async fn message(
         ));
     };
     let session = match app.session(&id) {
-        Ok(s) if s.transport == Transport::Sse => s,
+        Ok(s) if s.transport == Transport::Sse => {
+            policy::check_owner(&s, &requester)?;
+            s
+        }
         Ok(_) => return Err(not_found("not a legacy SSE session")),
         Err(why) => return Err(not_found(&why)),
     };
     let msg = read_message(app.cfg.max_body, req).await?;
     match session.plan(&msg, true) {
-        Ok(_) => session.send(msg).await,
+        Ok(_) => policy::forward(&app, &session, &requester, msg).await,
         // Deliver the refusal where the client reads answers: on its stream.
         Err(err) => session.push_get(&err),
     }

@@ -6,6 +6,7 @@ use crate::jsonrpc::{self, Kind, Message};
 use crate::net::Peer;
 use crate::serve::app::App;
 use crate::serve::http::{Accepts, Refusal, is_json, json, name_session, read_message, sse};
+use crate::serve::policy::{self, Requester};
 use crate::serve::session::log::{GET_STREAM, parse_event_id};
 use crate::serve::session::stream;
 use crate::serve::session::{Plan, Session, Transport};
@@ -25,13 +26,19 @@ fn no_session_header() -> Refusal {
     )
 }
 
-/// The session a request names: 400 without the header, 404 (naming why) when it is gone.
-fn existing_session(app: &App, headers: &HeaderMap) -> Result<Arc<Session>, Refusal> {
+/// The session a request names: 400 without the header, 404 (naming why) when it is gone or
+/// another client's.
+fn existing_session(
+    app: &App,
+    headers: &HeaderMap,
+    requester: &Requester,
+) -> Result<Arc<Session>, Refusal> {
     let Some(id) = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()) else {
         return Err(no_session_header());
     };
     match app.session(id) {
         Ok(s) if s.transport == Transport::Streamable => {
+            policy::check_owner(&s, requester)?;
             check_version(headers, &s)?;
             s.touch();
             Ok(s)
@@ -89,17 +96,18 @@ async fn session_for(
     headers: &HeaderMap,
     msg: &Message,
     peer: &Peer,
+    requester: &Requester,
     caller: &crate::serve::scope::Caller,
 ) -> Result<(Arc<Session>, bool), Refusal> {
     if headers.contains_key(SESSION_ID) {
-        return Ok((existing_session(app, headers)?, false));
+        return Ok((existing_session(app, headers, requester)?, false));
     }
     if !msg.batch && Session::is_initialize(msg.kind()) {
-        return Ok((
-            app.create(Transport::Streamable, &peer.to_string(), caller)
-                .await?,
-            true,
-        ));
+        let session = app
+            .create(Transport::Streamable, &peer.to_string(), caller)
+            .await?;
+        policy::claim(&session, requester);
+        return Ok((session, true));
     }
     Err(no_session_header())
 }
@@ -112,9 +120,10 @@ pub async fn post(
 ) -> Result<Response, Refusal> {
     let accepts = check_post_headers(req.headers())?;
     let headers = req.headers().clone();
+    let requester = Requester::of(&req);
     let caller = req.extensions().get().cloned().unwrap_or_default();
     let msg = read_message(app.cfg.max_body, req).await?;
-    let (session, created) = session_for(&app, &headers, &msg, &peer, &caller).await?;
+    let (session, created) = session_for(&app, &headers, &msg, &peer, &requester, &caller).await?;
     if let Kind::Notification { method } = msg.kind()
         && method == "notifications/cancelled"
         && let Some(id) = wire::cancelled_id(&msg.raw)
@@ -125,7 +134,7 @@ pub async fn post(
         .plan(&msg, accepts.sse)
         .map_err(|body| Refusal::json(StatusCode::BAD_REQUEST, body))?;
     let batch = msg.batch;
-    session.send(msg).await;
+    policy::forward(&app, &session, &requester, msg).await;
     let sid = created.then_some(session.id.as_str());
     match plan {
         Plan::Accepted => {
@@ -205,7 +214,7 @@ pub async fn get(State(app): State<Arc<App>>, req: Request) -> Result<Response, 
             "GET needs Accept: text/event-stream",
         ));
     }
-    let session = existing_session(&app, headers)?;
+    let session = existing_session(&app, headers, &Requester::of(&req))?;
     let last = match headers
         .get(wire::LAST_EVENT_ID)
         .map(|v| v.to_str().ok().and_then(parse_event_id))
@@ -234,7 +243,7 @@ pub async fn get(State(app): State<Arc<App>>, req: Request) -> Result<Response, 
 
 /// DELETE /mcp: the client ends its session.
 pub async fn delete(State(app): State<Arc<App>>, req: Request) -> Result<Response, Refusal> {
-    let session = existing_session(&app, req.headers())?;
+    let session = existing_session(&app, req.headers(), &Requester::of(&req))?;
     app.end(&session, "the client ended the session");
     Ok(StatusCode::OK.into_response())
 }

@@ -140,6 +140,41 @@ impl Serve {
         Ok(Serve { child, url, log })
     }
 
+    /// `serve --config FILE ARGS` (no `--` command) on a free port, with `env` added to its
+    /// environment; fails the test if it does not report its listener.
+    pub fn start_config(file: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(file)
+            .args(args)
+            .env("MCP_BRIDGE_LOG_LEVEL", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn mcp-bridge serve --config");
+        let log = Log::default();
+        log.follow("serve", child.stderr.take().expect("piped"));
+        let found = log.find(WAIT, |line| {
+            listener_of(line).is_some_and(|a| a.starts_with("http://"))
+        });
+        match found {
+            Ok(line) => {
+                let url = listener_of(&line).unwrap_or_default().to_owned();
+                Serve { child, url, log }
+            }
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "serve --config did not report a listener ({why}):\n{}",
+                    log.text()
+                );
+            }
+        }
+    }
+
     /// The Streamable HTTP endpoint, `URL/mcp`.
     pub fn mcp(&self) -> String {
         format!("{}/mcp", self.url)

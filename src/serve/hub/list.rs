@@ -2,7 +2,7 @@
 //! per-server series carry a `server="NAME"` label.
 
 use super::Gateway;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// GET /servers: names, kinds, routes and state, as JSON.
-pub async fn servers(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+pub async fn servers(State(gw): State<Arc<Gateway>>, req: Request) -> impl IntoResponse {
     let routes = gw.routes();
     let single = routes.current.len() == 1;
     let mut list = Vec::new();
-    for (name, unit) in &routes.current {
+    // A named client sees only the servers granted to it.
+    let granted = |name: &str| crate::serve::policy::may_reach(&req, name);
+    for (name, unit) in routes.current.iter().filter(|(n, _)| granted(n)) {
         let draining: Vec<&Arc<super::Unit>> = routes
             .draining
             .iter()
@@ -34,7 +36,7 @@ pub async fn servers(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     }
     let mut removed: BTreeMap<&str, i64> = BTreeMap::new();
     for u in routes.draining.iter() {
-        if !routes.current.contains_key(&u.server.name) {
+        if !routes.current.contains_key(&u.server.name) && granted(&u.server.name) {
             *removed.entry(&u.server.name).or_default() += u.app.metrics.sessions.get();
         }
     }
@@ -78,6 +80,7 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         let text = unit.app.metrics.render() + &unit.app.named_children_metrics().await;
         parts.push((Some(unit.server.name.clone()), text));
     }
+    parts.push((None, gw.base.gate.render_metrics()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         merge(&parts),

@@ -121,12 +121,12 @@ impl Gateway {
         if let Some(u) = routes.current.get(name) {
             return Ok(u.clone());
         }
-        let why = if routes.draining.iter().any(|u| u.server.name == name) {
-            format!("server `{name}` was removed from the configuration: it takes no new sessions")
-        } else {
-            format!("no server named `{name}` (GET /servers lists them)")
-        };
-        Err(not_found(&why))
+        if routes.draining.iter().any(|u| u.server.name == name) {
+            return Err(not_found(&format!(
+                "server `{name}` was removed from the configuration: it takes no new sessions"
+            )));
+        }
+        Err(no_such_server(name))
     }
 
     /// Every unit, current and draining.
@@ -139,6 +139,13 @@ impl Gateway {
             .cloned()
             .collect()
     }
+}
+
+/// The 404 of a name that is not served (also what a client gets for a server not granted).
+fn no_such_server(name: &str) -> Refusal {
+    not_found(&format!(
+        "no server named `{name}` (GET /servers lists them)"
+    ))
 }
 
 fn not_found(why: &str) -> Refusal {
@@ -248,6 +255,10 @@ async fn single(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 
 async fn forward(gw: &Gateway, name: &str, tail: &str, mut req: Request) -> Response {
     let session = session_of(&req);
+    // A server not granted to the client answers as one that does not exist.
+    if !crate::serve::policy::may_reach(&req, name) {
+        return no_such_server(name).into_response();
+    }
     let unit = match gw.pick(name, session.as_deref()) {
         Ok(u) => u,
         Err(refusal) => return refusal.into_response(),
@@ -295,6 +306,10 @@ fn router(gw: Arc<Gateway>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(list::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            root.clone(),
+            crate::serve::policy::identify,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             root,
             crate::serve::guard::check,
@@ -357,5 +372,6 @@ pub async fn run(cfg: Config, file: File, listeners: Vec<Listener>, shutdown: Ca
     }
     let wait = futures_util::future::join_all(units.iter().map(|u| u.app.tasks.wait()));
     let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+    gw.base.gate.flush_audit().await;
     tracing::info!("stopped");
 }

@@ -39,6 +39,8 @@ pub async fn watch(gw: Arc<Gateway>, path: PathBuf) {
         }
         last = now;
         if forced {
+            // logrotate moved the audit file: write to a new one at the path.
+            gw.base.gate.reopen_audit();
             tracing::info!("SIGHUP: reloading {}", path.display());
         }
         reload(&gw, &path);
@@ -47,8 +49,24 @@ pub async fn watch(gw: Arc<Gateway>, path: PathBuf) {
 
 /// Loads the file again and applies what changed.
 pub fn reload(gw: &Arc<Gateway>, path: &std::path::Path) {
-    match File::load(path) {
-        Ok(file) => apply(gw, file),
+    let file = match File::load(path) {
+        Ok(file) => file,
+        Err(e) => {
+            return tracing::warn!("reload refused, the running configuration stays: {e}");
+        }
+    };
+    // The new clients, rules, rates and audit settings apply to the next request, in open
+    // sessions too; a policy that cannot be used refuses the whole reload.
+    let policy = crate::serve::policy::policy_of(&file, &|k| std::env::var(k).ok());
+    let applied = match policy {
+        Ok(p) if gw.base.token.is_some() && !p.clients.is_empty() => {
+            Err(crate::serve::ConfigError::TokenWithClients.to_string())
+        }
+        Ok(p) => gw.base.gate.reload(p).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match applied {
+        Ok(()) => apply(gw, file),
         Err(e) => tracing::warn!("reload refused, the running configuration stays: {e}"),
     }
 }
@@ -68,19 +86,20 @@ fn apply(gw: &Arc<Gateway>, new: File) {
             ("sessionTtl", a.session_ttl == b.session_ttl),
             ("maxSessions", a.max_sessions == b.max_sessions),
             ("drainTimeout", a.drain_timeout == b.drain_timeout),
-            ("clients", a.clients == b.clients),
-            ("audit", a.audit == b.audit),
-            ("rateLimit", a.rate_limit == b.rate_limit),
         ] {
             if !same {
                 fixed.push(key);
             }
         }
-        tracing::warn!(
-            "{}; changed mcpBridge settings take effect at the next restart: {}",
-            diff.summary(),
-            fixed.join(", ")
-        );
+        if fixed.is_empty() {
+            tracing::info!("{}", diff.summary());
+        } else {
+            tracing::warn!(
+                "{}; changed mcpBridge settings take effect at the next restart: {}",
+                diff.summary(),
+                fixed.join(", ")
+            );
+        }
     } else {
         tracing::info!("{}", diff.summary());
     }

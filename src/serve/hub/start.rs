@@ -21,7 +21,9 @@ pub fn gateway_config(mut args: ServeArgs, file: &File) -> Result<Config, Config
     args.session_ttl = args.session_ttl.or(b.session_ttl);
     args.max_sessions = args.max_sessions.or(b.max_sessions);
     args.drain_timeout = args.drain_timeout.or(b.drain_timeout);
-    Config::try_from(args)
+    let mut cfg = Config::try_from(args)?;
+    cfg.gate = crate::serve::policy::gate_of(file, cfg.token.is_some())?;
+    Ok(cfg)
 }
 
 /// Why `--print-client-config` cannot print.

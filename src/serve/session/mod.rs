@@ -7,6 +7,7 @@ pub(crate) mod stream;
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::serve::child::Child;
 use crate::serve::metrics::Metrics;
+use crate::serve::policy::Ticket;
 use crate::serve::session::log::{GET_STREAM, Log};
 use crate::serve::shared::SharedChild;
 use crate::wire::{self, BridgeError, Reason};
@@ -39,6 +40,8 @@ struct Pending {
     since: Instant,
     /// The request's progress token: its progress goes on its own stream, ahead of its answer.
     progress: Option<Box<str>>,
+    /// The gateway's policy follows this request to its answer (list filter, audit record).
+    ticket: Option<Ticket>,
 }
 
 #[derive(Debug)]
@@ -128,6 +131,10 @@ pub struct Session {
     /// Its child, set once it is spawned (or joined).
     pub link: OnceLock<Link>,
     metrics: Arc<Metrics>,
+    /// Which of its child's tools are read-only, as its lists said (for `readOnly` rules).
+    pub catalog: crate::policy::check::ToolCatalog,
+    /// The named client that opened it; only that client may use it.
+    pub owner: OnceLock<Arc<str>>,
 }
 
 /// How a POST wants its answers.
@@ -171,6 +178,8 @@ impl Session {
             changed: watch::channel(()).0,
             link: OnceLock::new(),
             metrics,
+            catalog: Default::default(),
+            owner: OnceLock::new(),
         })
     }
 
@@ -260,10 +269,18 @@ impl Session {
                 sink: sink.clone(),
                 since,
                 progress: progress.clone(),
+                ticket: None,
             };
             st.pending.insert(id, pending);
         }
         Ok(plan)
+    }
+
+    /// Lets `ticket` see the answer to request `id` (planned, not yet sent).
+    pub fn watch(&self, id: &Id, ticket: Ticket) {
+        if let Some(p) = self.lock().pending.get_mut(id) {
+            p.ticket = Some(ticket);
+        }
     }
 
     /// Sends a client message to the child; requests it cannot deliver are answered with errors.
@@ -292,6 +309,9 @@ impl Session {
         self.metrics.from_child.inc();
         let mut st = self.lock();
         let response_ids: Vec<&Id> = msg.response_ids().collect();
+        if msg.method() == Some("notifications/tools/list_changed") {
+            self.catalog.clear();
+        }
         if response_ids.is_empty() {
             let target = st.stream_for_unanswered(&msg);
             st.log.push(target, None, &msg.raw);
@@ -305,11 +325,16 @@ impl Session {
     /// Hands an answer (one, or a batch's) to whoever waits for it. False if nobody does.
     fn answer(&self, st: &mut State, ids: &[&Id], raw: &Bytes) -> bool {
         let mut first_sink = None;
+        let mut replaced = None;
         for id in ids {
-            let Some(p) = st.pending.remove(*id) else {
+            let Some(mut p) = st.pending.remove(*id) else {
                 tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
                 continue;
             };
+            // Requests are watched only one to a message: this is the whole answer.
+            if let Some(ticket) = p.ticket.take() {
+                replaced = Some(ticket.finish(raw.clone(), &self.catalog));
+            }
             self.metrics.latency.observe(p.since.elapsed());
             if st.init_id.as_ref() == Some(*id) {
                 st.protocol = wire::initialize_version(raw);
@@ -321,6 +346,7 @@ impl Session {
                 (Some(_), Sink::Json(_)) => {}
             }
         }
+        let raw = replaced.as_ref().unwrap_or(raw);
         match first_sink {
             Some(Sink::Stream(n)) => {
                 st.log.push(n, None, raw);
@@ -363,7 +389,10 @@ impl Session {
         st.closed = Some(reason.to_owned());
         let pending: Vec<(Id, Pending)> = st.pending.drain().collect();
         for (id, p) in pending {
-            let err = BridgeError::new(Reason::SessionClosed, true, reason).response(Some(&id));
+            let mut err = BridgeError::new(Reason::SessionClosed, true, reason).response(Some(&id));
+            if let Some(ticket) = p.ticket {
+                err = ticket.finish(err, &self.catalog);
+            }
             match p.sink {
                 Sink::Stream(n) => {
                     st.log.push(n, None, &err);

@@ -5,7 +5,9 @@
 //! answers are completed as the stateless revision requires (see `translate`).
 
 use crate::jsonrpc::{self, Id, Kind, Message};
+use crate::policy::check::ToolCatalog;
 use crate::serve::child::Child;
+use crate::serve::policy::Ticket;
 use crate::serve::stateless::listen;
 use crate::serve::stateless::translate::{self, HandshakeInfo};
 use crate::wire::{self, BridgeError, METHOD_NOT_FOUND, Reason};
@@ -62,6 +64,8 @@ pub(super) struct Waiter {
     pub logs: bool,
     /// A `subscriptions/listen` the bridge serves itself (handshake-era child): its topics.
     pub listen: Option<crate::serve::stateless::listen::Topics>,
+    /// The gateway's policy follows the request to its answer (list filter, audit record).
+    pub ticket: Option<Ticket>,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +99,8 @@ pub struct StatelessChild {
     pub tools: crate::serve::stateless::tools::Tools,
     /// The gateway's counters (messages each way, answer latency).
     pub metrics: Arc<crate::serve::metrics::Metrics>,
+    /// Which tools are read-only, as the lists that passed said (for `readOnly` rules).
+    pub catalog: ToolCatalog,
 }
 
 /// Cancels the request when dropped before its answer came: the client went away.
@@ -180,8 +186,18 @@ impl StatelessChild {
     /// what the child says about it, and the guard that cancels it if dropped early.
     pub fn start(
         self: &Arc<Self>,
+        req: Value,
+        client_id: Option<Id>,
+    ) -> (mpsc::UnboundedReceiver<Out>, InFlight) {
+        self.start_watched(req, client_id, None)
+    }
+
+    /// [`start`](Self::start), with the policy's `ticket` following the request to its answer.
+    pub fn start_watched(
+        self: &Arc<Self>,
         mut req: Value,
         client_id: Option<Id>,
+        ticket: Option<Ticket>,
     ) -> (mpsc::UnboundedReceiver<Out>, InFlight) {
         let (tx, rx) = mpsc::unbounded_channel();
         let method = req["method"].as_str().unwrap_or("").to_owned();
@@ -189,8 +205,11 @@ impl StatelessChild {
         let n = st.number();
         let guard = InFlight::new(self.clone(), n);
         if let Some(reason) = &st.exited {
-            let err =
+            let mut err =
                 BridgeError::new(Reason::ChildGone, false, reason).response(client_id.as_ref());
+            if let Some(t) = ticket {
+                err = t.finish(err, &self.catalog);
+            }
             let _ = tx.send(Out::Answer(err));
             return (rx, guard);
         }
@@ -206,6 +225,7 @@ impl StatelessChild {
             since: std::time::Instant::now(),
             logs,
             listen: None,
+            ticket,
         };
         st.pending.insert(n, waiter);
         drop(st);
@@ -342,6 +362,7 @@ impl StatelessChild {
             let _ = w.tx.send(Out::Answer(Bytes::copy_from_slice(raw)));
             return;
         };
+        let ticket = w.ticket;
         let out = match self.handshake() {
             Some(info) => match serde_json::from_slice::<Value>(raw) {
                 Ok(mut v) => {
@@ -366,12 +387,17 @@ impl StatelessChild {
                 .response(Some(client_id)),
             },
         };
+        let out = match ticket {
+            Some(t) => t.finish(out, &self.catalog),
+            None => out,
+        };
         let _ = w.tx.send(Out::Answer(out));
     }
 
     fn notification(&self, method: &str, raw: &[u8]) {
         if method == "notifications/tools/list_changed" {
             self.tools.invalidate();
+            self.catalog.clear();
         }
         let Ok(mut v) = serde_json::from_slice::<Value>(raw) else {
             return;
@@ -428,7 +454,10 @@ impl StatelessChild {
         st.exited = Some(reason.to_owned());
         for (_, w) in st.pending.drain() {
             if let Some(id) = &w.client_id {
-                let err = BridgeError::new(Reason::ChildGone, true, reason).response(Some(id));
+                let mut err = BridgeError::new(Reason::ChildGone, true, reason).response(Some(id));
+                if let Some(t) = w.ticket {
+                    err = t.finish(err, &self.catalog);
+                }
                 let _ = w.tx.send(Out::Answer(err));
             }
         }

@@ -93,6 +93,7 @@ pub fn serve_locally(
         since: std::time::Instant::now(),
         logs: false,
         listen: Some(topics),
+        ticket: None,
     };
     let guard = child.register(waiter);
     (rx, guard)

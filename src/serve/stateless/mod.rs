@@ -17,6 +17,7 @@ mod translate;
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::serve::app::App;
 use crate::serve::http::{Accepts, Refusal, is_json, json, read_message, sse};
+use crate::serve::policy::{self, Requester, Ticket};
 use crate::serve::scope::{Caller, ChildKey, Era, Route, route};
 use crate::serve::stateless::child::{Out, StatelessChild};
 use crate::serve::stateless::tools::check_params;
@@ -159,6 +160,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
         .cloned()
         .unwrap_or_default();
     let headers = req.headers().clone();
+    let requester = Requester::of(&req);
     let msg = read_message(app.cfg.max_body, req).await?;
     let header_version = headers
         .get(wire::PROTOCOL_VERSION)
@@ -195,6 +197,10 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
         .response(Some(&call.id));
         Refusal::json(StatusCode::BAD_GATEWAY, body)
     })?;
+    let ticket = match policy::admit(&app, &requester, &msg, &rc.catalog) {
+        Ok(ticket) => ticket,
+        Err(refusal) => return Ok(json(status_of(&refusal), refusal)),
+    };
     if call.method == "tools/call" {
         check_tool_headers(&rc, &headers, &call.body, &call.id).await?;
     }
@@ -203,10 +209,16 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
             "server/discover" => {
                 let result = translate::discover_result(info);
                 let body = json!({"jsonrpc": "2.0", "id": call.body["id"], "result": result});
-                let body = serde_json::to_vec(&body).unwrap_or_default().into();
+                let mut body = serde_json::to_vec(&body).unwrap_or_default().into();
+                if let Some(t) = ticket {
+                    body = t.finish(body, &rc.catalog);
+                }
                 return Ok(json(StatusCode::OK, body));
             }
             "subscriptions/listen" => {
+                if let Some(t) = ticket {
+                    t.opened();
+                }
                 let (rx, guard) = listen::serve_locally(&rc, &call.body, call.id);
                 return Ok(sse(
                     crate::serve::stateless::stream::body(&app, rx, guard, None),
@@ -216,7 +228,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
             _ => {}
         }
     }
-    answer(&app, &rc, call, accepts, listen).await
+    answer(&app, &rc, call, accepts, listen, ticket).await
 }
 
 /// -32022, naming what is supported.
@@ -311,8 +323,9 @@ async fn answer(
     call: Call,
     accepts: Accepts,
     always_sse: bool,
+    ticket: Option<Ticket>,
 ) -> Result<Response, Refusal> {
-    let (mut rx, mut guard) = rc.start(call.body, Some(call.id));
+    let (mut rx, mut guard) = rc.start_watched(call.body, Some(call.id), ticket);
     if !accepts.sse {
         // Only JSON is accepted: progress has nowhere to go and is dropped.
         loop {
