@@ -19,7 +19,13 @@ pub enum LoginReason {
     /// The authorization server refused the refresh token (revoked, rotated away, too old).
     RefreshRejected,
     /// A 403 `insufficient_scope`: the server wants these scopes.
-    InsufficientScope { scope: String },
+    InsufficientScope {
+        /// The scopes the server's challenge named (space-separated).
+        scope: String,
+    },
+    /// The server refused the token even after a refresh (revoked, or issued for another
+    /// resource).
+    Rejected,
 }
 
 /// The error the sandbox's request gets (with `reason: "login-required"`): what happened and the
@@ -44,6 +50,10 @@ impl std::fmt::Display for LoginRequired {
                     "the authorization server for `{server}` refused to refresh the token"
                 )
             }
+            LoginReason::Rejected => write!(
+                f,
+                "`{server}` refused the OAuth token even after a refresh"
+            ),
             LoginReason::InsufficientScope { scope } => write!(
                 f,
                 "`{server}` needs more permissions (scope `{scope}`); the next login asks for them"
@@ -142,6 +152,18 @@ impl TokenProvider {
     pub fn with_margin(mut self, margin: Duration) -> Self {
         self.margin = margin;
         self
+    }
+
+    /// The command the user runs on the host to log in to this server again.
+    pub fn login_command(&self) -> &str {
+        &self.command
+    }
+
+    /// The error for a server that answered 401 to a token just refreshed: only a new login
+    /// helps. The cached token is dropped so that the next request reads the store again.
+    pub fn rejected(&self) -> TokenError {
+        self.remember(None);
+        self.login_required(LoginReason::Rejected)
     }
 
     fn login_required(&self, reason: LoginReason) -> TokenError {
