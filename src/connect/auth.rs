@@ -53,7 +53,10 @@ fn www_authenticate(resp: &Response) -> Option<&str> {
 
 impl Shared {
     /// `req` with the current access token, and that token; `req` as it is without a provider.
-    pub async fn authorize(&self, req: RequestBuilder) -> Result<(RequestBuilder, Used), BridgeError> {
+    pub async fn authorize(
+        &self,
+        req: RequestBuilder,
+    ) -> Result<(RequestBuilder, Used), BridgeError> {
         let Some(provider) = &self.config.auth else {
             return Ok((req, None));
         };

@@ -50,10 +50,9 @@ impl std::fmt::Display for LoginRequired {
                     "the authorization server for `{server}` refused to refresh the token"
                 )
             }
-            LoginReason::Rejected => write!(
-                f,
-                "`{server}` refused the OAuth token even after a refresh"
-            ),
+            LoginReason::Rejected => {
+                write!(f, "`{server}` refused the OAuth token even after a refresh")
+            }
             LoginReason::InsufficientScope { scope } => write!(
                 f,
                 "`{server}` needs more permissions (scope `{scope}`); the next login asks for them"
