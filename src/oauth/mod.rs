@@ -11,11 +11,13 @@ pub mod entry;
 pub mod flow;
 pub mod pkce;
 pub mod register;
+pub mod relay;
 pub mod store;
 pub mod token;
 
 pub use cmd::{LoginArgs, LogoutArgs};
 pub use entry::{OAuthClientConfig, RemoteServer, server_entry};
+pub use relay::{default_provider_for, provider_for};
 pub use store::{Store, StoreError, TokenRecord};
 pub use token::{LoginReason, LoginRequired, TokenError, TokenProvider};
 
