@@ -5,8 +5,8 @@
 mod common;
 
 use common::oauth::{self, Options};
-use mcp_bridge::oauth::store::{AuthMethod, ClientRegistration, Secret, now_secs};
-use mcp_bridge::oauth::{LoginReason, Store, TokenError, TokenProvider, TokenRecord};
+use mcp_bridge::oauth::store::{Secret, now_secs};
+use mcp_bridge::oauth::{LoginReason, Store, TokenError, TokenProvider};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,33 +14,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// A stored login for `gh` at the mock, with a client the mock knows.
 fn seed(mock: &oauth::Mock, store: &Store, access: &str, expires_at: u64, refresh: Option<&str>) {
-    mock.seen().clients.insert("c1".into(), Some("s1".into()));
-    if let Some(r) = refresh {
-        mock.add_refresh_token(r);
-    }
-    mock.seen().access.push(access.into());
-    let rec = TokenRecord {
-        server: "gh".into(),
-        server_url: mock.mcp_url(),
-        resource: Some(mock.mcp_url()),
-        issuer: mock.base.clone(),
-        token_endpoint: format!("{}/token", mock.base),
-        client: ClientRegistration {
-            client_id: "c1".into(),
-            client_secret: Some(Secret::new("s1")),
-            auth_method: AuthMethod::ClientSecretBasic,
-            source: "dynamic".into(),
-            redirect_uri: None,
-        },
-        access_token: Secret::new(access),
-        refresh_token: refresh.map(Secret::new),
-        expires_at: Some(expires_at),
-        scopes: vec!["mcp:read".into()],
-        step_up_scopes: vec![],
-        updated_at: now_secs(),
-    };
-    let _lock = store.lock("gh").unwrap();
-    store.save(&rec).unwrap();
+    mock.seed("gh", store, access, expires_at, refresh);
 }
 
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {

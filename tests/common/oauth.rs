@@ -10,6 +10,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
+use mcp_bridge::oauth::store::{AuthMethod, ClientRegistration, Secret, now_secs};
+use mcp_bridge::oauth::{Store, TokenRecord};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -104,6 +106,44 @@ impl Mock {
     /// with one gets a 401.
     pub fn expire_access_tokens(&self) -> Vec<String> {
         std::mem::take(&mut self.seen().access)
+    }
+    /// Stores a login for server `name` at this mock in `store`, with a client the mock knows,
+    /// as `mcp-bridge login` would have (without the browser round trip).
+    pub fn seed(
+        &self,
+        name: &str,
+        store: &Store,
+        access: &str,
+        expires_at: u64,
+        refresh: Option<&str>,
+    ) {
+        self.seen().clients.insert("c1".into(), Some("s1".into()));
+        if let Some(r) = refresh {
+            self.add_refresh_token(r);
+        }
+        self.seen().access.push(access.into());
+        let rec = TokenRecord {
+            server: name.into(),
+            server_url: self.mcp_url(),
+            resource: Some(self.mcp_url()),
+            issuer: self.base.clone(),
+            token_endpoint: format!("{}/token", self.base),
+            client: ClientRegistration {
+                client_id: "c1".into(),
+                client_secret: Some(Secret::new("s1")),
+                auth_method: AuthMethod::ClientSecretBasic,
+                source: "dynamic".into(),
+                redirect_uri: None,
+            },
+            access_token: Secret::new(access),
+            refresh_token: refresh.map(Secret::new),
+            expires_at: Some(expires_at),
+            scopes: vec!["mcp:read".into()],
+            step_up_scopes: vec![],
+            updated_at: now_secs(),
+        };
+        let _lock = store.lock(name).unwrap();
+        store.save(&rec).unwrap();
     }
     /// Every access and refresh token the mock ever issued (for "never seen there" checks).
     pub fn issued(&self) -> Vec<String> {
