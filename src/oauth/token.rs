@@ -32,7 +32,9 @@ pub enum LoginReason {
 /// command to run on the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginRequired {
+    /// The server's name in the gateway config.
     pub server: String,
+    /// Why a login is needed.
     pub reason: LoginReason,
     /// The command to run on the host, e.g. `mcp-bridge login github --config /etc/mcp.json`.
     pub command: String,
@@ -72,7 +74,12 @@ pub enum TokenError {
     LoginRequired(#[from] LoginRequired),
     /// A passing failure (authorization server unreachable, store unreadable): retrying may help.
     #[error("cannot get an OAuth token for `{server}`: {detail}")]
-    Unavailable { server: String, detail: String },
+    Unavailable {
+        /// The server (its URL or config name).
+        server: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl TokenError {
