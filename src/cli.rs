@@ -24,6 +24,8 @@ pub struct Cli {
 }
 
 /// The two modes.
+// Parsed once at startup and moved out at once: boxing would only add noise at every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run inside the sandbox: be a stdio MCP server that relays to the MCP server at URL.
@@ -93,11 +95,11 @@ pub struct ConnectArgs {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Where to listen: HOST:PORT, [IPv6]:PORT or unix:/path. Repeatable. Port 0 picks a free
-    /// port; the bound addresses are logged as `listening on …`.
+    /// port; the bound addresses are logged as `listening on …`. Default: `mcpBridge.listen` of
+    /// --config, else 127.0.0.1:9000.
     #[arg(
         long,
         value_name = "ADDR",
-        default_value = "127.0.0.1:9000",
         env = "MCP_BRIDGE_LISTEN",
         value_delimiter = ','
     )]
@@ -142,22 +144,19 @@ pub struct ServeArgs {
     )]
     pub allow_origin: Vec<String>,
 
-    /// How long a session (and its child) lives on with no client connected.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, env = "MCP_BRIDGE_SESSION_TTL")]
-    pub session_ttl: Duration,
+    /// How long a session (and its child) lives on with no client connected. Default: the
+    /// config file's `sessionTtl`, else 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "MCP_BRIDGE_SESSION_TTL")]
+    pub session_ttl: Option<Duration>,
 
     /// One child serves every session (request ids are rewritten), instead of one per session.
     #[arg(long, env = "MCP_BRIDGE_SHARED")]
     pub shared: bool,
 
-    /// Most sessions at once; past it, new sessions get 503.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value = "100",
-        env = "MCP_BRIDGE_MAX_SESSIONS"
-    )]
-    pub max_sessions: usize,
+    /// Most sessions at once (per server); past it, new sessions get 503. Default: the config
+    /// file's `maxSessions`, else 100.
+    #[arg(long, value_name = "N", env = "MCP_BRIDGE_MAX_SESSIONS")]
+    pub max_sessions: Option<usize>,
 
     /// Largest request body (bytes; K, M, G suffixes); past it, 413.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size, env = "MCP_BRIDGE_MAX_BODY")]
@@ -201,8 +200,43 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, env = "MCP_BRIDGE_KEEPALIVE")]
     pub keepalive: Duration,
 
-    /// The stdio MCP server to run, and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// Serve every server of this file (the `mcpServers` JSON of Claude Desktop, Claude Code,
+    /// Cursor, Cline, or VS Code's `mcp.json`) at /servers/NAME/…, reloading it when it changes
+    /// and on SIGHUP. Flags override its `mcpBridge` settings.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MCP_BRIDGE_CONFIG",
+        conflicts_with = "command"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// How long sessions of a server removed or changed by a reload may run on. Default: the
+    /// config file's `drainTimeout`, else 30s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "MCP_BRIDGE_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<Duration>,
+
+    /// Print the sandbox's `.mcp.json` for --config (one `mcp-bridge connect` entry per server,
+    /// the token as `${MCP_BRIDGE_TOKEN}`) to stdout and exit.
+    #[arg(long, requires = "config")]
+    pub print_client_config: bool,
+
+    /// With --print-client-config: the gateway's Unix socket as the sandbox sees it.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "print_client_config",
+        conflicts_with = "url"
+    )]
+    pub socket: Option<PathBuf>,
+
+    /// With --print-client-config: the gateway's base URL as the sandbox sees it, e.g.
+    /// http://host.docker.internal:9000.
+    #[arg(long, value_name = "URL", requires = "print_client_config")]
+    pub url: Option<String>,
+
+    /// The stdio MCP server to run, and its arguments (or --config).
+    #[arg(last = true, required_unless_present = "config", value_name = "CMD")]
     pub command: Vec<String>,
 }
 

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
                 let io = mcp_bridge::stdio::Stdio::process();
                 Ok(mcp_bridge::connect::run(config, io, shutdown).await?)
             }
+            Command::Serve(args) if args.config.is_some() => serve_file(args, shutdown).await,
             Command::Serve(args) => {
                 let config = mcp_bridge::serve::Config::try_from(args)?;
                 let listeners = mcp_bridge::serve::bind(&config).await?;
@@ -62,6 +63,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `serve --config FILE`: refuses a bad file (naming the JSON path), prints the client config,
+/// or serves every server of the file.
+async fn serve_file(
+    args: mcp_bridge::cli::ServeArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let path = args.config.clone().unwrap_or_default();
+    let file = mcp_bridge::gateway::File::load(&path)?;
+    let print = args.print_client_config;
+    let text = print.then(|| (args.socket.clone(), args.url.clone()));
+    let config = mcp_bridge::serve::gateway_config(args, &file)?;
+    if let Some((socket, url)) = text {
+        let text = mcp_bridge::serve::client_config_text(socket, url.as_deref(), &file, &config)?;
+        // The one thing this mode prints: the config the user redirects into the sandbox.
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{text}");
+        }
+        return Ok(());
+    }
+    let listeners = mcp_bridge::serve::bind(&config).await?;
+    mcp_bridge::serve::run_gateway(config, file, listeners, shutdown).await;
+    Ok(())
 }
 
 fn init_logging(cli: &Cli) {

@@ -1,5 +1,6 @@
 //! Process signals. Both modes stop on SIGINT (a user's Ctrl-C) and SIGTERM (a supervisor or
 //! `docker stop`): either one cancels the root token and the mode shuts down in order.
+//! `serve --config` also reloads its file on SIGHUP.
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -18,4 +19,10 @@ pub fn cancel_on_signal(token: CancellationToken) -> std::io::Result<()> {
         token.cancel();
     });
     Ok(())
+}
+
+/// SIGHUP as a stream (`serve --config` reloads its file on each). Registering replaces the
+/// default action, which would end the process.
+pub fn hangups() -> std::io::Result<tokio::signal::unix::Signal> {
+    signal(SignalKind::hangup())
 }

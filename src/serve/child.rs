@@ -62,7 +62,15 @@ impl Child {
         on_line: impl FnMut(Result<Bytes, usize>) + Send + 'static,
         on_exit: impl FnOnce(String) + Send + 'static,
     ) -> std::io::Result<Child> {
+        if let Some(remote) = &cfg.relay {
+            return Ok(crate::serve::relay::spawn(
+                remote, cfg, tasks, on_line, on_exit,
+            ));
+        }
         let mut cmd = tokio::process::Command::new(&cfg.program);
+        if let Some(dir) = &cfg.cwd {
+            cmd.current_dir(dir);
+        }
         cmd.args(&cfg.args)
             .env_clear()
             .envs(cfg.child_env.iter().map(|(k, v)| (k, v)))
@@ -121,6 +129,20 @@ impl Child {
             stop,
             exited,
         })
+    }
+
+    /// A handle to something other than a process (the in-process relay of a remote server):
+    /// `stdin` takes its input, `stop` asks it to end, `exited` says it has.
+    pub(super) fn from_parts(
+        stdin: mpsc::Sender<Bytes>,
+        stop: CancellationToken,
+        exited: CancellationToken,
+    ) -> Child {
+        Child {
+            stdin,
+            stop,
+            exited,
+        }
     }
 
     /// A handle with no process behind it: what is sent to it arrives on the returned receiver.
@@ -187,8 +209,8 @@ async fn supervise(
     proc.wait().await.ok()
 }
 
-async fn write_stdin(
-    mut stdin: tokio::process::ChildStdin,
+pub(super) async fn write_stdin(
+    mut stdin: impl tokio::io::AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Bytes>,
     stop: CancellationToken,
 ) {
@@ -215,8 +237,8 @@ async fn write_stdin(
     let _ = stdin.shutdown().await;
 }
 
-async fn read_stdout(
-    mut stdout: tokio::process::ChildStdout,
+pub(super) async fn read_stdout(
+    mut stdout: impl tokio::io::AsyncRead + Unpin,
     max: usize,
     mut on_line: impl FnMut(Result<Bytes, usize>),
 ) {

@@ -48,7 +48,30 @@ pub struct Config {
     pub stop_timeout: Duration,
     /// Interval of SSE keep-alive comments; `None`: never.
     pub keepalive: Option<Duration>,
+    /// `--config`: the gateway file (`program` is then empty until a server's own config is
+    /// made from this one).
+    pub config_file: Option<PathBuf>,
+    /// How long sessions of a server a reload removed or changed may run on (`--drain-timeout`).
+    pub drain_timeout: Duration,
+    /// The server's name in a gateway file (`None` for `serve -- CMD`).
+    pub server_name: Option<String>,
+    /// Working directory of the child (a gateway file's `cwd`).
+    pub cwd: Option<PathBuf>,
+    /// A remote server: each child is an in-process `connect` relay to it instead of a process.
+    pub relay: Option<std::sync::Arc<crate::connect::Config>>,
+    /// `mcpBridge.servers.NAME` of a gateway file: scope, keep-alive, policy (defaults for
+    /// `serve -- CMD`).
+    pub options: crate::gateway::ServerOptions,
 }
+
+/// `--session-ttl` when neither the flag nor the file sets it.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
+/// `--max-sessions` when neither the flag nor the file sets it.
+pub const DEFAULT_MAX_SESSIONS: usize = 100;
+/// `--drain-timeout` when neither the flag nor the file sets it.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// `--listen` when neither the flag nor the file sets it.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 
 /// A secret that does not print itself.
 #[derive(Clone)]
@@ -83,8 +106,13 @@ pub enum ConfigError {
     /// `--max-sessions 0`.
     #[error("--max-sessions must be at least 1")]
     NoSessions,
+    /// A listen address that does not parse.
+    #[error("--listen: {0}")]
+    BadListen(String),
     /// Nothing to run.
-    #[error("no command to serve: give it after `--`, e.g. `serve -- npx my-server`")]
+    #[error(
+        "no command to serve: give it after `--`, e.g. `serve -- npx my-server`, or give --config"
+    )]
     NoCommand,
 }
 
@@ -148,14 +176,24 @@ impl TryFrom<ServeArgs> for Config {
                 _ => return Err(ConfigError::BadEnv(kv.clone())),
             }
         }
-        if a.max_sessions == 0 {
+        let max_sessions = a.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS);
+        if max_sessions == 0 {
             return Err(ConfigError::NoSessions);
         }
         let mut command = a.command.into_iter();
-        let program = command.next().ok_or(ConfigError::NoCommand)?;
+        let program = match (command.next(), &a.config) {
+            (Some(p), _) => p,
+            (None, Some(_)) => String::new(),
+            (None, None) => return Err(ConfigError::NoCommand),
+        };
+        let listen = if a.listen.is_empty() {
+            vec![DEFAULT_LISTEN.parse().map_err(ConfigError::BadListen)?]
+        } else {
+            a.listen
+        };
         // Clients reach an explicit listen address by that name: accept it as a Host.
         let mut allow_hosts = a.allow_host;
-        for addr in &a.listen {
+        for addr in &listen {
             if let ListenAddr::Tcp(a) = addr
                 && let Some((host, _)) = a.rsplit_once(':')
                 && !matches!(host, "0.0.0.0" | "[::]")
@@ -164,14 +202,14 @@ impl TryFrom<ServeArgs> for Config {
             }
         }
         Ok(Config {
-            listen: a.listen,
+            listen,
             token: token.map(Token),
             allow_unauthenticated: a.allow_unauthenticated,
             allow_hosts,
             allow_origins: a.allow_origin,
-            session_ttl: a.session_ttl,
+            session_ttl: a.session_ttl.unwrap_or(DEFAULT_SESSION_TTL),
             shared: a.shared,
-            max_sessions: a.max_sessions,
+            max_sessions,
             max_body: a.max_body,
             max_message_size: a.max_message_size,
             replay_buffer: a.replay_buffer,
@@ -181,6 +219,12 @@ impl TryFrom<ServeArgs> for Config {
             socket_mode: a.socket_mode,
             stop_timeout: a.stop_timeout,
             keepalive: (!a.keepalive.is_zero()).then_some(a.keepalive),
+            config_file: a.config,
+            drain_timeout: a.drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT),
+            server_name: None,
+            cwd: None,
+            relay: None,
+            options: Default::default(),
         })
     }
 }

@@ -10,7 +10,9 @@ mod child;
 mod config;
 mod guard;
 mod http;
+mod hub;
 mod metrics;
+mod relay;
 mod session;
 mod shared;
 mod sse;
@@ -18,6 +20,9 @@ mod stateless;
 mod streamable;
 
 pub use config::{Config, ConfigError, DEFAULT_PASS_ENV, ListenError};
+pub use hub::{
+    PrintError, client_config_text, gateway_config, relay_config, run as run_gateway, server_config,
+};
 
 use crate::net::{Listener, Peer};
 use app::App;
@@ -107,6 +112,19 @@ fn log_summary(cfg: &Config, listeners: &[Listener]) {
 }
 
 fn router(app: Arc<App>) -> Router {
+    mcp_routes(app.clone())
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::check,
+        ))
+        .with_state(app)
+}
+
+/// The MCP routes of one server (`/mcp`, `/sse`, `/messages`), without the guard.
+fn mcp_routes(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route(
             "/mcp",
@@ -120,14 +138,6 @@ fn router(app: Arc<App>) -> Router {
         )
         .route("/sse", get(sse::open))
         .route("/messages", post(sse::message))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            guard::check,
-        ))
-        .with_state(app)
 }
 
 /// Sends a `/mcp` request of the stateless revision to its handler; a session's goes on.

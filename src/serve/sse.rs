@@ -10,7 +10,7 @@ use crate::serve::http::{Refusal, read_message, sse};
 use crate::serve::session::Transport;
 use crate::serve::session::log::GET_STREAM;
 use crate::serve::session::stream;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -20,10 +20,14 @@ use std::sync::Arc;
 pub async fn open(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
+    OriginalUri(uri): OriginalUri,
 ) -> Result<Response, Refusal> {
     let session = app.create(Transport::Sse, &peer.to_string()).await?;
     let mut endpoint = Vec::new();
-    let url = format!("/messages?sessionId={}", session.id);
+    // The messages endpoint sits next to this stream's route: `/messages` for `/sse`,
+    // `/servers/NAME/messages` for `/servers/NAME/sse`.
+    let prefix = uri.path().strip_suffix("/sse").unwrap_or("");
+    let url = format!("{prefix}/messages?sessionId={}", session.id);
     crate::sse::write_event(&mut endpoint, Some("endpoint"), None, url.as_bytes());
     let (generation, cursor) = session.open_get(None);
     let body = stream::body(
