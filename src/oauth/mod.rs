@@ -17,7 +17,7 @@ pub mod token;
 
 pub use cmd::{LoginArgs, LogoutArgs};
 pub use entry::{OAuthClientConfig, RemoteServer, server_entry};
-pub use relay::{default_provider_for, provider_for};
+pub use relay::{for_gateway, provider_for};
 pub use store::{Store, StoreError, TokenRecord};
 pub use token::{LoginReason, LoginRequired, TokenError, TokenProvider};
 
@@ -204,9 +204,7 @@ pub fn secure_enough(url: &url::Url) -> bool {
 /// Parses an endpoint URL from metadata and refuses an insecure one.
 pub fn endpoint_url(what: &'static str, raw: &str) -> Result<url::Url, OAuthError> {
     let url = url::Url::parse(raw).map_err(|e| OAuthError::Metadata {
-        /// The URL concerned (never carries a secret).
         url: raw.chars().take(200).collect(),
-        /// What went wrong.
         detail: format!("{what} is not a URL: {e}"),
     })?;
     if !secure_enough(&url) {

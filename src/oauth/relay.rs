@@ -33,15 +33,26 @@ pub fn provider_for(
     Ok(Some(Arc::new(provider)))
 }
 
-/// The gateway's providers use the default store (see [`Store::default_location`]).
-pub fn default_provider_for(
-    server: &Server,
-    config_file: Option<&Path>,
-) -> Result<Option<Arc<TokenProvider>>, OAuthError> {
+/// The gateway's provider for `server`, from the default store (see
+/// [`Store::default_location`]); a failure is logged and the server is relayed without one.
+pub fn for_gateway(server: &Server, config_file: Option<&Path>) -> Option<Arc<TokenProvider>> {
     if !matches!(server.definition, Definition::Remote { .. }) {
-        return Ok(None);
+        return None;
     }
-    provider_for(server, config_file, &Store::default_location()?)
+    let found = Store::default_location()
+        .map_err(OAuthError::from)
+        .and_then(|store| provider_for(server, config_file, &store));
+    match found {
+        Ok(Some(provider)) => {
+            tracing::info!(server = %server.name, "relaying with the OAuth login kept on the host");
+            Some(provider)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(server = %server.name, "OAuth for this server is off: {e}");
+            None
+        }
+    }
 }
 
 /// `path` made absolute, so the command works from any directory (as it is if that fails).

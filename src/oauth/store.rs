@@ -159,7 +159,6 @@ pub enum StoreError {
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
-        /// The file.
         path: path.to_path_buf(),
         source,
     }
