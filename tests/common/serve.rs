@@ -31,7 +31,8 @@ pub fn have_python3() -> bool {
 pub struct Opts<'a> {
     /// Options before `--`.
     pub args: &'a [&'a str],
-    /// The child command line after `--`; empty for `python3 tests/fixtures/stdio_server.py`.
+    /// The child command line after `--`; empty for `python3 tests/fixtures/stdio_server.py`
+    /// (none when `args` has `--config`).
     pub child: Vec<OsString>,
     /// Arguments for the stdio fixture (when `child` is empty).
     pub fixture_args: &'a [&'a str],
@@ -84,11 +85,16 @@ impl Serve {
         if o.listen_tcp {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
-        cmd.args(o.args).arg("--");
-        if o.child.is_empty() {
-            cmd.arg("python3").arg(fixture()).args(o.fixture_args);
+        cmd.args(o.args);
+        if o.args.contains(&"--config") {
+            // A gateway file names its own servers: no child after `--`.
+        } else if o.child.is_empty() {
+            cmd.arg("--")
+                .arg("python3")
+                .arg(fixture())
+                .args(o.fixture_args);
         } else {
-            cmd.args(&o.child);
+            cmd.arg("--").args(&o.child);
         }
         cmd.env("MCP_BRIDGE_LOG_LEVEL", "info")
             .envs(o.env.iter().copied())
