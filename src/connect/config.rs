@@ -2,6 +2,7 @@
 //! Everything that can be wrong with the command line is found here, before any traffic.
 
 use crate::cli::{ConnectArgs, TransportChoice};
+use crate::gateway::ExpandError;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,6 +57,14 @@ pub enum ConfigError {
         name: HeaderName,
         /// The missing variable.
         var: String,
+    },
+    /// A `--header` value whose `${…}` cannot be expanded (the message never holds the value).
+    #[error("--header {name}: {why}")]
+    HeaderExpand {
+        /// The header.
+        name: HeaderName,
+        /// What is wrong with the `${…}`.
+        why: crate::gateway::ExpandError,
     },
     /// A `--header` value with characters a header cannot carry.
     #[error("--header {0}: the value has characters a header cannot carry")]
@@ -134,12 +143,17 @@ pub(crate) fn parse_headers(specs: &[String]) -> Result<HeaderMap, ConfigError> 
             .ok_or_else(|| ConfigError::HeaderShape(header_name_only(spec).to_owned()))?;
         let name = HeaderName::try_from(name.trim())
             .map_err(|_| ConfigError::HeaderName(name.trim().to_owned()))?;
-        let value = expand_env(value.trim(), |var| std::env::var(var).ok()).map_err(|var| {
-            ConfigError::HeaderVariable {
-                name: name.clone(),
-                var,
-            }
-        })?;
+        let value = crate::gateway::expand_vars(value.trim(), |var| std::env::var(var).ok())
+            .map_err(|e| match e {
+                ExpandError::Unset(var) => ConfigError::HeaderVariable {
+                    name: name.clone(),
+                    var,
+                },
+                why => ConfigError::HeaderExpand {
+                    name: name.clone(),
+                    why,
+                },
+            })?;
         let mut value =
             HeaderValue::try_from(value).map_err(|_| ConfigError::HeaderValue(name.clone()))?;
         // Keeps the value out of any Debug output (and so out of logs).
@@ -154,42 +168,19 @@ fn header_name_only(spec: &str) -> &str {
     spec.split_whitespace().next().unwrap_or("")
 }
 
-/// Replaces `${NAME}` with `lookup(NAME)`; `Err(NAME)` for the first unset one. `$$` is a `$`.
-fn expand_env(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("(unclosed `${{` in `{s}`)"))?;
-            let name = &body[..end];
-            out.push_str(&lookup(name).ok_or_else(|| name.to_owned())?);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn expands_variables() {
-        let env = |k: &str| (k == "TOKEN").then(|| "s3cret".to_owned());
-        assert_eq!(expand_env("Bearer ${TOKEN}", env).unwrap(), "Bearer s3cret");
-        assert_eq!(expand_env("$$5 and $x", env).unwrap(), "$5 and $x");
-        assert_eq!(expand_env("${MISSING}", env).unwrap_err(), "MISSING");
+    fn expands_variables_with_the_gateway_rules() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let map =
+            parse_headers(&["X-A: ${HOME}/$$5 ${MCP_BRIDGE_TEST_UNSET_B:-dflt}".into()]).unwrap();
+        assert_eq!(map["x-a"], format!("{home}/$5 dflt").as_str());
+        let err = parse_headers(&["X-Key: Bearer s3cret ${unclosed".into()]).unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(err.to_string().contains("X-Key") || err.to_string().contains("x-key"));
     }
 
     #[test]

@@ -93,6 +93,7 @@ impl Scope {
 pub struct Raw {
     /// JSON path of the value, e.g. `mcpBridge.servers.db.policy`.
     pub path: String,
+    /// The value as the file has it (no `${VAR}` expanded).
     pub value: Value,
 }
 

@@ -11,23 +11,31 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read {}: {source}", file.display())]
     Read {
+        /// The file.
         file: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     /// The file is not JSON (comments and trailing commas are allowed, as VS Code allows them).
     #[error("{file}:{line}:{column}: not valid JSON: {problem}")]
     Syntax {
+        /// The file name as given.
         file: String,
+        /// 1-based line of the problem.
         line: usize,
+        /// 1-based column of the problem.
         column: usize,
+        /// What the JSON parser found (without the text around it).
         problem: String,
     },
     /// The JSON is well formed but something in it is wrong; `path` says where.
     #[error("{file}: {}{problem}", path_prefix(.path))]
     Invalid {
+        /// The file name as given.
         file: String,
         /// Where, e.g. `mcpBridge.servers.db.scope`; empty for the whole document.
         path: String,
+        /// What is wrong there.
         problem: String,
     },
 }
@@ -86,6 +94,7 @@ impl JsonPath {
         JsonPath(format!("{}[{i}]", self.0))
     }
 
+    /// The path as text, e.g. `mcpServers.db.args[2]`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -89,7 +89,9 @@ pub struct File {
 /// One server the gateway routes to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Server {
+    /// The key in `mcpServers` (or `servers`): the `NAME` of `/servers/NAME/…`.
     pub name: String,
+    /// How to reach it: a command to run, or a remote URL.
     pub definition: Definition,
     /// From `mcpBridge.servers.NAME`, or the defaults.
     pub options: ServerOptions,

@@ -18,7 +18,9 @@ use url::Url;
 pub enum Definition {
     /// A child process speaking MCP on stdin/stdout.
     Stdio {
+        /// The program (looked up in `PATH` when it has no slash).
         command: String,
+        /// Its arguments, `${VAR}` expanded.
         args: Vec<String>,
         /// Variables set for the child on top of serve's pass-through set: `envFile` first,
         /// then `env` (which wins).
@@ -28,6 +30,7 @@ pub enum Definition {
     },
     /// An HTTP MCP server, relayed with the connect machinery.
     Remote {
+        /// The MCP endpoint (http or https), `${VAR}` expanded.
         url: Url,
         /// Sent on every request; values are marked sensitive so `Debug` never shows them.
         headers: HeaderMap,
