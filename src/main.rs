@@ -72,8 +72,16 @@ async fn serve_file(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let path = args.config.clone().unwrap_or_default();
-    let file = mcp_bridge::gateway::File::load(&path)?;
     let print = args.print_client_config;
+    let file = match mcp_bridge::gateway::File::load(&path) {
+        // The printed config holds names only: a variable set only where the gateway runs
+        // (a token for a header) need not be set to print it.
+        Err(e) if print => mcp_bridge::gateway::File::load_with(&path, &|k| {
+            Some(std::env::var(k).unwrap_or_default())
+        })
+        .map_err(|_| e)?,
+        loaded => loaded?,
+    };
     let text = print.then(|| (args.socket.clone(), args.url.clone()));
     let config = mcp_bridge::serve::gateway_config(args, &file)?;
     if let Some((socket, url)) = text {

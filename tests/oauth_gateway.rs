@@ -9,7 +9,7 @@ mod common;
 
 use common::connect::Connect;
 use common::oauth::{self, Options, World};
-use common::serve::{Opts, Serve};
+use common::serve::Serve;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -79,14 +79,9 @@ fn world(mock: &oauth::Mock, oauth_section: Option<Value>) -> World {
 
 /// `serve --config` for the world, with its token store.
 fn gateway(world: &World) -> Serve {
-    let config = world.config_arg();
     let env = world.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    Serve::start_with(Opts {
-        args: &["--config", &config],
-        env: &env,
-        ..Opts::default()
-    })
+    Serve::with_config(&world.config, &["--listen", "127.0.0.1:0"], &env).expect("serve starts")
 }
 
 /// The sandbox's `connect` to server `name` of the gateway, through the proxy on `port`.

