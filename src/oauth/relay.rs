@@ -39,9 +39,12 @@ pub fn for_gateway(server: &Server, config_file: Option<&Path>) -> Option<Arc<To
     if !matches!(server.definition, Definition::Remote { .. }) {
         return None;
     }
-    let found = Store::default_location()
-        .map_err(OAuthError::from)
-        .and_then(|store| provider_for(server, config_file, &store));
+    let found = match Store::default_location() {
+        Ok(store) => provider_for(server, config_file, &store),
+        // No store, so no login: only worth a word when the file asks for OAuth.
+        Err(_) if server.options.oauth.is_none() => Ok(None),
+        Err(e) => Err(e.into()),
+    };
     match found {
         Ok(Some(provider)) => {
             tracing::info!(server = %server.name, "relaying with the OAuth login kept on the host");
