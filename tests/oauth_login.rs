@@ -1,112 +1,17 @@
 //! `mcp-bridge login`, `login --status` and `logout` against a mock authorization server and
 //! protected MCP resource on real sockets, with a `$BROWSER` script that approves at once.
 
-mod oauth_support;
+mod common;
 
-use oauth_support::Options;
+use common::oauth::{self, LOGIN_LIMIT, Options, World};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-const LIMIT: Duration = Duration::from_secs(30);
-
-struct World {
-    tmp: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl World {
-    fn new(url: &str, oauth: Value) -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        let config = tmp.path().join("mcp.json");
-        let doc = json!({
-            "mcpServers": {"gh": {"type": "http", "url": url}},
-            "mcpBridge": {"servers": {"gh": {"oauth": oauth}}},
-        });
-        std::fs::write(&config, doc.to_string()).unwrap();
-        World { tmp, config }
-    }
-
-    fn state(&self) -> PathBuf {
-        self.tmp.path().join("state")
-    }
-
-    fn token_file(&self) -> PathBuf {
-        self.state().join("tokens/gh.json")
-    }
-
-    /// The binary with the store in the temp dir, no proxies, and a browser that approves.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
-        cmd.args(args)
-            .env("MCP_BRIDGE_STATE_DIR", self.state())
-            .env("BROWSER", browser_script(self.tmp.path()))
-            .env("NO_PROXY", "*")
-            .env_remove("MCP_BRIDGE_CONFIG")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    async fn run(&self, args: &[&str]) -> (bool, String) {
-        let out = tokio::time::timeout(LIMIT, self.command(args).output())
-            .await
-            .expect("mcp-bridge did not finish in time")
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("--- mcp-bridge {args:?}:\n{text}");
-        (out.status.success(), text)
-    }
-
-    async fn login(&self) -> (bool, String) {
-        let config = self.config.to_str().unwrap().to_string();
-        self.run(&["login", "gh", "--config", &config, "--timeout", "20s"])
-            .await
-    }
-}
-
-/// A browser that fetches the authorization URL and follows its redirect to the callback, as a
-/// user who approves. Python because it is everywhere the suite runs.
-fn browser_script(dir: &Path) -> PathBuf {
-    let path = dir.join("browser.py");
-    if !path.exists() {
-        let python = which_python();
-        std::fs::write(
-            &path,
-            format!(
-                "#!{python}\nimport sys, urllib.request\n\
-                 opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))\n\
-                 try:\n    opener.open(sys.argv[1], timeout=20).read()\n\
-                 except Exception as e:\n    print('browser:', e, file=sys.stderr)\n"
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    path
-}
-
-fn which_python() -> String {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let p = Path::new(dir).join("python3");
-        if p.is_file() {
-            return p.to_string_lossy().into_owned();
-        }
-    }
-    panic!("python3 is needed for the test browser and was not found on PATH");
-}
+const LIMIT: Duration = LOGIN_LIMIT;
 
 fn plain_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -146,7 +51,7 @@ async fn authorization_url(child: &mut Child) -> String {
 
 #[tokio::test]
 async fn login_stores_a_private_token_file_and_status_never_shows_it() {
-    let mock = oauth_support::start(Options::default()).await;
+    let mock = oauth::start(Options::default()).await;
     let world = World::new(&mock.mcp_url(), json!({}));
     let (ok, out) = world.login().await;
     assert!(ok, "login failed:\n{out}");
@@ -204,7 +109,7 @@ async fn login_stores_a_private_token_file_and_status_never_shows_it() {
 
 #[tokio::test]
 async fn a_forged_state_is_refused_and_nothing_is_stored() {
-    let mock = oauth_support::start(Options {
+    let mock = oauth::start(Options {
         wrong_state: true,
         ..Options::default()
     })
@@ -219,7 +124,7 @@ async fn a_forged_state_is_refused_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn a_second_login_is_refused_while_one_runs() {
-    let mock = oauth_support::start(Options::default()).await;
+    let mock = oauth::start(Options::default()).await;
     let world = World::new(&mock.mcp_url(), json!({}));
     let config = world.config.to_str().unwrap().to_string();
     let mut first = world
@@ -258,7 +163,7 @@ async fn a_second_login_is_refused_while_one_runs() {
 
 #[tokio::test]
 async fn a_preregistered_client_skips_registration_and_uses_its_secret() {
-    let mock = oauth_support::start(Options {
+    let mock = oauth::start(Options {
         preregistered: Some(("pre-client".into(), "pre-secret".into())),
         auth_methods: vec!["client_secret_post".into()],
         challenge_scope: None,
@@ -310,7 +215,7 @@ async fn bad_names_and_missing_servers_get_clear_errors() {
 
 #[tokio::test]
 async fn a_login_after_a_step_up_asks_for_the_old_and_the_new_scopes() {
-    let mock = oauth_support::start(Options::default()).await;
+    let mock = oauth::start(Options::default()).await;
     let world = World::new(&mock.mcp_url(), json!({}));
     let (ok, out) = world.login().await;
     assert!(ok, "{out}");
@@ -337,7 +242,7 @@ async fn a_login_after_a_step_up_asks_for_the_old_and_the_new_scopes() {
 
 #[tokio::test]
 async fn a_forged_callback_without_the_state_ends_the_login_without_a_token() {
-    let mock = oauth_support::start(Options::default()).await;
+    let mock = oauth::start(Options::default()).await;
     let world = World::new(&mock.mcp_url(), json!({}));
     let config = world.config.to_str().unwrap().to_string();
     let mut login = world

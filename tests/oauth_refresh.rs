@@ -2,51 +2,19 @@
 //! refresh for many concurrent callers, refresh on 401, a refresh made by another process picked
 //! up from the store, and the login-required errors.
 
-mod oauth_support;
+mod common;
 
-use mcp_bridge::oauth::store::{AuthMethod, ClientRegistration, Secret, now_secs};
-use mcp_bridge::oauth::{LoginReason, Store, TokenError, TokenProvider, TokenRecord};
-use oauth_support::Options;
+use common::oauth::{self, Options};
+use mcp_bridge::oauth::store::{Secret, now_secs};
+use mcp_bridge::oauth::{LoginReason, Store, TokenError, TokenProvider};
 use std::sync::Arc;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// A stored login for `gh` at the mock, with a client the mock knows.
-fn seed(
-    mock: &oauth_support::Mock,
-    store: &Store,
-    access: &str,
-    expires_at: u64,
-    refresh: Option<&str>,
-) {
-    mock.seen().clients.insert("c1".into(), Some("s1".into()));
-    if let Some(r) = refresh {
-        mock.add_refresh_token(r);
-    }
-    mock.seen().access.push(access.into());
-    let rec = TokenRecord {
-        server: "gh".into(),
-        server_url: mock.mcp_url(),
-        resource: Some(mock.mcp_url()),
-        issuer: mock.base.clone(),
-        token_endpoint: format!("{}/token", mock.base),
-        client: ClientRegistration {
-            client_id: "c1".into(),
-            client_secret: Some(Secret::new("s1")),
-            auth_method: AuthMethod::ClientSecretBasic,
-            source: "dynamic".into(),
-            redirect_uri: None,
-        },
-        access_token: Secret::new(access),
-        refresh_token: refresh.map(Secret::new),
-        expires_at: Some(expires_at),
-        scopes: vec!["mcp:read".into()],
-        step_up_scopes: vec![],
-        updated_at: now_secs(),
-    };
-    let _lock = store.lock("gh").unwrap();
-    store.save(&rec).unwrap();
+fn seed(mock: &oauth::Mock, store: &Store, access: &str, expires_at: u64, refresh: Option<&str>) {
+    mock.seed("gh", store, access, expires_at, refresh);
 }
 
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -55,7 +23,7 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_callers_share_one_refresh() {
-    let mock = oauth_support::start(Options {
+    let mock = oauth::start(Options {
         refresh_delay: Duration::from_millis(300),
         ..Options::default()
     })
@@ -94,7 +62,7 @@ async fn twenty_concurrent_callers_share_one_refresh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_401_refreshes_once_and_later_401s_on_the_old_token_reuse_the_new_one() {
-    let mock = oauth_support::start(Options::default()).await;
+    let mock = oauth::start(Options::default()).await;
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::at(tmp.path());
     seed(&mock, &store, "at-revoked", now_secs() + 3600, Some("rt-1"));
@@ -126,7 +94,7 @@ async fn a_401_refreshes_once_and_later_401s_on_the_old_token_reuse_the_new_one(
 
 #[tokio::test]
 async fn without_a_usable_token_the_error_names_the_command() {
-    let mock = oauth_support::start(Options::default()).await;
+    let mock = oauth::start(Options::default()).await;
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::at(tmp.path());
 
@@ -173,7 +141,7 @@ async fn without_a_usable_token_the_error_names_the_command() {
 
 #[tokio::test]
 async fn insufficient_scope_is_recorded_for_the_next_login() {
-    let mock = oauth_support::start(Options::default()).await;
+    let mock = oauth::start(Options::default()).await;
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::at(tmp.path());
     seed(&mock, &store, "at-1", now_secs() + 3600, Some("rt-1"));
@@ -210,7 +178,7 @@ async fn the_store_path_cannot_be_escaped_by_a_server_name() {
 
 #[tokio::test]
 async fn an_unreachable_authorization_server_is_a_passing_failure() {
-    let mock = oauth_support::start(Options::default()).await;
+    let mock = oauth::start(Options::default()).await;
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::at(tmp.path());
     // Inside the refresh margin but not expired; the token endpoint refuses connections.

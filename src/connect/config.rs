@@ -25,6 +25,9 @@ pub struct Config {
     pub max_message_size: usize,
     /// Extra trusted CA certificates (from `--ca-cert`).
     pub ca_certs: Vec<reqwest::Certificate>,
+    /// OAuth access tokens for every request: only the gateway's relay on the host has one
+    /// (`mcp-bridge login`); `connect` in a sandbox never does.
+    pub auth: Option<std::sync::Arc<crate::oauth::TokenProvider>>,
 }
 
 /// What is wrong with `connect`'s command line. Messages name the flag and never a header value.
@@ -116,6 +119,7 @@ impl TryFrom<ConnectArgs> for Config {
             connect_timeout: args.connect_timeout,
             max_message_size: args.max_message_size,
             ca_certs,
+            auth: None,
         })
     }
 }

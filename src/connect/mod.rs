@@ -3,6 +3,7 @@
 //! back. [`run`] reads the agent's lines, [`outbox::Outbox`] writes what goes back, and exactly
 //! one of the transports carries each message in between.
 
+mod auth;
 mod config;
 mod detect;
 mod http;

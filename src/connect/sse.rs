@@ -66,11 +66,10 @@ impl Sse {
     /// Tries the URL as an HTTP+SSE endpoint (auto detection); on success keeps the stream.
     pub async fn probe(shared: Shared) -> Result<Arc<Self>, ProbeError> {
         let deadline = shared.deadline();
-        let resp = http::send(&shared.link, &shared.target, deadline, || {
-            open_stream(&shared)
-        })
-        .await
-        .map_err(ProbeError::Failed)?;
+        let resp = shared
+            .send(deadline, || open_stream(&shared))
+            .await
+            .map_err(ProbeError::Failed)?;
         if !resp.status().is_success() || !http::is_event_stream(&resp) {
             return Err(ProbeError::NotSse);
         }
@@ -153,7 +152,7 @@ impl Sse {
                 .header(CONTENT_TYPE, "application/json")
                 .body(msg.raw.clone())
         };
-        match http::send(&self.shared.link, &self.shared.target, deadline, post).await {
+        match self.shared.send(deadline, post).await {
             Ok(resp) if resp.status().is_success() => {}
             Ok(resp) => {
                 self.shared
@@ -173,15 +172,30 @@ impl Sse {
                 Some(resp) => resp,
                 None => {
                     // Cancel-safe: an abandoned GET is dropped.
+                    let authorized = tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        a = self.shared.authorize(open_stream(&self.shared)) => a,
+                    };
+                    let (req, used) = match authorized {
+                        Ok(pair) => pair,
+                        Err(f) => {
+                            tracing::warn!("SSE stream: {}", f.message);
+                            self.shared.out.fail_all(&f).await;
+                            attempt += 1;
+                            self.pause(attempt + 4).await;
+                            continue;
+                        }
+                    };
                     let sent = tokio::select! {
                         _ = self.stop.cancelled() => return,
-                        r = open_stream(&self.shared).send() => r,
+                        r = req.send() => r,
                     };
                     match sent {
                         Ok(resp) if resp.status().is_success() && http::is_event_stream(&resp) => {
                             resp
                         }
                         Ok(resp) => {
+                            self.shared.refused(&resp, &used).await;
                             tracing::warn!(status = %resp.status(), "the SSE endpoint refused the stream; retrying");
                             attempt += 1;
                             self.pause(attempt).await;
@@ -326,14 +340,16 @@ impl Sse {
     }
 
     async fn post_raw(&self, url: &Url, body: bytes::Bytes) {
-        let resp = self
+        let req = self
             .shared
             .client
             .post(url.clone())
             .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+            .body(body);
+        let resp = match self.shared.authorize(req).await {
+            Ok((req, _)) => req.send().await,
+            Err(f) => return tracing::warn!("replaying the handshake failed: {}", f.message),
+        };
         match resp {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => {

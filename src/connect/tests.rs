@@ -24,6 +24,7 @@ fn config(port: u16, connect_timeout: Duration) -> Config {
         connect_timeout,
         max_message_size: 1 << 20,
         ca_certs: Vec::new(),
+        auth: None,
     }
 }
 

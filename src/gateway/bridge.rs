@@ -25,7 +25,7 @@ pub const BRIDGE_KEYS: &[&str] = &[
 ];
 
 /// Keys `mcpBridge.servers.NAME` may have.
-pub const SERVER_KEYS: &[&str] = &["sessionTtl", "scope", "keepAlive", "policy"];
+pub const SERVER_KEYS: &[&str] = &["sessionTtl", "scope", "keepAlive", "policy", "oauth"];
 
 /// Settings from `mcpBridge`; `None` (or empty) where the file does not set them, so flags and
 /// built-in defaults apply. Flags override the file.
@@ -60,6 +60,8 @@ pub struct ServerOptions {
     pub keep_alive: Option<Duration>,
     /// `policy`, unparsed (tool allow/deny: another module validates it).
     pub policy: Option<Raw>,
+    /// `oauth`, unparsed: a remote server's OAuth client (`crate::oauth::OAuthClientConfig`).
+    pub oauth: Option<Raw>,
 }
 
 /// Which sessions share one child process of a stdio server.
@@ -175,6 +177,10 @@ fn server(w: &Walker<'_>, v: &Value, path: &JsonPath) -> Result<ServerOptions, C
     let mut opts = ServerOptions {
         policy: get(map, "policy").map(|v| Raw {
             path: path.key("policy").to_string(),
+            value: v.clone(),
+        }),
+        oauth: get(map, "oauth").map(|v| Raw {
+            path: path.key("oauth").to_string(),
             value: v.clone(),
         }),
         ..ServerOptions::default()

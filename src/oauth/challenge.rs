@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 /// The parameters of a `Bearer` challenge (RFC 6750 §3), names lowercased.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Challenge {
+    /// Parameter name (lowercased) → value.
     pub params: BTreeMap<String, String>,
 }
 

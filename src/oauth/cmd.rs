@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// `mcp-bridge login`'s flags.
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
     /// The server's name in the config (a remote `url` server); with --status, only that one.
@@ -50,6 +51,7 @@ pub struct LoginArgs {
     pub ca_cert: Option<PathBuf>,
 }
 
+/// `mcp-bridge logout`'s flags.
 #[derive(Debug, clap::Args)]
 pub struct LogoutArgs {
     /// The server whose tokens to delete from the host's token store.

@@ -12,22 +12,33 @@ use url::Url;
 /// RFC 9728 protected resource metadata, the fields used here.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ResourceMetadata {
+    /// The resource the metadata is for (must cover the server's URL).
     pub resource: Option<String>,
+    /// Issuers of the authorization servers that protect it.
     #[serde(default)]
     pub authorization_servers: Vec<String>,
+    /// The scopes it says it knows.
     pub scopes_supported: Option<Vec<String>>,
 }
 
 /// RFC 8414 / OpenID authorization server metadata, the fields used here.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ServerMetadata {
+    /// `issuer`, which must match the one asked for.
     pub issuer: Option<String>,
+    /// Where the browser is sent.
     pub authorization_endpoint: Option<String>,
+    /// Where codes and refresh tokens are exchanged.
     pub token_endpoint: Option<String>,
+    /// Dynamic client registration (RFC 7591), if offered.
     pub registration_endpoint: Option<String>,
+    /// The scopes the authorization server knows.
     pub scopes_supported: Option<Vec<String>>,
+    /// How a client may authenticate at the token endpoint.
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// PKCE methods; `S256` must be among them.
     pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// Whether an https URL may serve as `client_id` (client ID metadata documents).
     #[serde(default)]
     pub client_id_metadata_document_supported: bool,
 }
@@ -37,10 +48,15 @@ pub struct ServerMetadata {
 pub struct Discovered {
     /// The RFC 8707 resource; `None` in the 2025-03-26 mode (no protected resource metadata).
     pub resource: Option<String>,
+    /// The authorization server's issuer.
     pub issuer: String,
+    /// Where the browser is sent.
     pub authorization_endpoint: Url,
+    /// Where codes and refresh tokens are exchanged.
     pub token_endpoint: Url,
+    /// Dynamic client registration, if offered.
     pub registration_endpoint: Option<Url>,
+    /// Everything else the metadata said.
     pub metadata: ServerMetadata,
     /// Scopes from the 401 challenge, else the resource's `scopes_supported`.
     pub suggested_scopes: Option<Vec<String>>,

@@ -11,20 +11,30 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 pub enum Grant<'a> {
     /// The code from the redirect, with the redirect URI and the PKCE verifier.
     AuthorizationCode {
+        /// The authorization code.
         code: &'a str,
+        /// The redirect URI the code was sent to.
         redirect_uri: &'a str,
+        /// The PKCE code verifier.
         verifier: &'a str,
     },
     /// A refresh token.
-    Refresh { refresh_token: &'a str },
+    Refresh {
+        /// The refresh token.
+        refresh_token: &'a str,
+    },
 }
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug)]
 pub struct TokenAnswer {
+    /// The access token.
     pub access_token: Secret,
+    /// A (new) refresh token, if one was issued.
     pub refresh_token: Option<Secret>,
+    /// Lifetime in seconds, if stated.
     pub expires_in: Option<u64>,
+    /// Scopes granted, if stated.
     pub scopes: Option<Vec<String>>,
 }
 

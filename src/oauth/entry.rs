@@ -1,7 +1,8 @@
 //! One remote server's entry in the gateway's config file, as much as `login` needs: its URL, its
-//! static headers and an optional pre-registered OAuth client. A stand-in for the gateway's own
-//! config loader, kept to one function so it can be swapped for it.
+//! static headers and an optional pre-registered OAuth client, read with the gateway's loader
+//! ([`crate::gateway::File`]).
 
+use crate::gateway::{self, ConfigError, Definition, ServerOptions};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,9 +10,11 @@ use std::path::{Path, PathBuf};
 /// A remote (`url`) server to log in to.
 #[derive(Clone, Debug)]
 pub struct RemoteServer {
+    /// The MCP endpoint.
     pub url: url::Url,
     /// Static headers from the entry, sent on the first (unauthenticated) request only.
     pub headers: BTreeMap<String, String>,
+    /// The client to log in with (default: registered by `login`).
     pub oauth: OAuthClientConfig,
 }
 
@@ -37,115 +40,84 @@ pub struct OAuthClientConfig {
 /// Why a config entry could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config {path} is not valid JSON: {detail}")]
-    Json { path: PathBuf, detail: String },
+    /// The file itself was refused (unreadable, not JSON, or an invalid entry anywhere in it).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No server of that name (or it is `disabled`).
     #[error("config {path} has no server `{name}` under `mcpServers` or `servers`")]
-    NoServer { path: PathBuf, name: String },
+    NoServer {
+        /// The config file.
+        path: PathBuf,
+        /// The server asked for.
+        name: String,
+    },
+    /// A stdio server: only remote ones log in.
     #[error("server `{name}` in {path} has no `url`: only remote servers log in")]
-    NotRemote { path: PathBuf, name: String },
+    NotRemote {
+        /// The config file.
+        path: PathBuf,
+        /// The server asked for.
+        name: String,
+    },
+    /// `mcpBridge.servers.NAME.oauth` is wrong.
     #[error("server `{name}` in {path}: {detail}")]
     Invalid {
+        /// The config file.
         path: PathBuf,
+        /// The server asked for.
         name: String,
+        /// What is wrong (never a secret's value).
         detail: String,
     },
 }
 
-#[derive(Deserialize)]
-struct File {
-    #[serde(rename = "mcpServers")]
-    mcp_servers: Option<BTreeMap<String, serde_json::Value>>,
-    servers: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(rename = "mcpBridge")]
-    bridge: Option<Bridge>,
-}
-
-#[derive(Deserialize)]
-struct Bridge {
-    servers: Option<BTreeMap<String, BridgeServer>>,
-}
-
-#[derive(Deserialize)]
-struct BridgeServer {
-    oauth: Option<serde_json::Value>,
-}
-
-/// Reads server `name` from the config at `path` (`mcpServers.NAME` or `servers.NAME`).
+/// Reads server `name` from the gateway config at `path` (`mcpServers.NAME` or `servers.NAME`),
+/// with the gateway's own loader: what `login` reads is what `serve --config` serves.
 pub fn server_entry(path: &Path, name: &str) -> Result<RemoteServer, EntryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EntryError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let file: File = serde_json::from_str(&text).map_err(|e| EntryError::Json {
-        path: path.to_path_buf(),
-        detail: format!("line {} column {}", e.line(), e.column()),
-    })?;
-    let invalid = |detail: String| EntryError::Invalid {
+    let file = gateway::File::load(path)?;
+    let server = file.servers.get(name).ok_or_else(|| EntryError::NoServer {
         path: path.to_path_buf(),
         name: name.to_string(),
-        detail,
-    };
-    let entry = file
-        .mcp_servers
-        .as_ref()
-        .and_then(|m| m.get(name))
-        .or_else(|| file.servers.as_ref().and_then(|m| m.get(name)))
-        .ok_or_else(|| EntryError::NoServer {
-            path: path.to_path_buf(),
-            name: name.to_string(),
-        })?;
-    let Some(url) = entry.get("url") else {
+    })?;
+    let Definition::Remote { url, headers, .. } = &server.definition else {
         return Err(EntryError::NotRemote {
             path: path.to_path_buf(),
             name: name.to_string(),
         });
     };
-    let url = url
-        .as_str()
-        .ok_or_else(|| invalid("`url` is not a string".into()))?;
-    let url = url::Url::parse(url).map_err(|e| invalid(format!("`url` is not a URL: {e}")))?;
-    let mut headers = BTreeMap::new();
-    if let Some(h) = entry.get("headers") {
-        let map = h
-            .as_object()
-            .ok_or_else(|| invalid("`headers` is not an object".into()))?;
-        for (k, v) in map {
-            let v = v
-                .as_str()
-                .ok_or_else(|| invalid(format!("header `{k}` is not a string")))?;
-            headers.insert(k.clone(), v.to_string());
-        }
-    }
-    let oauth = match file
-        .bridge
-        .and_then(|b| b.servers)
-        .and_then(|mut s| s.remove(name))
-        .and_then(|s| s.oauth)
-    {
-        None => OAuthClientConfig::default(),
-        Some(v) => serde_json::from_value(v)
-            .map_err(|e| invalid(format!("`mcpBridge.servers.{name}.oauth`: {e}")))?,
+    let headers = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let oauth = client_config(&server.options).map_err(|detail| EntryError::Invalid {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        detail,
+    })?;
+    Ok(RemoteServer {
+        url: url.clone(),
+        headers,
+        oauth,
+    })
+}
+
+/// The OAuth client of a server's `mcpBridge.servers.NAME` options, checked (the default when
+/// there is none).
+pub fn client_config(options: &ServerOptions) -> Result<OAuthClientConfig, String> {
+    let Some(raw) = &options.oauth else {
+        return Ok(OAuthClientConfig::default());
     };
+    let oauth: OAuthClientConfig =
+        serde_json::from_value(raw.value.clone()).map_err(|e| format!("`{}`: {e}", raw.path))?;
     if oauth.client_secret_file.is_some() && oauth.client_secret_env.is_some() {
-        return Err(invalid(
-            "give `clientSecretFile` or `clientSecretEnv`, not both".into(),
-        ));
+        return Err("give `clientSecretFile` or `clientSecretEnv`, not both".into());
     }
     if oauth.client_id.is_none()
         && (oauth.client_secret_file.is_some() || oauth.client_secret_env.is_some())
     {
-        return Err(invalid("a client secret needs a `clientId`".into()));
+        return Err("a client secret needs a `clientId`".into());
     }
-    Ok(RemoteServer {
-        url,
-        headers,
-        oauth,
-    })
+    Ok(oauth)
 }
 
 impl OAuthClientConfig {
@@ -189,7 +161,7 @@ mod tests {
         );
         let s = server_entry(f.path(), "gh").unwrap();
         assert_eq!(s.url.as_str(), "https://example.com/mcp");
-        assert_eq!(s.headers["X-A"], "1");
+        assert_eq!(s.headers["x-a"], "1");
         assert_eq!(s.oauth.client_id.as_deref(), Some("abc"));
         assert_eq!(s.oauth.redirect_port, Some(8765));
         let err = server_entry(f.path(), "local").unwrap_err().to_string();
@@ -225,5 +197,10 @@ mod tests {
                 .to_string()
                 .contains("not valid JSON")
         );
+        // A typo in the bridge's section is refused by the gateway's loader, as serve would.
+        let f = write(
+            r#"{"mcpServers":{"gh":{"url":"https://e.com"}},"mcpBridge":{"servers":{"gh":{"oauht":{}}}}}"#,
+        );
+        assert!(server_entry(f.path(), "gh").is_err());
     }
 }

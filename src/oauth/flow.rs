@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How a login runs.
+/// How `login` runs: browser, patience, extra scopes, HTTP client.
 #[derive(Clone, Debug)]
 pub struct LoginOptions {
     /// Open the browser (else only print the URL).
@@ -25,6 +26,7 @@ pub struct LoginOptions {
     pub timeout: Duration,
     /// Scopes to request on top of the ones chosen (e.g. for a step-up by hand).
     pub extra_scopes: Vec<String>,
+    /// The client for every OAuth request of the login.
     pub http: reqwest::Client,
 }
 

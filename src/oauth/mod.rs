@@ -11,11 +11,13 @@ pub mod entry;
 pub mod flow;
 pub mod pkce;
 pub mod register;
+pub mod relay;
 pub mod store;
 pub mod token;
 
 pub use cmd::{LoginArgs, LogoutArgs};
 pub use entry::{OAuthClientConfig, RemoteServer, server_entry};
+pub use relay::{for_gateway, provider_for};
 pub use store::{Store, StoreError, TokenRecord};
 pub use token::{LoginReason, LoginRequired, TokenError, TokenProvider};
 
@@ -25,51 +27,105 @@ use std::time::Duration;
 /// Why a login (or a token request) failed. Messages name the URL or server, never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
+    /// The server's config entry.
     #[error(transparent)]
     Entry(#[from] entry::EntryError),
+    /// The token store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A setting or flag.
     #[error("{0}")]
     Config(String),
+    /// A request that got no answer.
     #[error("request to {url} failed: {detail}")]
-    Http { url: String, detail: String },
-    #[error("{url} answered HTTP {status}{detail}")]
-    Status {
+    Http {
+        /// The URL concerned (never carries a secret).
         url: String,
-        status: u16,
+        /// What went wrong.
         detail: String,
     },
+    /// An unexpected HTTP status.
+    #[error("{url} answered HTTP {status}{detail}")]
+    Status {
+        /// The URL concerned (never carries a secret).
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Metadata that cannot be used.
     #[error("bad metadata from {url}: {detail}")]
-    Metadata { url: String, detail: String },
+    Metadata {
+        /// The URL concerned (never carries a secret).
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Protected resource metadata for another resource.
     #[error(
         "the protected resource metadata is for `{advertised}`, not for {server}: refusing to log in"
     )]
-    ResourceMismatch { advertised: String, server: String },
+    ResourceMismatch {
+        /// The resource the metadata names.
+        advertised: String,
+        /// The server (its URL or config name).
+        server: String,
+    },
+    /// An OAuth endpoint that is not https (nor loopback http).
     #[error("refusing {what} {url}: OAuth needs https (plain http only to a loopback address)")]
-    Insecure { what: &'static str, url: String },
+    Insecure {
+        /// Which endpoint.
+        what: &'static str,
+        /// The URL concerned (never carries a secret).
+        url: String,
+    },
+    /// No PKCE S256 at the authorization server.
     #[error(
         "authorization server {issuer} does not support PKCE with S256 (code_challenge_methods_supported): refusing to log in"
     )]
-    NoPkce { issuer: String },
+    NoPkce {
+        /// The authorization server's issuer.
+        issuer: String,
+    },
+    /// No way to get a client.
     #[error(
         "authorization server {issuer} offers no dynamic client registration: register a client with it and set `mcpBridge.servers.{server}.oauth.clientId` in the config"
     )]
-    NoRegistration { issuer: String, server: String },
+    NoRegistration {
+        /// The authorization server's issuer.
+        issuer: String,
+        /// The server (its URL or config name).
+        server: String,
+    },
+    /// An OAuth error answer (RFC 6749 §5.2).
     #[error("the authorization server refused: {error}{description}")]
-    Refused { error: String, description: String },
+    Refused {
+        /// The `error` code.
+        error: String,
+        /// `: error_description`, or empty.
+        description: String,
+    },
+    /// The callback's `state` was not this login's.
     #[error(
         "the callback's `state` did not match this login: refused (a stale tab or a forged redirect); run login again"
     )]
     StateMismatch,
+    /// The browser did not come back in time.
     #[error("no answer from the browser within {0:?}; run login again (or raise --timeout)")]
     Timeout(Duration),
+    /// The loopback callback could not listen.
     #[error("cannot listen for the redirect on {addr}: {source}")]
     Listen {
+        /// The address.
         addr: String,
+        /// The cause.
         source: std::io::Error,
     },
+    /// No randomness for `state` and PKCE.
     #[error("the system has no randomness to give: {0}")]
     Random(getrandom::Error),
+    /// Ctrl-C.
     #[error("interrupted")]
     Interrupted,
 }

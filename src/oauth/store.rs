@@ -45,9 +45,12 @@ pub enum AuthMethod {
 /// The client identity used with one authorization server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientRegistration {
+    /// The client id.
     pub client_id: String,
+    /// Its secret (a confidential client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret>,
+    /// How it authenticates at the token endpoint.
     pub auth_method: AuthMethod,
     /// `preregistered`, `metadata-document` or `dynamic`: shown by `login --status`.
     pub source: String,
@@ -68,9 +71,13 @@ pub struct TokenRecord {
     pub resource: Option<String>,
     /// The authorization server's issuer (or the MCP server's origin in the 2025-03-26 mode).
     pub issuer: String,
+    /// Where refreshes go.
     pub token_endpoint: String,
+    /// The client the tokens were issued to.
     pub client: ClientRegistration,
+    /// The access token (empty once a refresh was refused).
     pub access_token: Secret,
+    /// The refresh token, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<Secret>,
     /// Unix seconds; `None` when the server did not say (the token is used until a 401).
@@ -110,29 +117,44 @@ pub fn now_secs() -> u64 {
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A server name that cannot be a file name here.
     #[error(
         "`{0}` is not a usable server name (letters, digits, `.`, `_`, `-`; not starting with `.`)"
     )]
     BadName(String),
+    /// No place for the store.
     #[error("no state directory: set XDG_STATE_HOME, HOME or MCP_BRIDGE_STATE_DIR")]
     NoStateDir,
+    /// A file of the store could not be read, written or locked.
     #[error("token store {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The cause.
         source: std::io::Error,
     },
+    /// A token file that does not parse.
     #[error(
         "token file {path} is damaged ({detail}); run `mcp-bridge logout {name}` and log in again"
     )]
     Damaged {
+        /// The file.
         path: PathBuf,
+        /// The server.
         name: String,
+        /// What went wrong.
         detail: String,
     },
+    /// Another `login` for the server holds the login lock.
     #[error(
         "a login for `{name}` is already running{holder}; finish it or wait for it to time out"
     )]
-    LoginRunning { name: String, holder: String },
+    LoginRunning {
+        /// The server.
+        name: String,
+        /// ` (process PID)` when known, or empty.
+        holder: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {

@@ -19,14 +19,22 @@ pub enum LoginReason {
     /// The authorization server refused the refresh token (revoked, rotated away, too old).
     RefreshRejected,
     /// A 403 `insufficient_scope`: the server wants these scopes.
-    InsufficientScope { scope: String },
+    InsufficientScope {
+        /// The scopes the server's challenge named (space-separated).
+        scope: String,
+    },
+    /// The server refused the token even after a refresh (revoked, or issued for another
+    /// resource).
+    Rejected,
 }
 
 /// The error the sandbox's request gets (with `reason: "login-required"`): what happened and the
 /// command to run on the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginRequired {
+    /// The server's name in the gateway config.
     pub server: String,
+    /// Why a login is needed.
     pub reason: LoginReason,
     /// The command to run on the host, e.g. `mcp-bridge login github --config /etc/mcp.json`.
     pub command: String,
@@ -43,6 +51,9 @@ impl std::fmt::Display for LoginRequired {
                     f,
                     "the authorization server for `{server}` refused to refresh the token"
                 )
+            }
+            LoginReason::Rejected => {
+                write!(f, "`{server}` refused the OAuth token even after a refresh")
             }
             LoginReason::InsufficientScope { scope } => write!(
                 f,
@@ -63,7 +74,12 @@ pub enum TokenError {
     LoginRequired(#[from] LoginRequired),
     /// A passing failure (authorization server unreachable, store unreadable): retrying may help.
     #[error("cannot get an OAuth token for `{server}`: {detail}")]
-    Unavailable { server: String, detail: String },
+    Unavailable {
+        /// The server (its URL or config name).
+        server: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl TokenError {
@@ -142,6 +158,18 @@ impl TokenProvider {
     pub fn with_margin(mut self, margin: Duration) -> Self {
         self.margin = margin;
         self
+    }
+
+    /// The command the user runs on the host to log in to this server again.
+    pub fn login_command(&self) -> &str {
+        &self.command
+    }
+
+    /// The error for a server that answered 401 to a token just refreshed: only a new login
+    /// helps. The cached token is dropped so that the next request reads the store again.
+    pub fn rejected(&self) -> TokenError {
+        self.remember(None);
+        self.login_required(LoginReason::Rejected)
     }
 
     fn login_required(&self, reason: LoginReason) -> TokenError {

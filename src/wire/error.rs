@@ -62,6 +62,10 @@ pub enum Reason {
     ChildStart,
     /// serve: a shared MCP server failed to initialize.
     InitFailed,
+    /// The gateway has no usable OAuth token for the server: a login on the host is needed.
+    LoginRequired,
+    /// The gateway could not get an OAuth token just now (authorization server unreachable).
+    TokenUnavailable,
 }
 
 impl Reason {
@@ -89,6 +93,8 @@ impl Reason {
             Reason::ChildGone => "child-gone",
             Reason::ChildStart => "child-start",
             Reason::InitFailed => "init-failed",
+            Reason::LoginRequired => "login-required",
+            Reason::TokenUnavailable => "token-unavailable",
         }
     }
 }

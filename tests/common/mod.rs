@@ -9,6 +9,8 @@
 //! - `http.rs`: an HTTP client of serve: Streamable HTTP sessions and SSE streams;
 //! - `stateless.rs`: requests of the stateless 2026-07-28 revision and their headers;
 //! - `mock/`: a scriptable remote MCP server for connect's tests;
+//! - `oauth.rs`: a mock authorization server with a protected MCP resource, and the host's
+//!   side of a login ([`oauth::World`]: config, token store, an approving browser);
 //! - `peer.rs`: any other process (a peer server, a client run to completion);
 //! - `node.rs`, `python.rs`: the pinned interop peers (TS SDK, server-everything, Python SDK).
 
@@ -20,6 +22,7 @@ pub mod http;
 pub mod log;
 pub mod mock;
 pub mod node;
+pub mod oauth;
 pub mod peer;
 pub mod python;
 pub mod serve;

@@ -7,6 +7,11 @@ with a $BROWSER that approves at once, then speaks MCP to the server with the st
 (initialize, tools/list, tools/call), logging in again with the wanted scope after a 403
 `insufficient_scope` (at most twice), as a user told to do so by the gateway would.
 
+With MCP_BRIDGE_VIA_GATEWAY=1 the MCP part goes the way a sandbox's does instead: `mcp-bridge
+serve --config` on 127.0.0.1 relays the server with the stored tokens, and the messages go through
+`mcp-bridge connect URL/servers/srv/mcp` on its stdio, which holds no token; a `login-required`
+answer to a 403 step-up means: log in again (the store remembers the wanted scope), then resend.
+
 Environment: MCP_BRIDGE_BIN (the binary; default target/debug/mcp-bridge).
 """
 
@@ -16,6 +21,8 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
+import queue
 import urllib.request
 
 CIMD_URL = "https://conformance-test.local/client-metadata.json"
@@ -76,6 +83,87 @@ def post(url, tok, session, message):
     return resp.status, resp.headers, answer
 
 
+def start_gateway(binary, config, env):
+    """serve --config on a free port; returns (process, base URL). Its stderr is echoed."""
+    serve = subprocess.Popen(
+        [binary, "serve", "--config", config, "--listen", "127.0.0.1:0"],
+        env=dict(env, MCP_BRIDGE_LOG_LEVEL="info"), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    found = queue.Queue()
+
+    def echo():
+        for line in serve.stderr:
+            print("[serve]", line.rstrip(), file=sys.stderr, flush=True)
+            m = re.search(r"listening on (http://\S+)", line)
+            if m:
+                found.put(m.group(1))
+        found.put(None)
+
+    threading.Thread(target=echo, daemon=True).start()
+    try:
+        base = found.get(timeout=20)
+    except queue.Empty:
+        base = None
+    return serve, base
+
+
+def via_gateway(binary, config, env, steps):
+    serve, base = start_gateway(binary, config, env)
+    if not base:
+        serve.kill()
+        return 1
+    # The sandbox's side: no token store, no token anywhere.
+    sandbox_env = {k: v for k, v in env.items() if k != "MCP_BRIDGE_STATE_DIR"}
+    connect = subprocess.Popen(
+        [binary, "connect", base + "/servers/srv/mcp"], env=sandbox_env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    answers = queue.Queue()
+
+    def read():
+        for line in connect.stdout:
+            answers.put(json.loads(line))
+        answers.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        logins, i = 1, 0
+        while i < len(steps):
+            step = steps[i]
+            connect.stdin.write(json.dumps(step) + "\n")
+            connect.stdin.flush()
+            if "id" not in step:
+                i += 1
+                continue
+            while True:
+                answer = answers.get(timeout=30)
+                if answer is None:
+                    return 1
+                if answer.get("id") == step["id"] and "method" not in answer:
+                    break
+            log(step["method"], "->", json.dumps(answer)[:300])
+            err = answer.get("error")
+            if err and err.get("data", {}).get("reason") == "login-required" and logins < 3:
+                if not login(binary, config, env, []):
+                    return 1
+                logins += 1
+                continue
+            if err:
+                return 1
+            i += 1
+        return 0
+    finally:
+        connect.stdin.close()
+        try:
+            connect.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            connect.kill()
+        serve.terminate()
+        try:
+            serve.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+
+
 def main():
     url = sys.argv[-1]
     binary = os.environ.get("MCP_BRIDGE_BIN", "target/debug/mcp-bridge")
@@ -114,6 +202,8 @@ def main():
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
          "params": {"name": "test-tool", "arguments": {}}},
     ]
+    if os.environ.get("MCP_BRIDGE_VIA_GATEWAY") == "1":
+        return via_gateway(binary, config, env, steps)
     i = 0
     while i < len(steps):
         status, headers, answer = post(url, token(state), session, steps[i])

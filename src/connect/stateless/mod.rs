@@ -146,13 +146,7 @@ impl Stateless {
                 .headers(headers.clone())
                 .body(body.clone())
         };
-        http::send(
-            &self.shared.link,
-            &self.shared.target,
-            self.shared.deadline(),
-            make,
-        )
-        .await
+        self.shared.send(self.shared.deadline(), make).await
     }
 
     /// Carries a 2xx answer to the agent: a JSON body, or an SSE stream read to the response.

@@ -3,7 +3,7 @@
 //! with `Last-Event-ID`, and replaying the handshake when the server has lost the session.
 
 use super::Shared;
-use super::http::{self, Cursor, Data, Link};
+use super::http::{self, Cursor, Data};
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::wire::{BridgeError, LAST_EVENT_ID, PROTOCOL_VERSION, Reason, SESSION_ID};
 use bytes::Bytes;
@@ -76,10 +76,6 @@ impl Streamable {
 
     fn session(&self) -> Session {
         self.session.lock().expect("session lock").clone()
-    }
-
-    fn link(&self) -> (&Link, &str) {
-        (&self.shared.link, &self.shared.target)
     }
 
     /// Sends one message from the agent. Requests run as their own tasks so a slow one never
@@ -179,11 +175,9 @@ impl Streamable {
         msg: &Message,
         sess: &Session,
     ) -> Result<reqwest::Response, BridgeError> {
-        let (link, target) = self.link();
-        http::send(link, target, self.shared.deadline(), || {
-            self.post(msg, sess)
-        })
-        .await
+        self.shared
+            .send(self.shared.deadline(), || self.post(msg, sess))
+            .await
     }
 
     fn post(&self, msg: &Message, sess: &Session) -> reqwest::RequestBuilder {
@@ -377,7 +371,6 @@ impl Streamable {
             tracing::debug!(?delay, last_event_id = %last, "resuming a response stream");
             tokio::time::sleep(delay).await;
             let sess = self.session();
-            let (link, target) = self.link();
             let get = || {
                 with_session(
                     self.shared.client.get(self.shared.config.url.clone()),
@@ -386,7 +379,7 @@ impl Streamable {
                 .header(ACCEPT, "text/event-stream")
                 .header(LAST_EVENT_ID, last.as_str())
             };
-            resp = http::send(link, target, self.shared.deadline(), get).await?;
+            resp = self.shared.send(self.shared.deadline(), get).await?;
             if !resp.status().is_success() || !http::is_event_stream(&resp) {
                 let mut f = http::status_failure(&resp, &self.shared.target);
                 f.reason = Reason::ResumeFailed;

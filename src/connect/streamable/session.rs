@@ -49,6 +49,22 @@ impl Streamable {
                 req = req.header(LAST_EVENT_ID, last.as_str());
             }
             // Cancel-safe: an abandoned GET is simply dropped.
+            let authorized = tokio::select! {
+                _ = stop.cancelled() => return,
+                authorized = self.shared.authorize(req) => authorized,
+            };
+            let (req, used) = match authorized {
+                Ok(pair) => pair,
+                Err(f) => {
+                    tracing::warn!("GET stream: {}", f.message);
+                    attempt += 1;
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(http::backoff(attempt + 4, Duration::from_secs(30))) => {}
+                    }
+                    continue;
+                }
+            };
             let resp = tokio::select! {
                 _ = stop.cancelled() => return,
                 resp = req.send() => resp,
@@ -90,6 +106,7 @@ impl Streamable {
                 }
                 Ok(resp) => {
                     attempt += 1;
+                    self.shared.refused(&resp, &used).await;
                     tracing::debug!(status = %resp.status(), content_type = ?http::content_type(&resp), "GET stream refused; will retry");
                     http::backoff(attempt + 4, Duration::from_secs(30))
                 }
@@ -172,6 +189,12 @@ impl Streamable {
             self.shared.client.delete(self.shared.config.url.clone()),
             &sess,
         );
+        let authorized =
+            tokio::time::timeout(Duration::from_millis(400), self.shared.authorize(req)).await;
+        let Ok(Ok((req, _))) = authorized else {
+            // Without a token the DELETE would only be refused: the session expires instead.
+            return tracing::debug!("no access token for the DELETE of the session");
+        };
         match tokio::time::timeout(Duration::from_millis(400), req.send()).await {
             Ok(Ok(resp)) => tracing::debug!(status = %resp.status(), "session deleted"),
             Ok(Err(e)) => {

@@ -192,7 +192,10 @@ pub fn server_config(base: &Config, server: &gateway::Server) -> Config {
             // What logs show as the "program": never the path or query, which may hold a key.
             cfg.program = url.origin().ascii_serialization();
             cfg.args = Vec::new();
-            cfg.relay = Some(Arc::new(relay_config(base, url, headers, *transport)));
+            let mut relay = relay_config(base, url, headers, *transport);
+            // One token provider per server, shared by all its sessions (single-flight refresh).
+            relay.auth = crate::oauth::relay::for_gateway(server, base.config_file.as_deref());
+            cfg.relay = Some(Arc::new(relay));
         }
     }
     cfg
@@ -215,6 +218,7 @@ pub fn relay_config(
         connect_timeout: Duration::from_secs(10),
         max_message_size: base.max_message_size,
         ca_certs: Vec::new(),
+        auth: None,
     }
 }
 

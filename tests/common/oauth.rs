@@ -1,19 +1,25 @@
 //! A mock OAuth world on one real socket: a protected MCP resource at `/mcp` (401 with
-//! `resource_metadata`), its protected resource metadata, authorization server metadata,
-//! dynamic registration, an `/authorize` that approves at once, and a `/token` that checks PKCE,
-//! the resource and the client's authentication, and counts refreshes.
-
-#![allow(dead_code)]
+//! `resource_metadata` without a valid token; with one, a small MCP server), its protected
+//! resource metadata, authorization server metadata, dynamic registration, an `/authorize` that
+//! approves at once, and a `/token` that checks PKCE, the resource and the client's
+//! authentication, and counts refreshes. [`World`] is the host side: a gateway config naming the
+//! mock, a private token store, and `mcp-bridge login` with a `$BROWSER` that approves.
 
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
+use mcp_bridge::oauth::store::{AuthMethod, ClientRegistration, Secret, now_secs};
+use mcp_bridge::oauth::{Store, TokenRecord};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::process::Command;
 
 /// How the mock behaves.
 #[derive(Clone, Debug)]
@@ -30,6 +36,8 @@ pub struct Options {
     pub refresh_delay: Duration,
     /// Pre-registered client accepted besides registered ones: (id, secret).
     pub preregistered: Option<(String, String)>,
+    /// `tools/call` of this tool answers 403 `insufficient_scope` asking for this scope.
+    pub forbidden_tool: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -41,6 +49,7 @@ impl Default for Options {
             auth_methods: vec!["client_secret_basic".into()],
             refresh_delay: Duration::ZERO,
             preregistered: None,
+            forbidden_tool: None,
         }
     }
 }
@@ -61,7 +70,13 @@ pub struct Seen {
     pub access: Vec<String>,
     /// Valid refresh tokens.
     pub refresh: Vec<String>,
+    /// Every access and refresh token issued, valid or not.
+    pub issued: Vec<String>,
     pub mcp_ok: usize,
+    /// `tools/call` requests answered.
+    pub tool_calls: usize,
+    /// Requests to `/mcp` refused with 401.
+    pub mcp_401: usize,
     counter: usize,
 }
 
@@ -86,6 +101,53 @@ impl Mock {
     /// Registers a valid refresh token (for provider tests that start from a stored record).
     pub fn add_refresh_token(&self, token: &str) {
         self.seen().refresh.push(token.to_string());
+    }
+    /// Every access token issued so far stops working (as if it expired): the next request
+    /// with one gets a 401.
+    pub fn expire_access_tokens(&self) -> Vec<String> {
+        std::mem::take(&mut self.seen().access)
+    }
+    /// Stores a login for server `name` at this mock in `store`, with a client the mock knows,
+    /// as `mcp-bridge login` would have (without the browser round trip).
+    pub fn seed(
+        &self,
+        name: &str,
+        store: &Store,
+        access: &str,
+        expires_at: u64,
+        refresh: Option<&str>,
+    ) {
+        self.seen().clients.insert("c1".into(), Some("s1".into()));
+        if let Some(r) = refresh {
+            self.add_refresh_token(r);
+        }
+        self.seen().access.push(access.into());
+        let rec = TokenRecord {
+            server: name.into(),
+            server_url: self.mcp_url(),
+            resource: Some(self.mcp_url()),
+            issuer: self.base.clone(),
+            token_endpoint: format!("{}/token", self.base),
+            client: ClientRegistration {
+                client_id: "c1".into(),
+                client_secret: Some(Secret::new("s1")),
+                auth_method: AuthMethod::ClientSecretBasic,
+                source: "dynamic".into(),
+                redirect_uri: None,
+            },
+            access_token: Secret::new(access),
+            refresh_token: refresh.map(Secret::new),
+            expires_at: Some(expires_at),
+            scopes: vec!["mcp:read".into()],
+            step_up_scopes: vec![],
+            updated_at: now_secs(),
+        };
+        let _lock = store.lock(name).unwrap();
+        store.save(&rec).unwrap();
+    }
+    /// Every access and refresh token the mock ever issued (for "never seen there" checks).
+    pub fn issued(&self) -> Vec<String> {
+        self.seen().issued.clone()
     }
 }
 
@@ -126,11 +188,10 @@ async fn mcp(State(m): State<Shared>, headers: HeaderMap, body: String) -> Respo
         && m.seen().access.iter().any(|a| a == t)
     {
         m.seen().mcp_ok += 1;
-        let id = serde_json::from_str::<Value>(&body)
-            .map(|v| v["id"].clone())
-            .unwrap_or(Value::Null);
-        return axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": {}})).into_response();
+        let msg = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null);
+        return mcp_answer(&m, &msg);
     }
+    m.seen().mcp_401 += 1;
     let mut challenge = format!(
         r#"Bearer resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#,
         m.base
@@ -143,6 +204,43 @@ async fn mcp(State(m): State<Shared>, headers: HeaderMap, body: String) -> Respo
         [(header::WWW_AUTHENTICATE, challenge)],
     )
         .into_response()
+}
+
+/// A tiny stateless MCP server: initialize, tools/list, tools/call (`echo`), anything else `{}`;
+/// 202 for notifications and responses.
+fn mcp_answer(m: &Mock, msg: &Value) -> Response {
+    let Some(id) = msg.get("id").filter(|_| msg.get("method").is_some()) else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let result = match msg["method"].as_str().unwrap_or_default() {
+        "initialize" => json!({
+            "protocolVersion": msg["params"]["protocolVersion"].as_str().unwrap_or("2025-06-18"),
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "oauth-mock", "version": "1"},
+        }),
+        "tools/list" => json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]}),
+        "tools/call" => {
+            let name = msg["params"]["name"].as_str().unwrap_or_default();
+            if let Some((tool, scope)) = &m.opts.forbidden_tool
+                && tool == name
+            {
+                let challenge = format!(
+                    r#"Bearer error="insufficient_scope", scope="{scope}", resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#,
+                    m.base
+                );
+                return (
+                    StatusCode::FORBIDDEN,
+                    [(header::WWW_AUTHENTICATE, challenge)],
+                )
+                    .into_response();
+            }
+            m.seen().tool_calls += 1;
+            let text = msg["params"]["arguments"]["text"].clone();
+            json!({"content": [{"type": "text", "text": text}]})
+        }
+        _ => json!({}),
+    };
+    axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
 }
 
 async fn prm(State(m): State<Shared>) -> axum::Json<Value> {
@@ -311,10 +409,139 @@ async fn token(
     let refresh = next(&mut seen, "rt");
     seen.access.push(access.clone());
     seen.refresh.push(refresh.clone());
+    seen.issued.extend([access.clone(), refresh.clone()]);
     let mut answer = json!({"access_token": access, "token_type": "Bearer",
                             "expires_in": m.opts.expires_in, "refresh_token": refresh});
     if let Some(s) = scope {
         answer["scope"] = s.into();
     }
     axum::Json(answer).into_response()
+}
+
+/// How long a `login` run may take.
+pub const LOGIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// The host of a test: a temp dir with the gateway config (`mcp.json`), the token store
+/// (`state/tokens`) and the approving browser.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl World {
+    /// A config whose one server `gh` is the remote at `url`, with `oauth` as its
+    /// `mcpBridge.servers.gh.oauth`.
+    pub fn new(url: &str, oauth: Value) -> World {
+        World::with_config(json!({
+            "mcpServers": {"gh": {"type": "http", "url": url}},
+            "mcpBridge": {"servers": {"gh": {"oauth": oauth}}},
+        }))
+    }
+
+    /// A world with this config file.
+    pub fn with_config(doc: Value) -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("mcp.json");
+        std::fs::write(&config, doc.to_string()).unwrap();
+        World { tmp, config }
+    }
+
+    /// `MCP_BRIDGE_STATE_DIR` of every command run here.
+    pub fn state(&self) -> PathBuf {
+        self.tmp.path().join("state")
+    }
+
+    /// `gh`'s token file.
+    pub fn token_file(&self) -> PathBuf {
+        self.state().join("tokens/gh.json")
+    }
+
+    /// The config file as a string argument.
+    pub fn config_arg(&self) -> String {
+        self.config.to_str().unwrap().to_string()
+    }
+
+    /// The variables every command here runs with: the store in the temp dir, a browser that
+    /// approves, no proxies.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "MCP_BRIDGE_STATE_DIR".into(),
+                self.state().display().to_string(),
+            ),
+            (
+                "BROWSER".into(),
+                browser_script(self.tmp.path()).display().to_string(),
+            ),
+            ("NO_PROXY".into(), "*".into()),
+        ]
+    }
+
+    /// The binary with [`World::env`] and piped output.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(super::BIN);
+        cmd.args(args)
+            .envs(self.env())
+            .env_remove("MCP_BRIDGE_CONFIG")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs the binary to its end (bounded); whether it succeeded and its output.
+    pub async fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = tokio::time::timeout(LOGIN_LIMIT, self.command(args).output())
+            .await
+            .expect("mcp-bridge did not finish in time")
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("--- mcp-bridge {args:?}:\n{text}");
+        (out.status.success(), text)
+    }
+
+    /// `mcp-bridge login gh --config CONFIG`.
+    pub async fn login(&self) -> (bool, String) {
+        let config = self.config_arg();
+        self.run(&["login", "gh", "--config", &config, "--timeout", "20s"])
+            .await
+    }
+}
+
+/// A browser that fetches the authorization URL and follows its redirect to the callback, as a
+/// user who approves. Python because it is everywhere the suite runs.
+pub fn browser_script(dir: &Path) -> PathBuf {
+    let path = dir.join("browser.py");
+    if !path.exists() {
+        let python = which_python();
+        std::fs::write(
+            &path,
+            format!(
+                "#!{python}\nimport sys, urllib.request\n\
+                 opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))\n\
+                 try:\n    opener.open(sys.argv[1], timeout=20).read()\n\
+                 except Exception as e:\n    print('browser:', e, file=sys.stderr)\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}
+
+fn which_python() -> String {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("python3");
+        if p.is_file() {
+            return p.to_string_lossy().into_owned();
+        }
+    }
+    panic!("python3 is needed for the test browser and was not found on PATH");
 }
