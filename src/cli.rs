@@ -239,7 +239,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("`{s}` is not a duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // A number of seconds past what a Duration holds is refused, not a panic.
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is too long a duration"))
 }
 
 /// Parses `1048576`, `64MiB`, `64M`, `512K`, `1G` (K/M/G are binary here, as for memory).
@@ -273,6 +274,7 @@ mod tests {
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("99999999999999999999999999h").is_err());
     }
 
     #[test]

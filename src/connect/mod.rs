@@ -100,8 +100,13 @@ pub(crate) enum Transport {
 pub async fn run(config: Config, io: Stdio, shutdown: CancellationToken) -> Result<(), Error> {
     let client = http::build_client(&config).map_err(Error::Client)?;
     let target: Arc<str> = match &config.unix {
-        Some(path) => format!("{} via unix:{}", config.url, path.display()).into(),
-        None => config.url.as_str().into(),
+        Some(path) => format!(
+            "{} via unix:{}",
+            config::redact_url(config.url.as_str()),
+            path.display()
+        )
+        .into(),
+        None => config::redact_url(config.url.as_str()).into(),
     };
     let stdout_closed = shutdown.child_token();
     let (stdout, writer) = Stdout::spawn(io.output, stdout_closed.clone());
@@ -173,29 +178,41 @@ pub async fn run(config: Config, io: Stdio, shutdown: CancellationToken) -> Resu
 async fn accept(out: &Outbox, line: Line) -> Option<Message> {
     let text = match line {
         Line::Text(text) => text,
-        Line::TooLong { len } => {
+        Line::TooLong { len, head } => {
             tracing::warn!("refused a {len}-byte message from the agent: over --max-message-size");
             let err = BridgeError::refusal(
                 Reason::TooLarge,
                 wire::INVALID_REQUEST,
                 format!("message of {len} bytes is over the --max-message-size limit"),
             );
-            out.raw(err.named_response(None)).await;
+            out.raw(err.named_response(readable_id(out, &head).as_ref()))
+                .await;
             return None;
         }
     };
     if text.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
-    match jsonrpc::parse(text) {
+    match jsonrpc::parse(text.clone()) {
         Ok(msg) => Some(msg),
         Err(e) => {
             tracing::warn!("refused a message from the agent: {e}");
+            // A request that is not UTF-8 is still answered under its id, where it can be read.
+            let id = match std::str::from_utf8(&text) {
+                Ok(_) => None,
+                Err(_) => readable_id(out, &text[..text.len().min(stdio::HEAD_KEPT)]),
+            };
             let err = BridgeError::refusal(Reason::InvalidMessage, e.code(), e.to_string());
-            out.raw(err.named_response(None)).await;
+            out.raw(err.named_response(id.as_ref())).await;
             None
         }
     }
+}
+
+/// The id of a refused request, read from the start of its text, unless a request with the
+/// same id is waiting (its answer must stay the only one under that id).
+fn readable_id(out: &Outbox, head: &[u8]) -> Option<jsonrpc::Id> {
+    jsonrpc::scan_request_id(head).filter(|id| !out.is_pending(id))
 }
 
 /// Notes what the bridge must remember of a handshake-era message. Returns false if the message

@@ -375,7 +375,13 @@ impl Streamable {
                 .retry
                 .unwrap_or_else(|| http::backoff(resumes, Duration::from_secs(2)));
             tracing::debug!(?delay, last_event_id = %last, "resuming a response stream");
-            tokio::time::sleep(delay).await;
+            // Cancel-safe: only a wait. Shutdown ends it at once.
+            tokio::select! {
+                _ = self.shared.shutdown.cancelled() => {
+                    return Err(BridgeError::new(Reason::StreamEnded, true, "the bridge is shutting down"));
+                }
+                _ = tokio::time::sleep(delay) => {}
+            }
             let sess = self.session();
             let (link, target) = self.link();
             let get = || {
