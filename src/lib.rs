@@ -34,6 +34,8 @@
 pub(crate) mod chunks;
 pub mod cli;
 pub mod connect;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub(crate) mod jsonrpc;
 pub mod net;

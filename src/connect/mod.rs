@@ -12,6 +12,7 @@ mod stateless;
 mod streamable;
 
 pub use config::{Config, ConfigError};
+pub(crate) use http::clamp_retry;
 
 use crate::cli::TransportChoice;
 use crate::jsonrpc::{self, Kind, Message};
