@@ -36,7 +36,9 @@ pub fn sse(data: &[u8]) {
         let mut parser = Parser::new(max);
         let mut events = Vec::new();
         for part in &parts {
-            parser.feed(Bytes::copy_from_slice(part), &mut events).ok()?;
+            parser
+                .feed(Bytes::copy_from_slice(part), &mut events)
+                .ok()?;
         }
         Some(events)
     };
@@ -53,7 +55,10 @@ pub fn sse(data: &[u8]) {
         }
         if let Some(ms) = ev.retry {
             let d = crate::connect::clamp_retry(ms);
-            assert!((std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(60)).contains(&d));
+            assert!(
+                (std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(60))
+                    .contains(&d)
+            );
         }
     }
 }
@@ -98,7 +103,11 @@ fn classify(text: Bytes) {
     let Ok(msg) = jsonrpc::parse(text.clone()) else {
         return;
     };
-    let _ = (msg.method(), msg.request_ids().count(), msg.response_ids().count());
+    let _ = (
+        msg.method(),
+        msg.request_ids().count(),
+        msg.response_ids().count(),
+    );
     let folded = jsonrpc::fold_lines(&msg.raw);
     assert!(memchr::memchr2(b'\n', b'\r', &folded).is_none());
     // Folding keeps the message: same JSON value, same classification.

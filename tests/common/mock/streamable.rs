@@ -195,7 +195,8 @@ pub(super) async fn post(
                     prime.clone(),
                     answer_for(&msg, &method, &tool, &args).to_string(),
                 );
-                let _ = tx.send(format!("id: {prime}\nretry: 100\ndata:\n\n"));
+                let retry = args["retry"].as_u64().unwrap_or(100);
+                let _ = tx.send(format!("id: {prime}\nretry: {retry}\ndata:\n\n"));
                 return;
             }
             "multiline" => {
