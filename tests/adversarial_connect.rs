@@ -221,6 +221,7 @@ async fn url_secrets_never_reach_errors_or_logs() {
         .await;
     let text = answer.to_string();
     assert!(answer["error"].is_object(), "{text}");
+    b.wait_stderr("127.0.0.1:1/mcp").await;
     b.close_stdin();
     b.wait_exit(WAIT).await;
     let log = b.stderr();
@@ -238,6 +239,8 @@ async fn url_secrets_never_reach_errors_or_logs() {
 async fn refused(args: &[&str], says: &str, secret: Option<&str>) {
     let mut b = Connect::start(args);
     let status = b.wait_exit(WAIT).await;
+    // The log is read on its own thread: wait for the line rather than race it.
+    b.wait_stderr(says).await;
     let log = b.stderr();
     assert!(!status.success(), "{args:?} was accepted");
     assert!(!log.contains("panicked"), "{args:?}:\n{log}");
@@ -288,4 +291,41 @@ async fn absurd_values_and_secrets_in_flags_are_refused_cleanly() {
     .await;
     refused(&["ftp://bob:pw123@h/x?k=tok456"], "scheme", Some("pw123")).await;
     refused(&["http://bob:pw123@[::1/x?k=tok456"], "URL", Some("tok456")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancellation_never_overtakes_its_request() {
+    for sse in [false, true] {
+        let mock = Mock::start(Options {
+            sse,
+            ..Default::default()
+        })
+        .await;
+        let mut b = Connect::start(&[&mock.url("/mcp")]);
+        b.initialize("2025-06-18").await;
+        for id in 1..=10 {
+            b.send(json!({"jsonrpc":"2.0","id": id,"method":"tools/call","params": tool("slow", json!({"ms": 100}))}))
+                .await;
+            b.send(json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId": id}}))
+                .await;
+        }
+        eventually("every cancellation arrived", || {
+            mock.state.requests("notifications/cancelled").len() == 10
+        })
+        .await;
+        let seen = mock.state.seen.lock().unwrap().clone();
+        for id in 1..=10 {
+            let at = |method: &str| {
+                seen.iter().position(|s| {
+                    s.body["method"] == method
+                        && (s.body["id"] == id || s.body["params"]["requestId"] == id)
+                })
+            };
+            let (call, cancel) = (at("tools/call"), at("notifications/cancelled"));
+            assert!(
+                call.is_some_and(|c| cancel.is_some_and(|n| c < n)),
+                "sse={sse}: request {id} at {call:?}, its cancellation at {cancel:?}"
+            );
+        }
+    }
 }

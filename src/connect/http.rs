@@ -124,7 +124,11 @@ pub async fn send(
 ) -> Result<reqwest::Response, BridgeError> {
     let mut attempt = 0;
     loop {
-        match make().send().await {
+        let sent = make().send().await;
+        if !matches!(&sent, Err(e) if e.is_connect()) {
+            super::Unsent::mark_sent();
+        }
+        match sent {
             Ok(resp) => {
                 link.up(target);
                 return Ok(resp);

@@ -53,6 +53,82 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// The remote, for messages: `URL` or `URL via unix:PATH`.
     pub target: Arc<str>,
+    /// Requests whose POST has not started yet; a cancellation waits for its request.
+    pub unsent: Arc<Unsent>,
+}
+
+/// Requests handed to their own task whose POST has not been answered yet (not even with
+/// headers), so that a `notifications/cancelled`, sent in line on another connection, does not
+/// overtake the request it cancels.
+#[derive(Default)]
+pub(crate) struct Unsent {
+    ids: Mutex<std::collections::HashSet<jsonrpc::Id>>,
+    sent: tokio::sync::Notify,
+}
+
+tokio::task_local! {
+    /// The requests the current task is sending, until its POST has been answered.
+    static SENDING: std::cell::RefCell<Option<(Arc<Unsent>, Vec<jsonrpc::Id>)>>;
+}
+
+/// Longest a cancellation waits for its request: a server that holds a JSON answer until the
+/// tool is done gives no earlier sign of having the request, and a cancellation must still go.
+const CANCEL_WAIT: Duration = Duration::from_secs(1);
+
+impl Unsent {
+    /// `msg`'s requests are about to be handed to a task: they count as unsent from now on.
+    /// Returns their ids, for [`Unsent::sending`].
+    pub fn hold(&self, msg: &Message) -> Vec<jsonrpc::Id> {
+        let ids: Vec<jsonrpc::Id> = msg.request_ids().cloned().collect();
+        self.ids
+            .lock()
+            .expect("unsent lock")
+            .extend(ids.iter().cloned());
+        ids
+    }
+
+    /// Runs `send`, the delivery of the held `ids` on their own task, until
+    /// [`Unsent::mark_sent`] is called from within, or `send` ends.
+    pub async fn sending<F: std::future::Future>(
+        self: Arc<Self>,
+        ids: Vec<jsonrpc::Id>,
+        send: F,
+    ) -> F::Output {
+        let cell = std::cell::RefCell::new(Some((self.clone(), ids.clone())));
+        let out = SENDING.scope(cell, send).await;
+        self.release(&ids);
+        out
+    }
+
+    /// The current task's POST has an answer (or failed): its requests are with the server.
+    pub fn mark_sent() {
+        let taken = SENDING.try_with(|c| c.borrow_mut().take()).ok().flatten();
+        if let Some((unsent, ids)) = taken {
+            unsent.release(&ids);
+        }
+    }
+
+    fn release(&self, ids: &[jsonrpc::Id]) {
+        let mut held = self.ids.lock().expect("unsent lock");
+        for id in ids {
+            held.remove(id);
+        }
+        self.sent.notify_waiters();
+    }
+
+    /// Waits until the request `id` is with the server, at most [`CANCEL_WAIT`].
+    pub async fn wait(&self, id: &jsonrpc::Id) {
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        loop {
+            let sent = self.sent.notified();
+            if !self.ids.lock().expect("unsent lock").contains(id) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, sent).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// What the bridge keeps of the handshake era's opening, to replay it on a new session.
@@ -120,6 +196,7 @@ pub async fn run(config: Config, io: Stdio, shutdown: CancellationToken) -> Resu
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         target,
+        unsent: Arc::default(),
     };
     let mut lines = stdio::spawn_reader(io.input, shared.config.max_message_size);
     let mut transport = match shared.config.transport {
@@ -274,6 +351,11 @@ async fn dispatch(
         // 2026-07-28: each request stands alone, whatever the handshake state.
         stateless.send(msg, version);
         return transport;
+    }
+    if msg.method() == Some("notifications/cancelled")
+        && let Some(id) = wire::cancelled_id(&msg.raw)
+    {
+        shared.unsent.wait(&id).await;
     }
     match transport {
         Transport::Streamable(s) => {

@@ -133,7 +133,11 @@ impl Sse {
     pub async fn send(self: &Arc<Self>, msg: jsonrpc::Message) {
         if msg.has_requests() && msg.method() != Some("initialize") {
             let this = self.clone();
-            self.shared.tasks.spawn(async move { this.post(msg).await });
+            let unsent = self.shared.unsent.clone();
+            let ids = unsent.hold(&msg);
+            self.shared
+                .tasks
+                .spawn(async move { unsent.sending(ids, this.post(msg)).await });
         } else {
             self.post(msg).await;
         }

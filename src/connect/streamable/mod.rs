@@ -88,9 +88,11 @@ impl Streamable {
         let initialized = msg.method() == Some("notifications/initialized");
         if msg.has_requests() && msg.method() != Some("initialize") {
             let this = self.clone();
+            let unsent = self.shared.unsent.clone();
+            let ids = unsent.hold(&msg);
             self.shared
                 .tasks
-                .spawn(async move { this.deliver(msg).await });
+                .spawn(async move { unsent.sending(ids, this.deliver(msg)).await });
         } else {
             self.deliver(msg).await;
         }
