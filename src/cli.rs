@@ -403,6 +403,7 @@ mod tests {
             assert!(parse_duration(absurd).is_err(), "{absurd}");
         }
         assert!(parse_duration("720h").is_ok());
+        assert!(parse_duration("99999999999999999999999999h").is_err());
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub async fn run(shutdown: CancellationToken) -> anyhow::Result<()> {
         };
         let reply = match line {
             None => break,
-            Some(Line::TooLong { len }) => Some(jsonrpc::error_response(
+            Some(Line::TooLong { len, .. }) => Some(jsonrpc::error_response(
                 None,
                 jsonrpc::INVALID_REQUEST,
                 &format!("message of {len} bytes is over the {MAX_LINE}-byte limit"),

@@ -7,6 +7,9 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 pub use crate::wire::{BRIDGE_ERROR, INVALID_REQUEST, PARSE_ERROR};
+pub use scan::scan_request_id;
+
+mod scan;
 
 /// A request id, kept as its JSON text (`1`, `"abc"`) so it can be a map key and be written back
 /// exactly as the agent sent it.
@@ -207,17 +210,34 @@ impl Message {
     }
 }
 
-/// Folds a JSON text that spans several lines into one line. JSON strings cannot hold raw line
-/// breaks, so every CR or LF is insignificant whitespace and becomes a space.
+/// Makes a JSON text that spans several lines one line. When it holds a raw CR or LF, the
+/// whitespace between tokens is dropped (JSON strings cannot hold raw line breaks, so no string
+/// changes); every other byte is kept, numbers keep their digits. A text without line breaks is
+/// returned as it is.
 pub fn fold_lines(data: &[u8]) -> Bytes {
     if memchr::memchr2(b'\n', b'\r', data).is_none() {
         return Bytes::copy_from_slice(data);
     }
-    let folded: Vec<u8> = data
-        .iter()
-        .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
-        .collect();
-    Bytes::from(folded)
+    let mut out = Vec::with_capacity(data.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in data {
+        if in_string {
+            // A raw line break inside a string is invalid JSON; it still may not split the line.
+            out.push(if b == b'\n' || b == b'\r' { b' ' } else { b });
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    Bytes::from(out)
 }
 
 /// Builds an error response line (without the newline). `id` is `None` for `id: null`.
@@ -374,7 +394,13 @@ mod tests {
 
     #[test]
     fn fold_lines_makes_one_line() {
-        assert_eq!(&fold_lines(b"{\n\"a\":\r\n1}")[..], b"{ \"a\":  1}");
+        assert_eq!(&fold_lines(b"{\n\"a\":\r\n1}")[..], b"{\"a\":1}");
+        assert_eq!(
+            &fold_lines(b"{\n  \"a b\\\" \": 1e400,\n  \"c\": 1.0\n}")[..],
+            b"{\"a b\\\" \":1e400,\"c\":1.0}"
+        );
+        let kept = br#"{ "a" : 1 }"#;
+        assert_eq!(&fold_lines(kept)[..], kept);
     }
 
     #[test]

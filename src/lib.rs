@@ -44,6 +44,8 @@ pub mod cli_out;
 pub mod connect;
 pub mod doctor;
 pub mod example_server;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub(crate) mod jsonrpc;
 pub mod net;

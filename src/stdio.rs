@@ -16,12 +16,17 @@ use tokio_util::sync::CancellationToken;
 pub enum Line {
     /// A complete line, without its line end (LF or CRLF).
     Text(Bytes),
-    /// A line over the limit; its bytes were dropped.
+    /// A line over the limit; its bytes were dropped but the first few.
     TooLong {
         /// How many bytes the line had.
         len: usize,
+        /// Its first [`HEAD_KEPT`] bytes (or fewer), where a request's `id` usually is.
+        head: Bytes,
     },
 }
+
+/// How much of an over-long line is kept, to find the id of the request it was.
+pub const HEAD_KEPT: usize = 4096;
 
 /// Splits a byte stream into lines of at most `max` bytes, without holding more than that.
 #[derive(Debug)]
@@ -30,6 +35,8 @@ pub struct LineSplitter {
     max: usize,
     /// Bytes of the current over-long line dropped so far; `Some` while skipping to its end.
     skipping: Option<usize>,
+    /// The first bytes of the over-long line being skipped.
+    head: Bytes,
 }
 
 impl LineSplitter {
@@ -39,6 +46,7 @@ impl LineSplitter {
             line: Pieces::default(),
             max,
             skipping: None,
+            head: Bytes::new(),
         }
     }
 
@@ -53,17 +61,25 @@ impl LineSplitter {
             if let Some(seen) = self.skipping.as_mut() {
                 *seen += part.len() + usize::from(done);
                 if done {
-                    out.push(Line::TooLong { len: *seen });
+                    let head = std::mem::take(&mut self.head);
+                    out.push(Line::TooLong { len: *seen, head });
                     self.skipping = None;
                 }
                 continue;
             }
             if self.line.len() + part.len() > self.max {
                 let seen = self.line.len() + part.len() + usize::from(done);
-                self.line.clear();
+                let mut head = self.line.take().to_vec();
+                head.truncate(HEAD_KEPT);
+                let more = HEAD_KEPT.saturating_sub(head.len()).min(part.len());
+                head.extend_from_slice(&part[..more]);
+                let head = Bytes::from(head);
                 match done {
-                    true => out.push(Line::TooLong { len: seen }),
-                    false => self.skipping = Some(seen),
+                    true => out.push(Line::TooLong { len: seen, head }),
+                    false => {
+                        self.skipping = Some(seen);
+                        self.head = head;
+                    }
                 }
                 continue;
             }
@@ -81,7 +97,8 @@ impl LineSplitter {
     /// At end of stream: a last line without a newline still counts.
     pub fn finish(&mut self, out: &mut Vec<Line>) {
         if let Some(len) = self.skipping.take() {
-            out.push(Line::TooLong { len });
+            let head = std::mem::take(&mut self.head);
+            out.push(Line::TooLong { len, head });
         } else if !self.line.is_empty() {
             out.push(Line::Text(self.line.take()));
         }
@@ -406,10 +423,12 @@ mod tests {
         s.feed(b"12", &mut out);
         s.feed(b"345", &mut out);
         s.feed(b"67\nok\n", &mut out);
-        assert_eq!(out, vec![Line::TooLong { len: 8 }, text("ok")]);
+        let head = Bytes::from_static(b"12345");
+        assert_eq!(out, vec![Line::TooLong { len: 8, head }, text("ok")]);
         let mut out = Vec::new();
         s.feed(b"123456\n", &mut out);
-        assert_eq!(out, vec![Line::TooLong { len: 7 }]);
+        let head = Bytes::from_static(b"123456");
+        assert_eq!(out, vec![Line::TooLong { len: 7, head }]);
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub enum ConfigError {
         crate::wire::SESSION_KEY_MAX
     )]
     SessionKey,
+    /// A duration or size outside what the bridge can honour.
+    #[error("{0}")]
+    Range(String),
     /// `--ca-cert` holds no certificate.
     #[error("--ca-cert {}: no certificate found", .0.display())]
     CaCertEmpty(PathBuf),
@@ -101,11 +104,25 @@ impl TryFrom<ConnectArgs> for Config {
 
     fn try_from(args: ConnectArgs) -> Result<Config, ConfigError> {
         let url = Url::parse(&args.url).map_err(|why| ConfigError::Url {
-            url: args.url.clone(),
+            url: redact_url(&args.url),
             why,
         })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ConfigError::Scheme(args.url));
+            return Err(ConfigError::Scheme(redact_url(&args.url)));
+        }
+        if args.connect_timeout > MAX_CONNECT_TIMEOUT {
+            return Err(ConfigError::Range(format!(
+                "--connect-timeout {:?} is over the {}-hour limit",
+                args.connect_timeout,
+                MAX_CONNECT_TIMEOUT.as_secs() / 3600
+            )));
+        }
+        if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(&args.max_message_size) {
+            return Err(ConfigError::Range(format!(
+                "--max-message-size {} is outside {MIN_MESSAGE_SIZE} bytes to {} GiB",
+                args.max_message_size,
+                MAX_MESSAGE_SIZE >> 30
+            )));
         }
         let ca_certs = match &args.ca_cert {
             Some(path) => read_ca_certs(path)?,
@@ -122,6 +139,43 @@ impl TryFrom<ConnectArgs> for Config {
             auth: None,
         })
     }
+}
+
+/// Longest `--connect-timeout`: a message waiting longer than a day is a typo, and sums of
+/// instants past it could overflow.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Smallest `--max-message-size`: an `initialize` must fit.
+const MIN_MESSAGE_SIZE: usize = 1024;
+/// Largest `--max-message-size`: one message is held whole in memory.
+const MAX_MESSAGE_SIZE: usize = 4 << 30;
+
+/// `url` as it may appear in logs and errors: userinfo and query (where tokens travel) are
+/// replaced by `***`. Works on text that does not parse as a URL too.
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(start);
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(auth_end);
+    let mut out = String::from(head);
+    match authority.rfind('@') {
+        Some(at) => {
+            out.push_str("***");
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    match tail.find(['?', '#']) {
+        Some(q) => {
+            out.push_str(&tail[..q]);
+            out.push_str(if tail[q..].starts_with('?') {
+                "?***"
+            } else {
+                "#***"
+            });
+        }
+        None => out.push_str(tail),
+    }
+    out
 }
 
 fn read_ca_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {
@@ -200,6 +254,18 @@ mod tests {
         let err = parse_headers(&["X-Key: Bearer s3cret ${unclosed".into()]).unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
         assert!(err.to_string().contains("X-Key") || err.to_string().contains("x-key"));
+    }
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        assert_eq!(
+            redact_url("https://user:pw@h:1/p/a?token=s#f"),
+            "https://***@h:1/p/a?***"
+        );
+        assert_eq!(redact_url("http://h/mcp"), "http://h/mcp");
+        assert_eq!(redact_url("http://h/mcp#x"), "http://h/mcp#***");
+        assert_eq!(redact_url("ht tp://a:b@c?d"), "ht tp://***@c?***");
+        assert_eq!(redact_url("no-scheme?key"), "no-scheme?***");
     }
 
     #[test]

@@ -85,9 +85,13 @@ impl Link {
     }
 }
 
-/// A reqwest error with its causes, e.g. `error sending request: connection refused`.
+/// A reqwest error with its causes, e.g. `error sending request: connection refused`; the URL
+/// reqwest names loses its userinfo and query.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
+    if let Some(url) = err.downcast_ref::<reqwest::Error>().and_then(|e| e.url()) {
+        text = text.replace(url.as_str(), &super::config::redact_url(url.as_str()));
+    }
     let mut source = err.source();
     while let Some(cause) = source {
         let c = cause.to_string();
@@ -122,7 +126,11 @@ pub async fn send(
 ) -> Result<reqwest::Response, BridgeError> {
     let mut attempt = 0;
     loop {
-        match make().send().await {
+        let sent = make().send().await;
+        if !matches!(&sent, Err(e) if e.is_connect()) {
+            super::Unsent::mark_sent();
+        }
+        match sent {
             Ok(resp) => {
                 link.up(target);
                 return Ok(resp);
@@ -211,6 +219,16 @@ pub fn status_failure(resp: &reqwest::Response, target: &str) -> BridgeError {
     f
 }
 
+/// Shortest and longest wait a server's `retry:` may ask for: a hostile `retry: 0` must not
+/// make a reconnect loop, nor a huge one park the bridge for ever.
+pub const RETRY_BOUNDS: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(60));
+
+/// A server's `retry:` (milliseconds) within [`RETRY_BOUNDS`].
+pub fn clamp_retry(ms: u64) -> Duration {
+    Duration::from_millis(ms).clamp(RETRY_BOUNDS.0, RETRY_BOUNDS.1)
+}
+
 /// Where a stream got to, for resuming it with `Last-Event-ID`.
 #[derive(Clone, Debug, Default)]
 pub struct Cursor {
@@ -277,7 +295,7 @@ impl EventStream {
                 self.cursor.last_id = Some(id);
             }
             if let Some(ms) = ev.retry {
-                self.cursor.retry = Some(Duration::from_millis(ms));
+                self.cursor.retry = Some(clamp_retry(ms));
             }
             if ev.data.is_empty() {
                 continue;
@@ -322,6 +340,13 @@ impl EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_is_clamped() {
+        assert_eq!(clamp_retry(0), Duration::from_millis(100));
+        assert_eq!(clamp_retry(u64::MAX), Duration::from_secs(60));
+        assert_eq!(clamp_retry(2500), Duration::from_millis(2500));
+    }
 
     #[test]
     fn backoff_is_capped_and_jittered() {

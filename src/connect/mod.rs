@@ -13,6 +13,7 @@ mod stateless;
 mod streamable;
 
 pub use config::{Config, ConfigError};
+pub(crate) use http::clamp_retry;
 
 use crate::cli::TransportChoice;
 use crate::jsonrpc::{self, Kind, Message};
@@ -53,6 +54,82 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// The remote, for messages: `URL` or `URL via unix:PATH`.
     pub target: Arc<str>,
+    /// Requests whose POST has not started yet; a cancellation waits for its request.
+    pub unsent: Arc<Unsent>,
+}
+
+/// Requests handed to their own task whose POST has not been answered yet (not even with
+/// headers), so that a `notifications/cancelled`, sent in line on another connection, does not
+/// overtake the request it cancels.
+#[derive(Default)]
+pub(crate) struct Unsent {
+    ids: Mutex<std::collections::HashSet<jsonrpc::Id>>,
+    sent: tokio::sync::Notify,
+}
+
+tokio::task_local! {
+    /// The requests the current task is sending, until its POST has been answered.
+    static SENDING: std::cell::RefCell<Option<(Arc<Unsent>, Vec<jsonrpc::Id>)>>;
+}
+
+/// Longest a cancellation waits for its request: a server that holds a JSON answer until the
+/// tool is done gives no earlier sign of having the request, and a cancellation must still go.
+const CANCEL_WAIT: Duration = Duration::from_secs(1);
+
+impl Unsent {
+    /// `msg`'s requests are about to be handed to a task: they count as unsent from now on.
+    /// Returns their ids, for [`Unsent::sending`].
+    pub fn hold(&self, msg: &Message) -> Vec<jsonrpc::Id> {
+        let ids: Vec<jsonrpc::Id> = msg.request_ids().cloned().collect();
+        self.ids
+            .lock()
+            .expect("unsent lock")
+            .extend(ids.iter().cloned());
+        ids
+    }
+
+    /// Runs `send`, the delivery of the held `ids` on their own task, until
+    /// [`Unsent::mark_sent`] is called from within, or `send` ends.
+    pub async fn sending<F: std::future::Future>(
+        self: Arc<Self>,
+        ids: Vec<jsonrpc::Id>,
+        send: F,
+    ) -> F::Output {
+        let cell = std::cell::RefCell::new(Some((self.clone(), ids.clone())));
+        let out = SENDING.scope(cell, send).await;
+        self.release(&ids);
+        out
+    }
+
+    /// The current task's POST has an answer (or failed): its requests are with the server.
+    pub fn mark_sent() {
+        let taken = SENDING.try_with(|c| c.borrow_mut().take()).ok().flatten();
+        if let Some((unsent, ids)) = taken {
+            unsent.release(&ids);
+        }
+    }
+
+    fn release(&self, ids: &[jsonrpc::Id]) {
+        let mut held = self.ids.lock().expect("unsent lock");
+        for id in ids {
+            held.remove(id);
+        }
+        self.sent.notify_waiters();
+    }
+
+    /// Waits until the request `id` is with the server, at most [`CANCEL_WAIT`].
+    pub async fn wait(&self, id: &jsonrpc::Id) {
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        loop {
+            let sent = self.sent.notified();
+            if !self.ids.lock().expect("unsent lock").contains(id) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, sent).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// What the bridge keeps of the handshake era's opening, to replay it on a new session.
@@ -101,8 +178,13 @@ pub(crate) enum Transport {
 pub async fn run(config: Config, io: Stdio, shutdown: CancellationToken) -> Result<(), Error> {
     let client = http::build_client(&config).map_err(Error::Client)?;
     let target: Arc<str> = match &config.unix {
-        Some(path) => format!("{} via unix:{}", config.url, path.display()).into(),
-        None => config.url.as_str().into(),
+        Some(path) => format!(
+            "{} via unix:{}",
+            config::redact_url(config.url.as_str()),
+            path.display()
+        )
+        .into(),
+        None => config::redact_url(config.url.as_str()).into(),
     };
     let stdout_closed = shutdown.child_token();
     let (stdout, writer) = Stdout::spawn(io.output, stdout_closed.clone());
@@ -115,6 +197,7 @@ pub async fn run(config: Config, io: Stdio, shutdown: CancellationToken) -> Resu
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         target,
+        unsent: Arc::default(),
     };
     let mut lines = stdio::spawn_reader(io.input, shared.config.max_message_size);
     let mut transport = match shared.config.transport {
@@ -174,29 +257,41 @@ pub async fn run(config: Config, io: Stdio, shutdown: CancellationToken) -> Resu
 async fn accept(out: &Outbox, line: Line) -> Option<Message> {
     let text = match line {
         Line::Text(text) => text,
-        Line::TooLong { len } => {
+        Line::TooLong { len, head } => {
             tracing::warn!("refused a {len}-byte message from the agent: over --max-message-size");
             let err = BridgeError::refusal(
                 Reason::TooLarge,
                 wire::INVALID_REQUEST,
                 format!("message of {len} bytes is over the --max-message-size limit"),
             );
-            out.raw(err.named_response(None)).await;
+            out.raw(err.named_response(readable_id(out, &head).as_ref()))
+                .await;
             return None;
         }
     };
     if text.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
-    match jsonrpc::parse(text) {
+    match jsonrpc::parse(text.clone()) {
         Ok(msg) => Some(msg),
         Err(e) => {
             tracing::warn!("refused a message from the agent: {e}");
+            // A request that is not UTF-8 is still answered under its id, where it can be read.
+            let id = match std::str::from_utf8(&text) {
+                Ok(_) => None,
+                Err(_) => readable_id(out, &text[..text.len().min(stdio::HEAD_KEPT)]),
+            };
             let err = BridgeError::refusal(Reason::InvalidMessage, e.code(), e.to_string());
-            out.raw(err.named_response(None)).await;
+            out.raw(err.named_response(id.as_ref())).await;
             None
         }
     }
+}
+
+/// The id of a refused request, read from the start of its text, unless a request with the
+/// same id is waiting (its answer must stay the only one under that id).
+fn readable_id(out: &Outbox, head: &[u8]) -> Option<jsonrpc::Id> {
+    jsonrpc::scan_request_id(head).filter(|id| !out.is_pending(id))
 }
 
 /// Notes what the bridge must remember of a handshake-era message. Returns false if the message
@@ -257,6 +352,11 @@ async fn dispatch(
         // 2026-07-28: each request stands alone, whatever the handshake state.
         stateless.send(msg, version);
         return transport;
+    }
+    if msg.method() == Some("notifications/cancelled")
+        && let Some(id) = wire::cancelled_id(&msg.raw)
+    {
+        shared.unsent.wait(&id).await;
     }
     match transport {
         Transport::Streamable(s) => {

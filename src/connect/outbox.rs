@@ -117,18 +117,18 @@ impl Outbox {
                 return true;
             }
         }
-        self.stdout.send(msg.raw).await
+        self.stdout.send(one_line(msg.raw)).await
     }
 
     /// Writes a line the bridge made that answers no request (parse errors: `id: null`).
     pub async fn raw(&self, line: Bytes) -> bool {
-        self.stdout.send(line).await
+        self.stdout.send(one_line(line)).await
     }
 
     /// Writes `line` as the answer to `id`, unless it has been answered already.
     pub async fn reply(&self, id: &Id, line: Bytes) -> bool {
         if self.take(id).is_some() {
-            return self.stdout.send(line).await;
+            return self.stdout.send(one_line(line)).await;
         }
         true
     }
@@ -163,6 +163,15 @@ impl Outbox {
         for id in self.pending_ids() {
             self.fail(&id, failure).await;
         }
+    }
+}
+
+/// The message as one stdout line: a body that spans lines (a pretty-printed error from any
+/// status, JSON or SSE) is folded, one that does not passes as it is.
+fn one_line(raw: Bytes) -> Bytes {
+    match memchr::memchr2(b'\n', b'\r', &raw) {
+        Some(_) => jsonrpc::fold_lines(&raw),
+        None => raw,
     }
 }
 

@@ -132,7 +132,11 @@ impl Sse {
     pub async fn send(self: &Arc<Self>, msg: jsonrpc::Message) {
         if msg.has_requests() && msg.method() != Some("initialize") {
             let this = self.clone();
-            self.shared.tasks.spawn(async move { this.post(msg).await });
+            let unsent = self.shared.unsent.clone();
+            let ids = unsent.hold(&msg);
+            self.shared
+                .tasks
+                .spawn(async move { unsent.sending(ids, this.post(msg)).await });
         } else {
             self.post(msg).await;
         }
@@ -259,7 +263,10 @@ impl Sse {
                 None => return got_endpoint,
                 Some(Data::Endpoint(url)) => {
                     got_endpoint = true;
-                    self.on_endpoint(&url, reconnecting).await;
+                    if !self.on_endpoint(&url, reconnecting).await {
+                        // The replayed handshake could not be sent: a new stream, a new try.
+                        return false;
+                    }
                     if matches!(*self.endpoint.borrow(), Endpoint::Refused(_)) {
                         return got_endpoint;
                     }
@@ -277,7 +284,9 @@ impl Sse {
         }
     }
 
-    async fn on_endpoint(&self, data: &[u8], reconnecting: bool) {
+    /// Takes the endpoint the server named. Returns false when the stream must be dropped and
+    /// opened again (replaying the handshake on it failed).
+    async fn on_endpoint(&self, data: &[u8], reconnecting: bool) -> bool {
         let text = String::from_utf8_lossy(data);
         let url = match self.shared.config.url.join(text.trim()) {
             Ok(url) if url.origin() == self.shared.config.url.origin() => url,
@@ -293,11 +302,11 @@ impl Sse {
                     .out
                     .fail_all(&BridgeError::new(Reason::EndpointRefused, false, why))
                     .await;
-                return;
+                return true;
             }
             Err(e) => {
                 tracing::warn!("ignoring an endpoint event that is not a URL: {e}");
-                return;
+                return true;
             }
         };
         tracing::debug!(endpoint = %url, "SSE session endpoint");
@@ -311,11 +320,15 @@ impl Sse {
                     initialized,
                     url: url.clone(),
                 });
-                self.post_raw(&url, init).await;
-                return;
+                if !self.post_raw(&url, init).await {
+                    self.replay.lock().expect("replay lock").take();
+                    return false;
+                }
+                return true;
             }
         }
         self.endpoint.send_replace(Endpoint::Ready(url));
+        true
     }
 
     /// Whether `data` answers the replayed `initialize`; if so, sends the cached
@@ -339,23 +352,42 @@ impl Sse {
         true
     }
 
-    async fn post_raw(&self, url: &Url, body: bytes::Bytes) {
+    /// POSTs a replayed handshake message; returns whether the server took it.
+    async fn post_raw(&self, url: &Url, body: bytes::Bytes) -> bool {
         let req = self
             .shared
             .client
             .post(url.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        let resp = match self.shared.authorize(req).await {
-            Ok((req, _)) => req.send().await,
-            Err(f) => return tracing::warn!("replaying the handshake failed: {}", f.message),
+        let req = match self.shared.authorize(req).await {
+            Ok((req, _)) => req,
+            Err(f) => {
+                tracing::warn!("replaying the handshake failed: {}", f.message);
+                return false;
+            }
+        };
+        let post = req.send();
+        // Bounded: a server that never answers must not hold the event stream (and every
+        // request waiting for the endpoint) for ever.
+        let resp = tokio::select! {
+            _ = self.stop.cancelled() => return false,
+            r = tokio::time::timeout(self.shared.config.connect_timeout.max(Duration::from_secs(1)), post) => r,
         };
         match resp {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => {
-                tracing::warn!(status = %r.status(), "the server refused a replayed handshake message")
+            Ok(Ok(r)) if r.status().is_success() => true,
+            Ok(Ok(r)) => {
+                tracing::warn!(status = %r.status(), "the server refused a replayed handshake message");
+                false
             }
-            Err(e) => tracing::warn!("replaying the handshake failed: {}", http::error_chain(&e)),
+            Ok(Err(e)) => {
+                tracing::warn!("replaying the handshake failed: {}", http::error_chain(&e));
+                false
+            }
+            Err(_) => {
+                tracing::warn!("replaying the handshake timed out");
+                false
+            }
         }
     }
 }

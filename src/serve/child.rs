@@ -267,7 +267,7 @@ fn deliver(line: Line, on_line: &mut impl FnMut(Result<Bytes, usize>)) {
     match line {
         Line::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
         Line::Text(t) => on_line(Ok(t)),
-        Line::TooLong { len } => on_line(Err(len)),
+        Line::TooLong { len, .. } => on_line(Err(len)),
     }
 }
 

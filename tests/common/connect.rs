@@ -94,6 +94,22 @@ impl Connect {
             .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:.200}"))
     }
 
+    /// The next stdout line, parsed, waiting up to `limit`; `None` once stdout has ended.
+    pub async fn recv_within(&mut self, limit: Duration) -> Option<Value> {
+        let mut line = String::new();
+        let n = tokio::time::timeout(limit, self.stdout.read_line(&mut line))
+            .await
+            .unwrap_or_else(|_| panic!("no message from the bridge within {limit:?}"))
+            .unwrap();
+        if n == 0 {
+            return None;
+        }
+        assert!(line.ends_with('\n'));
+        let msg = serde_json::from_str(line.trim_end())
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:.200}"));
+        Some(msg)
+    }
+
     /// Reads messages until one answers `id`; returns it and the ones before it.
     pub async fn recv_answer(&mut self, id: Value) -> (Value, Vec<Value>) {
         let mut before = Vec::new();

@@ -84,9 +84,11 @@ impl Streamable {
         let initialized = msg.method() == Some("notifications/initialized");
         if msg.has_requests() && msg.method() != Some("initialize") {
             let this = self.clone();
+            let unsent = self.shared.unsent.clone();
+            let ids = unsent.hold(&msg);
             self.shared
                 .tasks
-                .spawn(async move { this.deliver(msg).await });
+                .spawn(async move { unsent.sending(ids, this.deliver(msg)).await });
         } else {
             self.deliver(msg).await;
         }
@@ -369,7 +371,13 @@ impl Streamable {
                 .retry
                 .unwrap_or_else(|| http::backoff(resumes, Duration::from_secs(2)));
             tracing::debug!(?delay, last_event_id = %last, "resuming a response stream");
-            tokio::time::sleep(delay).await;
+            // Cancel-safe: only a wait. Shutdown ends it at once.
+            tokio::select! {
+                _ = self.shared.shutdown.cancelled() => {
+                    return Err(BridgeError::new(Reason::StreamEnded, true, "the bridge is shutting down"));
+                }
+                _ = tokio::time::sleep(delay) => {}
+            }
             let sess = self.session();
             let get = || {
                 with_session(

@@ -5,7 +5,7 @@
 use super::{Session, Streamable, Watch, with_session};
 use crate::connect::http::{self, Cursor};
 use crate::jsonrpc::{self, Id};
-use crate::wire::{BridgeError, LAST_EVENT_ID, Reason};
+use crate::wire::{BridgeError, LAST_EVENT_ID, Reason, SESSION_ID};
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use std::sync::Arc;
@@ -145,7 +145,13 @@ impl Streamable {
             f.reason = Reason::ReinitializeFailed;
             return Err(f);
         }
-        self.start_session(&resp);
+        // The new session is published only once its handshake is complete: until then every
+        // other request still holds the old one, gets 404, and waits here for the lock.
+        let mut fresh = Session {
+            id: resp.headers().get(SESSION_ID).cloned(),
+            version: None,
+            generation: self.session().generation + 1,
+        };
         let id = Id(bridge_id.into());
         let mut watch = Watch {
             id: &id,
@@ -164,13 +170,15 @@ impl Streamable {
                 "the server did not answer the replayed initialize",
             ));
         };
-        self.note_version(&answer);
+        fresh.version = crate::wire::initialize_version(&answer)
+            .and_then(|v| reqwest::header::HeaderValue::try_from(v).ok());
         if let Some(note) = initialized.and_then(|n| jsonrpc::parse(n).ok()) {
-            let resp = self.send_post(&note, &self.session()).await?;
+            let resp = self.send_post(&note, &fresh).await?;
             if !resp.status().is_success() {
                 tracing::warn!(status = %resp.status(), "the server refused the replayed notifications/initialized");
             }
         }
+        *self.session.lock().expect("session lock") = fresh;
         tracing::info!("session re-established");
         self.start_get_stream();
         Ok(())

@@ -78,6 +78,8 @@ pub struct MockState {
     next: AtomicU64,
     /// How many `slow` tool calls have finished sleeping and are being answered.
     pub slow_done: AtomicU64,
+    /// HTTP+SSE: how many more `initialize` POSTs to refuse with 500 (a failing handshake replay).
+    pub refuse_initialize: AtomicU64,
 }
 
 impl MockState {

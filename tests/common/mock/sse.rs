@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -70,6 +71,14 @@ pub(super) async fn post(
     let Some(tx) = state.sse_streams.lock().unwrap().get(&session).cloned() else {
         return (StatusCode::NOT_FOUND, "unknown session").into_response();
     };
+    if msg["method"] == "initialize"
+        && state
+            .refuse_initialize
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "not now").into_response();
+    }
     if msg.get("method").is_some() && msg.get("id").is_some() {
         let method = msg["method"].as_str().unwrap_or("").to_owned();
         let answer = if method == "initialize" {

@@ -132,6 +132,26 @@ pub(super) async fn post(
             }
             return resp;
         }
+        ("tools/call", "pretty_error") => {
+            // A refusal whose body is a pretty-printed JSON-RPC error (status from `code`).
+            let code = args["code"].as_u64().unwrap_or(400) as u16;
+            let body = json!({"jsonrpc":"2.0","id": id,"error":{"code":-32602,"message":"bad\nargs","data":{"why":["a","b"]}}});
+            return (
+                StatusCode::from_u16(code).unwrap(),
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::to_string_pretty(&body).unwrap(),
+            )
+                .into_response();
+        }
+        ("tools/call", "pretty") if !opts.sse => {
+            // A 2xx JSON answer, pretty-printed.
+            let body = answer_for(&msg, &method, &tool, &args);
+            return (
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::to_string_pretty(&body).unwrap(),
+            )
+                .into_response();
+        }
         ("tools/call", "slow") => {
             tokio::time::sleep(Duration::from_millis(args["ms"].as_u64().unwrap_or(500))).await;
             state.slow_done.fetch_add(1, Ordering::Relaxed);
@@ -175,7 +195,8 @@ pub(super) async fn post(
                     prime.clone(),
                     answer_for(&msg, &method, &tool, &args).to_string(),
                 );
-                let _ = tx.send(format!("id: {prime}\nretry: 100\ndata:\n\n"));
+                let retry = args["retry"].as_u64().unwrap_or(100);
+                let _ = tx.send(format!("id: {prime}\nretry: {retry}\ndata:\n\n"));
                 return;
             }
             "multiline" => {
