@@ -51,8 +51,10 @@ async fn a_flood_of_idle_and_half_sent_connections_is_bounded() {
     {
         flood.push(s);
     }
+    // Past the cap, connections wait in the kernel's backlog (its size is the machine's): what
+    // matters is that the flood is well past --max-connections.
     assert!(
-        flood.len() > 500,
+        flood.len() > 2 * 128,
         "the flood itself connected ({})",
         flood.len()
     );
