@@ -2,9 +2,9 @@
 //! open, a closed port, a 401, a 403 for a foreign Host, and a certificate nobody vouches for.
 //! Each failure must be named, with its fix, and give a non-zero exit code.
 
-mod newcomer_support;
+mod common;
 
-use newcomer_support::{BIN, Proc, WAIT, serve};
+use common::blocking::{BIN, Proc, WAIT, serve};
 use serde_json::Value;
 use std::process::Command;
 
@@ -131,7 +131,7 @@ fn a_socket_of_another_user_is_permission_denied_with_owner_and_mode() {
     )
     .unwrap();
     let sock = dir.path().join("mcp.sock");
-    let _serve = newcomer_support::serve_example_unix(&sock);
+    let _serve = common::blocking::serve_example_unix(&sock);
     // The binary must be runnable by the other user: copy it next to the socket.
     let bin = dir.path().join("mcp-bridge");
     std::fs::copy(BIN, &bin).unwrap();

@@ -1,9 +1,9 @@
 //! The built-in example server: spoken to directly over stdio, and served by `serve --example`
 //! to a real HTTP client.
 
-mod newcomer_support;
+mod common;
 
-use newcomer_support::{BIN, Proc, serve};
+use common::blocking::{BIN, Proc, serve};
 use serde_json::{Value, json};
 use std::process::Command;
 
@@ -215,7 +215,7 @@ async fn serve_example_end_to_end_over_http() {
     let (_serve, addr) = serve(&["--example", "--listen=127.0.0.1:0"]);
     let url = format!("{addr}/mcp");
     let client = reqwest::Client::builder()
-        .timeout(newcomer_support::WAIT)
+        .timeout(common::blocking::WAIT)
         .build()
         .unwrap();
     let (sid, init) = post(

@@ -4,9 +4,9 @@
 //! and over TCP to `localhost` and `127.0.0.1`, each doing `initialize` and `tools/list` against a
 //! `serve --example` outside the root.
 
-mod newcomer_support;
+mod common;
 
-use newcomer_support::{BIN, Proc, WAIT, serve};
+use common::blocking::{BIN, Proc, WAIT, serve};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -162,7 +162,7 @@ fn static_binary_runs_alone_in_an_empty_root() {
     assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
 
     let sock = root.path().join("run/mcp.sock");
-    let _unix = newcomer_support::serve_example_unix(&sock);
+    let _unix = common::blocking::serve_example_unix(&sock);
     let (_tcp, addr) = serve(&["--example", "--listen=127.0.0.1:0"]);
     let port = addr.rsplit(':').next().unwrap().to_owned();
 

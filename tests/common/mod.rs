@@ -3,6 +3,7 @@
 //! - here: the binary under test ([`BIN`]), the bound on every wait ([`WAIT`]), the one polling
 //!   wait ([`eventually`]), the skip-or-fail rule for missing tools ([`require`]), the transport
 //!   connect chose ([`assert_transport`]) and small JSON helpers;
+//! - `blocking.rs`: a child process driven from a plain (blocking) test ([`blocking::Proc`]);
 //! - `log.rs`: a child's output echoed with a `[name]` prefix and kept for bounded waits;
 //! - `connect.rs`: a running `mcp-bridge connect` driven over its stdio ([`connect::Connect`]);
 //! - `serve.rs`: a running `mcp-bridge serve` on a free port ([`serve::Serve`]);
@@ -17,6 +18,7 @@
 // Each test binary uses a different subset of this module.
 #![allow(dead_code)]
 
+pub mod blocking;
 pub mod connect;
 pub mod http;
 pub mod log;

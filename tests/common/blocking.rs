@@ -1,8 +1,6 @@
-//! Helpers for the example-server, doctor and static-binary tests: child processes that are
-//! killed when dropped, a `serve` whose bound address is read from its log, and bounded line
-//! reads.
-
-#![allow(dead_code)] // each test binary uses a part
+//! A child process driven from a plain (blocking) test, as the example-server, doctor and
+//! static-binary tests do: killed when dropped, its output read line by line on threads with
+//! bounded waits, and a `serve` whose bound address is read from its log.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -10,9 +8,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
-/// How long any single wait may take before the test fails.
+pub use super::BIN;
+
+/// How long any single wait of these tests may take before the test fails (a chrooted or
+/// freshly built binary starts slower than [`super::WAIT`] allows on a loaded machine).
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A child process killed on drop, with its stdout and stderr read line by line on threads.
