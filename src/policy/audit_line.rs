@@ -207,6 +207,26 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The keys of every audit record (README's format), for the tests that check a record whole.
+#[cfg(test)]
+pub(crate) const RECORD_FIELDS: &[&str] = &[
+    "time",
+    "client",
+    "peerUid",
+    "peerPid",
+    "session",
+    "key",
+    "server",
+    "method",
+    "name",
+    "durationMs",
+    "outcome",
+    "code",
+    "reason",
+    "bytesIn",
+    "bytesOut",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

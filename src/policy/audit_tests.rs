@@ -98,23 +98,7 @@ async fn a_line_has_every_field_and_no_arguments_by_default() {
     assert_eq!(lines.len(), 4);
     let first = lines[0].as_object().unwrap();
     let keys: Vec<&str> = first.keys().map(String::as_str).collect();
-    let mut expected = vec![
-        "time",
-        "client",
-        "peerUid",
-        "peerPid",
-        "session",
-        "key",
-        "server",
-        "method",
-        "name",
-        "durationMs",
-        "outcome",
-        "code",
-        "reason",
-        "bytesIn",
-        "bytesOut",
-    ];
+    let mut expected = crate::policy::audit_line::RECORD_FIELDS.to_vec();
     expected.sort();
     assert_eq!(keys, expected);
     assert!(first["time"].as_str().unwrap().ends_with('Z'));

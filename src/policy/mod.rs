@@ -5,7 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
-mod audit_line;
+pub(crate) mod audit_line;
 pub mod check;
 pub mod clients;
 pub mod filter;

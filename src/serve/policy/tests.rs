@@ -180,23 +180,7 @@ async fn the_audit_log_has_one_line_per_request_and_redacts_arguments() {
         .keys()
         .map(String::as_str)
         .collect();
-    for k in [
-        "time",
-        "client",
-        "peerUid",
-        "peerPid",
-        "session",
-        "key",
-        "server",
-        "method",
-        "name",
-        "durationMs",
-        "outcome",
-        "code",
-        "reason",
-        "bytesIn",
-        "bytesOut",
-    ] {
+    for &k in crate::policy::audit_line::RECORD_FIELDS {
         assert!(keys.contains(&k), "{k} missing from {}", lines[0]);
     }
     assert_eq!(lines[0]["outcome"], "ok");
