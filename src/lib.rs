@@ -35,6 +35,7 @@
 //! in `Session::answer` or the stateless child's `answered`.
 
 // `deny`, not `forbid`: one audited function (serve's child parent-death signal) allows it.
+#![warn(missing_docs)]
 #![deny(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
