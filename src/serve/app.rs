@@ -175,7 +175,6 @@ impl App {
         session.close(reason);
         if let Some(Link::Shared(shared)) = session.link.get() {
             shared.leave(session);
-            self.keyed.left(shared);
         }
         if removed {
             self.metrics.sessions.dec();

@@ -1,23 +1,21 @@
-//! Starting the stateless child and finding out its era, as the stdio transport's backward
-//! compatibility rules say: `server/discover` first; a `DiscoverResult` (or a -32022 that names
-//! 2026-07-28) means a 2026-07-28 child, anything else or silence means a handshake-era child,
-//! which the bridge then initializes itself. The verdict is kept, so a restart skips the probe.
+//! Finding out the command's era, once, as the stdio transport's backward compatibility rules
+//! say: a process is started and asked `server/discover`; a `DiscoverResult` (or a -32022 that
+//! names 2026-07-28) means a 2026-07-28 command, anything else or silence a handshake-era one.
+//! The probing process is then stopped: 2026-07-28 requests go to a child of the routing rule's
+//! name, a [`Slot`] here for a 2026-07-28 command, the named child its sessions share otherwise
+//! (`crate::serve::keyed`), which nothing but `initialize` may reach first.
 
 use crate::serve::app::App;
 use crate::serve::child::Child;
 use crate::serve::stateless::child::{Era, StatelessChild};
 use crate::serve::stateless::tools::own_envelope;
-use crate::serve::stateless::translate::HandshakeInfo;
 use crate::wire::{STATELESS_VERSION, UNSUPPORTED_VERSION};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// How long the probe waits (the SDK's own discovery timeout).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long `initialize` of a handshake-era child may take.
-const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether a `server/discover` answer shows a 2026-07-28 server.
 fn is_stateless_answer(answer: &Value) -> bool {
@@ -33,26 +31,21 @@ fn is_stateless_answer(answer: &Value) -> bool {
 }
 
 /// What the probe found the command to be, kept so that a restart skips it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Verdict {
     Stateless,
     Handshake,
 }
 
-/// One stateless child: started and probed on first use (unless `verdict` already knows the
-/// command's era), started again (without the probe) after it exits.
+/// One child of a 2026-07-28 command: started on first use, and again after it exits.
 #[derive(Debug, Default)]
 pub struct Slot {
     pub(super) current: tokio::sync::Mutex<Option<Arc<StatelessChild>>>,
 }
 
 impl Slot {
-    /// The running stateless child, started (and probed) if there is none.
-    pub(super) async fn get(
-        &self,
-        app: &App,
-        verdict: &Mutex<Option<Verdict>>,
-    ) -> std::io::Result<Arc<StatelessChild>> {
+    /// The running child, started if there is none.
+    pub(super) async fn get(&self, app: &App) -> std::io::Result<Arc<StatelessChild>> {
         let mut current = self.current.lock().await;
         if let Some(rc) = current.as_ref().filter(|rc| !rc.is_gone()) {
             return Ok(rc.clone());
@@ -60,71 +53,35 @@ impl Slot {
         if app.shutdown.is_cancelled() {
             return Err(std::io::Error::other("the gateway is shutting down"));
         }
-        let known = *verdict.lock().unwrap_or_else(|p| p.into_inner());
-        let (rc, verdict_now) = match known {
-            Some(v) => (spawn(app)?, v),
-            None => probe(app).await?,
-        };
-        *verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict_now);
-        let era = match verdict_now {
-            Verdict::Stateless => {
-                tracing::info!("the stateless child speaks 2026-07-28: requests pass through");
-                Era::Stateless
-            }
-            Verdict::Handshake => Era::Handshake(initialize(&rc).await.inspect_err(|_| {
-                if let Some(c) = rc.child.get() {
-                    c.stop();
-                }
-            })?),
-        };
-        let _ = rc.era.set(era);
+        let rc = spawn(app)?;
+        let _ = rc.era.set(Era::Stateless);
         *current = Some(rc.clone());
         Ok(rc)
     }
 }
 
-/// Starts the child and asks it `server/discover`. A child that exited on the probe (a
-/// handshake-era server may refuse an unknown first message that way) is started again.
-async fn probe(app: &App) -> std::io::Result<(Arc<StatelessChild>, Verdict)> {
+/// Starts the command and asks it `server/discover`, then stops it. A child that exited on the
+/// probe (a handshake-era server may refuse an unknown first message that way) is one of the
+/// handshake era.
+pub(super) async fn probe(app: &App) -> std::io::Result<Verdict> {
     let rc = spawn(app)?;
     let req = json!({"jsonrpc": "2.0", "id": 0, "method": "server/discover",
         "params": {"_meta": own_envelope()}});
     let answer = rc.ask(req, PROBE_TIMEOUT, false).await;
     let verdict = if answer.as_ref().is_some_and(is_stateless_answer) {
+        tracing::info!("the command speaks 2026-07-28: its requests pass through");
         Verdict::Stateless
     } else {
+        tracing::info!(
+            "the command speaks the handshake era: 2026-07-28 requests are translated onto the \
+             child the routing rule picks"
+        );
         Verdict::Handshake
     };
-    if answer.is_none() && rc.is_gone() {
-        tracing::info!("the child exited on the server/discover probe; starting it again");
-        return Ok((spawn(app)?, verdict));
+    if let Some(c) = rc.child.get() {
+        c.stop();
     }
-    Ok((rc, verdict))
-}
-
-/// The bridge's own handshake with a handshake-era child.
-async fn initialize(rc: &Arc<StatelessChild>) -> std::io::Result<HandshakeInfo> {
-    let req = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION")},
-    }});
-    let answer = rc.ask(req, INIT_TIMEOUT, false).await;
-    let Some(result) = answer.as_ref().and_then(|a| a.get("result")) else {
-        let why = match answer.and_then(|a| a.get("error").cloned()) {
-            Some(err) => format!("the MCP server refused initialize: {err}"),
-            None => "the MCP server did not answer initialize".to_owned(),
-        };
-        return Err(std::io::Error::other(why));
-    };
-    let info = HandshakeInfo::from_result(result);
-    rc.notify(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    tracing::info!(
-        protocol = info.protocol,
-        "the stateless child speaks the handshake era: the bridge initialized it and \
-         translates its answers for 2026-07-28 clients"
-    );
-    Ok(info)
+    Ok(verdict)
 }
 
 fn spawn(app: &App) -> std::io::Result<Arc<StatelessChild>> {
@@ -134,12 +91,13 @@ fn spawn(app: &App) -> std::io::Result<Arc<StatelessChild>> {
     let weak = Arc::downgrade(&rc);
     let (metrics, shutdown) = (app.metrics.clone(), app.shutdown.clone());
     let on_exit = move |reason: String| {
+        metrics.children.dec();
+        // A child nobody holds any more was stopped on purpose (the probe, an expired one).
         if let Some(rc) = weak.upgrade() {
             rc.exited(&reason);
-        }
-        metrics.children.dec();
-        if !shutdown.is_cancelled() {
-            metrics.child_crashes.inc();
+            if !shutdown.is_cancelled() {
+                metrics.child_crashes.inc();
+            }
         }
     };
     let child = {

@@ -1,15 +1,18 @@
-//! The stateless children, one per name the routing rule gives a 2026-07-28 request (the one
-//! child of `--scope shared`; otherwise one per client identity and session key), so a client
-//! never reaches another's child. The command's era is probed once for all of them. A keyed
-//! child with no request in flight for `--keep-alive` is stopped; the next request for its key
-//! starts a fresh one.
+//! The command's era, probed once, and the children of a command that speaks 2026-07-28 itself:
+//! one per name the routing rule gives a 2026-07-28 request (the one child of `--scope shared`;
+//! otherwise one per client identity and session key), so a client never reaches another's
+//! child. Such a process serves that era only, so these children are not the ones handshake
+//! sessions of the same name reach. (For a handshake-era command, 2026-07-28 requests go to the
+//! named children of `crate::serve::keyed`, shared with the sessions.) A keyed child with no
+//! request in flight for `--keep-alive` is stopped; the next request for its key starts a fresh
+//! one.
 
 use crate::serve::app::App;
 use crate::serve::child::Child;
 use crate::serve::keyed::KeyedInfo;
 use crate::serve::scope::ChildKey;
 use crate::serve::stateless::child::StatelessChild;
-use crate::serve::stateless::probe::{Slot, Verdict};
+use crate::serve::stateless::probe::{self, Slot, Verdict};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +28,8 @@ struct Entry {
 pub struct Slots {
     map: Mutex<HashMap<ChildKey, Arc<Entry>>>,
     verdict: Mutex<Option<Verdict>>,
+    /// Held while the one probe runs.
+    probing: tokio::sync::Mutex<()>,
 }
 
 impl Slots {
@@ -32,9 +37,27 @@ impl Slots {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The running child named `key`, started (and, the first time, probed) if there is none.
-    /// At most `--max-sessions` of them exist, so varying the key cannot start processes
-    /// without bound.
+    /// Whether the command speaks 2026-07-28 itself (probed the first time it is asked).
+    pub async fn speaks_stateless(&self, app: &App) -> std::io::Result<bool> {
+        let known = || *self.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = known() {
+            return Ok(v == Verdict::Stateless);
+        }
+        let _one = self.probing.lock().await;
+        if let Some(v) = known() {
+            return Ok(v == Verdict::Stateless);
+        }
+        if app.shutdown.is_cancelled() {
+            return Err(std::io::Error::other("the gateway is shutting down"));
+        }
+        let v = probe::probe(app).await?;
+        *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+        Ok(v == Verdict::Stateless)
+    }
+
+    /// The running child named `key` of a 2026-07-28 command, started if there is none. At
+    /// most `--max-sessions` of them exist, so varying the key cannot start processes without
+    /// bound.
     pub async fn get(&self, app: &App, key: ChildKey) -> std::io::Result<Arc<StatelessChild>> {
         let entry = {
             let mut map = self.map();
@@ -47,7 +70,7 @@ impl Slots {
             map.entry(key).or_default().clone()
         };
         *entry.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        entry.slot.get(app, &self.verdict).await
+        entry.slot.get(app).await
     }
 
     /// Stops keyed children with nothing in flight and unused for `keep_alive`. The child of
