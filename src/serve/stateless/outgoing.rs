@@ -106,6 +106,6 @@ mod tests {
         let out = outgoing(raw.as_bytes(), 1, true).unwrap();
         assert_eq!(out.line.len(), raw.len() - 102);
         assert!(text(&out.line).starts_with(r#"{"jsonrpc":"2.0","id":1,"#));
-        assert!(text(&out.line).ends_with(r#""}},"_meta":{}}}"#));
+        assert!(text(&out.line).ends_with(r#""},"_meta":{}}}"#));
     }
 }
