@@ -2,8 +2,8 @@
 //! (`crate::serve::scope`): the one child of `--scope shared`, the children of session keys,
 //! and the child of a client identity for its 2026-07-28 requests. Handshake sessions attach
 //! to the child; 2026-07-28 requests of the same name reach the same process through its
-//! 2026-07-28 side (a command that speaks 2026-07-28 itself is the exception: see
-//! `crate::serve::stateless::Slots`). A keyed child lives while a session is attached to it or
+//! 2026-07-28 side (translated for a handshake-era command, passed through for one that speaks
+//! 2026-07-28 itself). A keyed child lives while a session is attached to it or
 //! a 2026-07-28 request is in flight, and for `--keep-alive` after, so a sandbox recreated
 //! within that time finds it; a child that exits ends its sessions (their next request gets
 //! 404), answers its waiting requests with an error, and the next client of its name starts a
@@ -84,8 +84,31 @@ impl Keyed {
 
     /// The 2026-07-28 side of the child named `key`, starting the child if there is none. At
     /// most `--max-sessions` children exist, so varying the key cannot start processes without
-    /// bound.
+    /// bound. A child that exits on the era probe is started once more.
     pub async fn stateless(
+        &self,
+        app: &Arc<App>,
+        key: ChildKey,
+    ) -> std::io::Result<Arc<StatelessChild>> {
+        let first = self.stateless_once(app, key.clone()).await;
+        match first {
+            Err(_) if app.stateless.known().is_some() && self.gone(&key).await => {
+                self.stateless_once(app, key).await
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the child named `key` has exited (or is not there).
+    async fn gone(&self, key: &ChildKey) -> bool {
+        self.map
+            .lock()
+            .await
+            .get(key)
+            .is_none_or(|e| e.child.is_gone())
+    }
+
+    async fn stateless_once(
         &self,
         app: &Arc<App>,
         key: ChildKey,
@@ -119,7 +142,7 @@ impl Keyed {
                 }
             }
         };
-        child.stateless(&app.metrics).await
+        child.stateless(&app.metrics, &app.stateless).await
     }
 
     /// Stops keyed children nobody has used for `keep_alive`: no session attached, no
@@ -234,10 +257,7 @@ impl App {
     /// Every child more than one client may reach, with its sessions attached and its
     /// 2026-07-28 requests in flight (one child may appear under both eras).
     pub async fn named_children(&self) -> Named {
-        let mut named = self.keyed.list().await;
-        named.stateless.extend(self.stateless.list().await);
-        named.stateless.sort_by(|a, b| a.name.cmp(&b.name));
-        named
+        self.keyed.list().await
     }
 
     /// The `/metrics` lines of [`App::named_children`].

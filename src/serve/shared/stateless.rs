@@ -1,12 +1,13 @@
-//! The 2026-07-28 side of a child with sessions: requests of the stateless revision that the
-//! routing rule sends to this child are relayed by a [`StatelessChild`] writing to the same
-//! process, numbered from the same counter as the sessions' requests, and initialized once: the
-//! bridge sends `initialize` itself unless a session already did (then its cached result is
-//! used, and a session that comes later gets the bridge's result).
+//! The 2026-07-28 side of a named child: requests of the stateless revision that the routing
+//! rule sends to this child are relayed by a [`StatelessChild`] writing to the same process,
+//! numbered from the same counter as the sessions' requests. The first one probes the command's
+//! era (once per command, [`Verdict`]); a handshake-era child is initialized once: the bridge
+//! sends `initialize` itself unless a session already did (then its cached result is used, and
+//! a session that comes later gets the bridge's result).
 
 use super::{Init, SharedChild};
 use crate::serve::metrics::Metrics;
-use crate::serve::stateless::{ChildEra as Era, HandshakeInfo, StatelessChild};
+use crate::serve::stateless::{ChildEra as Era, HandshakeInfo, StatelessChild, Verdict};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -31,6 +32,7 @@ impl SharedChild {
     pub async fn stateless(
         self: &Arc<Self>,
         metrics: &Arc<Metrics>,
+        verdict: &Verdict,
     ) -> std::io::Result<Arc<StatelessChild>> {
         let Some(child) = self.child.get() else {
             return Err(std::io::Error::other("the child is not running"));
@@ -46,7 +48,7 @@ impl SharedChild {
             })
             .clone();
         self.adapter_ready
-            .get_or_try_init(|| self.initialize_for(&rc))
+            .get_or_try_init(|| self.prepare(&rc, verdict))
             .await?;
         Ok(rc)
     }
@@ -59,6 +61,22 @@ impl SharedChild {
     /// Requests of the 2026-07-28 side in flight (listen streams included).
     pub fn stateless_in_flight(&self) -> usize {
         self.adapter.get().map_or(0, |a| a.in_flight())
+    }
+
+    /// Probes the era unless it is known (a child a session already initialized is of the
+    /// handshake era as far as this bridge is concerned), then initializes a handshake-era one.
+    async fn prepare(&self, rc: &Arc<StatelessChild>, verdict: &Verdict) -> std::io::Result<()> {
+        let untouched = matches!(self.lock().init, Init::NotYet);
+        let native = match verdict.known() {
+            Some(known) => known,
+            None if untouched => verdict.speaks_stateless(rc).await?,
+            None => false,
+        };
+        if native {
+            let _ = rc.era.set(Era::Stateless);
+            return Ok(());
+        }
+        self.initialize_for(rc).await
     }
 
     async fn initialize_for(&self, rc: &Arc<StatelessChild>) -> std::io::Result<()> {

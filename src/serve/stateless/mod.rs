@@ -9,9 +9,8 @@ mod listen;
 mod outgoing;
 mod probe;
 
-mod slots;
 pub use child::{Era as ChildEra, StatelessChild};
-pub use slots::Slots;
+pub use probe::Verdict;
 pub use translate::HandshakeInfo;
 mod stream;
 mod tools;
@@ -212,12 +211,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
         // The rule gives a stateless request no child of its own (it has no session).
         Route::OwnChild => ChildKey::Of(caller.identity, caller.key),
     };
-    let rc = match app.stateless.speaks_stateless(&app).await {
-        Ok(true) => app.stateless.get(&app, key).await,
-        Ok(false) => app.keyed.stateless(&app, key).await,
-        Err(e) => Err(e),
-    };
-    let rc = rc.map_err(|e| {
+    let rc = app.keyed.stateless(&app, key).await.map_err(|e| {
         let body = BridgeError::new(
             Reason::ChildStart,
             false,

@@ -1,17 +1,15 @@
-//! Finding out the command's era, once, as the stdio transport's backward compatibility rules
-//! say: a process is started and asked `server/discover`; a `DiscoverResult` (or a -32022 that
-//! names 2026-07-28) means a 2026-07-28 command, anything else or silence a handshake-era one.
-//! The probing process is then stopped: 2026-07-28 requests go to a child of the routing rule's
-//! name, a [`Slot`] here for a 2026-07-28 command, the named child its sessions share otherwise
-//! (`crate::serve::keyed`), which nothing but `initialize` may reach first.
+//! Finding out the command's era, as the stdio transport's backward compatibility rules say:
+//! the first 2026-07-28 request to reach a fresh child asks it `server/discover` first; a
+//! `DiscoverResult` (or a -32022 that names 2026-07-28) means a 2026-07-28 command, whose
+//! requests pass through, anything else or silence a handshake-era one, which the bridge then
+//! initializes (`crate::serve::shared`). The verdict ([`Verdict`]) is kept for the command, so
+//! later children skip the probe.
 
-use crate::serve::app::App;
-use crate::serve::child::Child;
-use crate::serve::stateless::child::{Era, StatelessChild};
+use crate::serve::stateless::child::StatelessChild;
 use crate::serve::stateless::tools::own_envelope;
 use crate::wire::{STATELESS_VERSION, UNSUPPORTED_VERSION};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long the probe waits (the SDK's own discovery timeout).
@@ -30,84 +28,43 @@ fn is_stateless_answer(answer: &Value) -> bool {
     err["code"].as_i64() == Some(UNSUPPORTED_VERSION) && names_us(err["data"].get("supported"))
 }
 
-/// What the probe found the command to be, kept so that a restart skips it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Verdict {
-    Stateless,
-    Handshake,
-}
-
-/// One child of a 2026-07-28 command: started on first use, and again after it exits.
+/// What the command speaks, once a probe found out.
 #[derive(Debug, Default)]
-pub struct Slot {
-    pub(super) current: tokio::sync::Mutex<Option<Arc<StatelessChild>>>,
-}
+pub struct Verdict(Mutex<Option<bool>>);
 
-impl Slot {
-    /// The running child, started if there is none.
-    pub(super) async fn get(&self, app: &App) -> std::io::Result<Arc<StatelessChild>> {
-        let mut current = self.current.lock().await;
-        if let Some(rc) = current.as_ref().filter(|rc| !rc.is_gone()) {
-            return Ok(rc.clone());
-        }
-        if app.shutdown.is_cancelled() {
-            return Err(std::io::Error::other("the gateway is shutting down"));
-        }
-        let rc = spawn(app)?;
-        let _ = rc.era.set(Era::Stateless);
-        *current = Some(rc.clone());
-        Ok(rc)
+impl Verdict {
+    /// What a probe found, if one ran.
+    pub fn known(&self) -> Option<bool> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-/// Starts the command and asks it `server/discover`, then stops it. A child that exited on the
-/// probe (a handshake-era server may refuse an unknown first message that way) is one of the
-/// handshake era.
-pub(super) async fn probe(app: &App) -> std::io::Result<Verdict> {
-    let rc = spawn(app)?;
-    let req = json!({"jsonrpc": "2.0", "id": 0, "method": "server/discover",
-        "params": {"_meta": own_envelope()}});
-    let answer = rc.ask(req, PROBE_TIMEOUT, false).await;
-    let verdict = if answer.as_ref().is_some_and(is_stateless_answer) {
-        tracing::info!("the command speaks 2026-07-28: its requests pass through");
-        Verdict::Stateless
-    } else {
-        tracing::info!(
-            "the command speaks the handshake era: 2026-07-28 requests are translated onto the \
-             child the routing rule picks"
-        );
-        Verdict::Handshake
-    };
-    if let Some(c) = rc.child.get() {
-        c.stop();
-    }
-    Ok(verdict)
-}
-
-fn spawn(app: &App) -> std::io::Result<Arc<StatelessChild>> {
-    let rc = Arc::new(StatelessChild::new(app.metrics.clone()));
-    let span = tracing::info_span!("stateless");
-    let on_line = Child::messages_to(Arc::downgrade(&rc), StatelessChild::dispatch);
-    let weak = Arc::downgrade(&rc);
-    let (metrics, shutdown) = (app.metrics.clone(), app.shutdown.clone());
-    let on_exit = move |reason: String| {
-        metrics.children.dec();
-        // A child nobody holds any more was stopped on purpose (the probe, an expired one).
-        if let Some(rc) = weak.upgrade() {
-            rc.exited(&reason);
-            if !shutdown.is_cancelled() {
-                metrics.child_crashes.inc();
-            }
+    /// Whether the command speaks 2026-07-28 itself, asking `rc` (a fresh child that nothing
+    /// but this has spoken to) unless a probe already found out. An error: the child exited
+    /// on the probe (a handshake-era server may refuse an unknown first message that way).
+    pub async fn speaks_stateless(&self, rc: &Arc<StatelessChild>) -> std::io::Result<bool> {
+        if let Some(known) = *self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(known);
         }
-    };
-    let child = {
-        let _enter = span.enter();
-        Child::spawn(&app.cfg, &app.tasks, on_line, on_exit)?
-    };
-    app.metrics.children.inc();
-    app.metrics.children_total.inc();
-    let _ = rc.child.set(child);
-    Ok(rc)
+        let req = json!({"jsonrpc": "2.0", "id": 0, "method": "server/discover",
+            "params": {"_meta": own_envelope()}});
+        let answer = rc.ask(req, PROBE_TIMEOUT, false).await;
+        let stateless = answer.as_ref().is_some_and(is_stateless_answer);
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(stateless);
+        if stateless {
+            tracing::info!("the command speaks 2026-07-28: its requests pass through");
+        } else {
+            tracing::info!(
+                "the command speaks the handshake era: the bridge initializes it and translates \
+                 for 2026-07-28 clients"
+            );
+        }
+        if answer.is_none() && rc.is_gone() {
+            return Err(std::io::Error::other(
+                "the MCP server exited on the server/discover probe",
+            ));
+        }
+        Ok(stateless)
+    }
 }
 
 #[cfg(test)]
