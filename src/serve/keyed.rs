@@ -92,9 +92,7 @@ impl Keyed {
     ) -> std::io::Result<Arc<StatelessChild>> {
         let first = self.stateless_once(app, key.clone()).await;
         match first {
-            Err(_) if app.stateless.known().is_some() && self.gone(&key).await => {
-                self.stateless_once(app, key).await
-            }
+            Err(_) if self.gone(&key).await => self.stateless_once(app, key).await,
             other => other,
         }
     }

@@ -2,8 +2,8 @@
 //! the first 2026-07-28 request to reach a fresh child asks it `server/discover` first; a
 //! `DiscoverResult` (or a -32022 that names 2026-07-28) means a 2026-07-28 command, whose
 //! requests pass through, anything else or silence a handshake-era one, which the bridge then
-//! initializes (`crate::serve::shared`). The verdict ([`Verdict`]) is kept for the command, so
-//! later children skip the probe.
+//! initializes (`crate::serve::shared`). An answered verdict ([`Verdict`]) is kept for the
+//! command, so later children skip the probe.
 
 use crate::serve::stateless::child::StatelessChild;
 use crate::serve::stateless::tools::own_envelope;
@@ -49,7 +49,11 @@ impl Verdict {
             "params": {"_meta": own_envelope()}});
         let answer = rc.ask(req, PROBE_TIMEOUT, false).await;
         let stateless = answer.as_ref().is_some_and(is_stateless_answer);
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(stateless);
+        // Silence is taken for the handshake era, but only an answer settles it: a child slow
+        // to start is asked again by the next request.
+        if answer.is_some() {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(stateless);
+        }
         if stateless {
             tracing::info!("the command speaks 2026-07-28: its requests pass through");
         } else {
