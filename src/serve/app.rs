@@ -32,8 +32,8 @@ pub struct App {
     tombstones: Mutex<HashMap<String, String>>,
     /// Children more than one session may reach (`--scope shared`, keyed), by name.
     pub keyed: crate::serve::keyed::Keyed,
-    /// The child that answers 2026-07-28 requests.
-    pub stateless: crate::serve::stateless::Slots,
+    /// Whether the command speaks 2026-07-28 itself (probed once).
+    pub stateless: crate::serve::stateless::Verdict,
     /// Bytes held in request bodies now, against `--max-body-total`.
     pub bodies: Arc<crate::serve::http::BodyBudget>,
     /// Children of ended sessions that have not exited yet: they still hold a process, so they
@@ -188,7 +188,6 @@ impl App {
         session.close(reason);
         if let Some(Link::Shared(shared)) = session.link.get() {
             shared.leave(session);
-            self.keyed.left(shared);
         }
         if removed {
             self.metrics.sessions.dec();
@@ -230,7 +229,6 @@ impl App {
                 self.end(&s, "idle for longer than --session-ttl");
             }
             self.keyed.expire(self.cfg.keep_alive()).await;
-            self.stateless.expire(self.cfg.keep_alive()).await;
         }
     }
 
@@ -245,7 +243,6 @@ impl App {
             self.end(s, "the gateway is shutting down");
         }
         children.extend(self.keyed.stop_all().await);
-        children.extend(self.stateless.stop_all().await);
         let wait_all = async {
             for c in &children {
                 c.wait().await;
