@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long the probe waits (the SDK's own discovery timeout).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the probe waits. It is the child's first message, so the wait includes the
+/// command's start-up (an `npx` or `uvx` server fetching its package, a Python SDK importing):
+/// as long as `initialize` may take, not the SDK's 10 s discovery timeout for a running server.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether a `server/discover` answer shows a 2026-07-28 server.
 fn is_stateless_answer(answer: &Value) -> bool {
