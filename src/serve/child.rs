@@ -238,11 +238,16 @@ async fn supervise(
     proc.wait().await.ok()
 }
 
+/// Messages up to this size are copied into one buffer with their newline, so each reaches the
+/// pipe in one write (and queued ones together); bigger ones are written in place.
+const STDIN_BUFFER: usize = 64 * 1024;
+
 pub(super) async fn write_stdin(
-    mut stdin: impl tokio::io::AsyncWrite + Unpin,
+    stdin: impl tokio::io::AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Bytes>,
     stop: CancellationToken,
 ) {
+    let mut stdin = tokio::io::BufWriter::with_capacity(STDIN_BUFFER, stdin);
     loop {
         // Cancel-safe: a message not yet received stays in the channel.
         let line = tokio::select! {

@@ -244,7 +244,11 @@ impl AsRef<[u8]> for Held {
 /// Reads a body up to `limit` bytes into one buffer, enforcing the limit while reading (413
 /// past it) and the global budget the guard put in the request's extensions (503 past it).
 /// Chunk boundaries do not matter: each chunk is copied and released at once.
-async fn read_body(limit: usize, req: Request) -> Result<Bytes, Refusal> {
+async fn read_body(
+    limit: usize,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Bytes, Refusal> {
     let too_large = || {
         Refusal::rpc(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -260,16 +264,16 @@ async fn read_body(limit: usize, req: Request) -> Result<Bytes, Refusal> {
         )
         .with(header::RETRY_AFTER, "1")
     };
-    let declared = req
-        .headers()
+    let declared = parts
+        .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let mut reservation = req
-        .extensions()
+    let mut reservation = parts
+        .extensions
         .get::<Arc<BodyBudget>>()
         .map(|budget| Reservation {
             budget: budget.clone(),
@@ -283,7 +287,7 @@ async fn read_body(limit: usize, req: Request) -> Result<Bytes, Refusal> {
         return Err(busy());
     }
     let mut buf: Vec<u8> = Vec::with_capacity(first);
-    let mut body = req.into_body().into_data_stream();
+    let mut body = body.into_data_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| {
             Refusal::rpc(
@@ -324,7 +328,17 @@ async fn read_body(limit: usize, req: Request) -> Result<Bytes, Refusal> {
 /// Reads the body (up to `limit`, the `--max-body`) and parses it as a JSON-RPC message: 413 or
 /// 400 (-32700, -32600) otherwise.
 pub async fn read_message(limit: usize, req: Request) -> Result<Message, Refusal> {
-    let body = read_body(limit, req).await?;
+    let (parts, body) = req.into_parts();
+    read_message_parts(limit, &parts, body).await
+}
+
+/// [`read_message`] for a request already split, so that its headers need no copy.
+pub async fn read_message_parts(
+    limit: usize,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Message, Refusal> {
+    let body = read_body(limit, parts, body).await?;
     jsonrpc::parse(body)
         .map_err(|e| Refusal::rpc(StatusCode::BAD_REQUEST, e.code(), &e.to_string()))
 }

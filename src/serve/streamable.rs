@@ -5,8 +5,9 @@
 use crate::jsonrpc::{self, Kind, Message};
 use crate::net::Peer;
 use crate::serve::app::App;
-use crate::serve::http::{Accepts, Refusal, is_json, json, name_session, read_message, sse};
+use crate::serve::http::{Accepts, Refusal, is_json, json, name_session, read_message_parts, sse};
 use crate::serve::policy::{self, Requester};
+use crate::serve::scope::Caller;
 use crate::serve::session::log::{GET_STREAM, parse_event_id};
 use crate::serve::session::stream;
 use crate::serve::session::{Plan, Session, Transport};
@@ -97,7 +98,7 @@ async fn session_for(
     msg: &Message,
     peer: &Peer,
     requester: &Requester,
-    caller: &crate::serve::scope::Caller,
+    caller: &Caller,
 ) -> Result<(Arc<Session>, bool), Refusal> {
     if headers.contains_key(SESSION_ID) {
         return Ok((existing_session(app, headers, requester)?, false));
@@ -119,11 +120,13 @@ pub async fn post(
     req: Request,
 ) -> Result<Response, Refusal> {
     let accepts = check_post_headers(req.headers())?;
-    let headers = req.headers().clone();
-    let requester = Requester::of(&req);
-    let caller = req.extensions().get().cloned().unwrap_or_default();
-    let msg = read_message(app.cfg.max_body, req).await?;
-    let (session, created) = session_for(&app, &headers, &msg, &peer, &requester, &caller).await?;
+    let (parts, body) = req.into_parts();
+    let requester: Requester = parts.extensions.get().cloned().unwrap_or_default();
+    let msg = read_message_parts(app.cfg.max_body, &parts, body).await?;
+    let anonymous = Caller::default();
+    let caller = parts.extensions.get().unwrap_or(&anonymous);
+    let (session, created) =
+        session_for(&app, &parts.headers, &msg, &peer, &requester, caller).await?;
     if let Kind::Notification { method } = msg.kind()
         && method == "notifications/cancelled"
         && let Some(id) = wire::cancelled_id(&msg.raw)
@@ -142,7 +145,7 @@ pub async fn post(
             name_session(&mut resp, sid);
             Ok(resp)
         }
-        Plan::Stream(n) => Ok(sse(stream::body(&app, session.clone(), n, 0, 0, None), sid)),
+        Plan::Stream(n) => Ok(sse(stream::answer(&app, session.clone(), n).await, sid)),
         Plan::Json(n, rx) => {
             let body = collect_json(&app, &session, n, rx, batch).await?;
             let mut resp = json(StatusCode::OK, body);

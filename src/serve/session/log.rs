@@ -23,6 +23,8 @@ struct StreamState {
     /// No more events will be added (all answers written, or cancelled).
     finished: bool,
     last_seq: u64,
+    /// The newest seq when the stream opened: its events all come after it.
+    opened_after: u64,
 }
 
 /// The bounded event log.
@@ -63,6 +65,7 @@ impl Log {
                 open,
                 finished: open == 0,
                 last_seq: 0,
+                opened_after: self.next_seq - 1,
             },
         );
     }
@@ -112,9 +115,21 @@ impl Log {
 
     /// Appends the frames of `stream` after `cursor` to `out`; returns the new cursor.
     pub fn take(&self, stream: u64, cursor: u64, out: &mut Vec<u8>) -> u64 {
-        let start = self.events.partition_point(|e| e.seq <= cursor);
+        // Only the known stream's span of the log is scanned, not everything after the cursor:
+        // a new POST stream (cursor 0) in a long session would otherwise walk the whole log.
+        let (from, until) = match self.streams.get(&stream) {
+            Some(s) => (cursor.max(s.opened_after), s.last_seq),
+            None => (cursor, u64::MAX),
+        };
+        if until <= from {
+            return cursor;
+        }
+        let start = self.events.partition_point(|e| e.seq <= from);
         let mut last = cursor;
         for e in self.events.range(start..) {
+            if e.seq > until {
+                break;
+            }
             if e.stream == stream {
                 out.extend_from_slice(&e.frame);
                 last = e.seq;
@@ -179,6 +194,24 @@ mod tests {
         assert_eq!(text(&log, 1, c).0, "");
         assert_eq!(parse_event_id("1-2"), Some((1, 2)));
         assert_eq!(parse_event_id("x"), None);
+    }
+
+    #[test]
+    fn a_stream_opened_late_reads_only_its_own_events() {
+        let mut log = Log::new(1 << 20);
+        for _ in 0..100 {
+            log.push(GET_STREAM, None, b"g");
+        }
+        log.open_stream(7, 1);
+        assert_eq!(text(&log, 7, 0), (String::new(), 0));
+        log.push(7, None, b"answer");
+        log.push(GET_STREAM, None, b"later");
+        log.answered(7);
+        let (t, c) = text(&log, 7, 0);
+        assert_eq!(t, "event: message\nid: 7-101\ndata: answer\n\n");
+        assert_eq!(c, 101);
+        assert_eq!(text(&log, 7, c), (String::new(), 101));
+        assert!(text(&log, GET_STREAM, 100).0.contains("data: later"));
     }
 
     #[test]

@@ -287,7 +287,7 @@ impl Session {
     pub async fn send(self: &Arc<Self>, msg: Message) {
         self.metrics.to_child.inc();
         let delivered = match self.link.get() {
-            Some(Link::Own(child)) => child.send(jsonrpc::fold_lines(&msg.raw)).await.is_ok(),
+            Some(Link::Own(child)) => child.send(one_line(&msg.raw)).await.is_ok(),
             Some(Link::Shared(shared)) => shared.send(self, msg.clone()).await,
             None => false,
         };
@@ -450,6 +450,14 @@ impl Session {
     pub fn is_initialize(kind: &Kind) -> bool {
         matches!(kind, Kind::Request { method, .. } if method == "initialize")
     }
+}
+
+/// `raw` as one stdin line: shared, not copied, when it has no line break (the usual case).
+fn one_line(raw: &Bytes) -> Bytes {
+    if memchr::memchr2(b'\n', b'\r', raw).is_none() {
+        return raw.clone();
+    }
+    jsonrpc::fold_lines(raw)
 }
 
 #[cfg(test)]

@@ -50,8 +50,19 @@ pub fn body(
     cursor: u64,
     preamble: Option<Bytes>,
 ) -> Body {
+    chunks(reader(app, session, stream, generation, cursor, preamble))
+}
+
+fn reader(
+    app: &Arc<App>,
+    session: Arc<Session>,
+    stream: u64,
+    generation: u64,
+    cursor: u64,
+    preamble: Option<Bytes>,
+) -> Reader {
     session.attach();
-    let reader = Reader {
+    Reader {
         rx: session.subscribe(),
         attached: Attached {
             session,
@@ -64,12 +75,35 @@ pub fn body(
         shutdown: app.shutdown.clone(),
         keepalive: app.cfg.keepalive,
         over: false,
-    };
+    }
+}
+
+fn chunks(reader: Reader) -> Body {
     let chunks = futures_util::stream::unfold(reader, |mut r| async move {
         let chunk = r.next().await?;
         Some((Ok::<Bytes, Infallible>(chunk), r))
     });
     Body::from_stream(chunks)
+}
+
+/// How long a POST's answer stream waits for its first event before it sends its headers alone.
+const FIRST_EVENT_WAIT: Duration = Duration::from_millis(10);
+
+/// The answer stream of a POST. A fast answer (the usual case) arrives before the headers leave:
+/// the response then goes out whole, headers and events in one write with a `Content-Length`;
+/// otherwise the headers go after [`FIRST_EVENT_WAIT`] and the events follow as they come.
+pub async fn answer(app: &Arc<App>, session: Arc<Session>, stream: u64) -> Body {
+    let mut reader = reader(app, session, stream, 0, 0, None);
+    // Cancel-safe: `next` reads from its cursor again after an interrupted wait.
+    match tokio::time::timeout(FIRST_EVENT_WAIT, reader.next()).await {
+        Ok(Some(first)) if reader.over => Body::from(first),
+        Ok(Some(first)) => {
+            reader.preamble = Some(first);
+            chunks(reader)
+        }
+        Ok(None) => Body::empty(),
+        Err(_) => chunks(reader),
+    }
 }
 
 impl Reader {
