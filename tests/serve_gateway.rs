@@ -353,3 +353,46 @@ async fn one_server_is_also_at_mcp_and_its_sse_endpoint_keeps_the_prefix() {
         assert_eq!(init["result"]["serverInfo"]["name"], "stdio-fixture");
     }
 }
+
+#[tokio::test]
+async fn the_listing_shows_keyed_children_and_who_is_attached() {
+    if !have_python3() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.json");
+    let py = json!({"command": "python3", "args": [fixture()]});
+    write(
+        &file,
+        &json!({"mcpServers": {"k": py}, "mcpBridge": {"servers": {"k": {"scope": "per-key"}}}}),
+    );
+    let gw = Serve::with_config(&file, &["--listen", "127.0.0.1:0"], &[]).unwrap();
+    let open = || async {
+        let resp = client()
+            .post(format!("{}/servers/k/mcp", gw.url))
+            .header("mcp-bridge-session-key", "sandbox-1")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(common::http::init_msg(1).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (a, b) = (open().await, open().await);
+    assert_ne!(a, b);
+    let (status, list) = get_json(&format!("{}/servers", gw.url), None).await;
+    assert_eq!(status, 200);
+    let named = &list["servers"][0]["state"]["named_children"];
+    assert_eq!(
+        named,
+        &json!([{"child": "anonymous/sandbox-1", "attached_sessions": 2, "stateless_in_flight": 0}]),
+        "{list}"
+    );
+    // Session ids are not listed: only the child's name (identity and key) and the counts.
+    assert!(!list.to_string().contains(&a), "{list}");
+}

@@ -11,40 +11,69 @@ use std::sync::Arc;
 
 /// GET /servers: names, kinds, routes and state, as JSON.
 pub async fn servers(State(gw): State<Arc<Gateway>>, req: Request) -> impl IntoResponse {
-    let routes = gw.routes();
-    let single = routes.current.len() == 1;
-    let mut list = Vec::new();
-    // A named client sees only the servers granted to it.
-    let granted = |name: &str| crate::serve::policy::may_reach(&req, name);
-    for (name, unit) in routes.current.iter().filter(|(n, _)| granted(n)) {
-        let draining: Vec<&Arc<super::Unit>> = routes
-            .draining
-            .iter()
-            .filter(|u| &u.server.name == name)
-            .collect();
-        list.push(json!({
-            "name": name,
-            "kind": kind(&unit.server),
-            "scope": unit.server.options.scope.as_str(),
-            "routes": routes_of(&unit.server, single),
-            "state": {
-                "sessions": unit.app.metrics.sessions.get(),
-                "children": unit.app.metrics.children.get(),
-                "draining_sessions": draining.iter().map(|u| u.app.metrics.sessions.get()).sum::<i64>(),
-            },
-        }));
-    }
-    let mut removed: BTreeMap<&str, i64> = BTreeMap::new();
-    for u in routes.draining.iter() {
-        if !routes.current.contains_key(&u.server.name) && granted(&u.server.name) {
-            *removed.entry(&u.server.name).or_default() += u.app.metrics.sessions.get();
+    // Everything but the named children is read at once; the request (not `Sync`) is not held
+    // across the awaits below.
+    let (mut list, apps, removed) = {
+        let routes = gw.routes();
+        let single = routes.current.len() == 1;
+        let mut list = Vec::new();
+        let mut apps = Vec::new();
+        // A named client sees only the servers granted to it.
+        let granted = |name: &str| crate::serve::policy::may_reach(&req, name);
+        for (name, unit) in routes.current.iter().filter(|(n, _)| granted(n)) {
+            let draining: Vec<&Arc<super::Unit>> = routes
+                .draining
+                .iter()
+                .filter(|u| &u.server.name == name)
+                .collect();
+            list.push(json!({
+                "name": name,
+                "kind": kind(&unit.server),
+                "scope": unit.server.options.scope.as_str(),
+                "routes": routes_of(&unit.server, single),
+                "state": {
+                    "sessions": unit.app.metrics.sessions.get(),
+                    "children": unit.app.metrics.children.get(),
+                    "draining_sessions": draining.iter().map(|u| u.app.metrics.sessions.get()).sum::<i64>(),
+                },
+            }));
+            apps.push(unit.app.clone());
         }
+        let mut removed: BTreeMap<&str, i64> = BTreeMap::new();
+        for u in routes.draining.iter() {
+            if !routes.current.contains_key(&u.server.name) && granted(&u.server.name) {
+                *removed.entry(&u.server.name).or_default() += u.app.metrics.sessions.get();
+            }
+        }
+        let removed: Vec<Value> = removed
+            .into_iter()
+            .map(|(name, sessions)| json!({"name": name, "draining_sessions": sessions}))
+            .collect();
+        (list, apps, removed)
+    };
+    for (entry, app) in list.iter_mut().zip(apps) {
+        entry["state"]["named_children"] = Value::Array(named_children(&app).await);
     }
-    let removed: Vec<Value> = removed
-        .into_iter()
-        .map(|(name, sessions)| json!({"name": name, "draining_sessions": sessions}))
-        .collect();
     axum::Json(json!({"servers": list, "removed": removed}))
+}
+
+/// The children several clients may reach (`shared`, or an identity's and key's), each with the
+/// handshake sessions attached to it and the 2026-07-28 requests in flight at it.
+async fn named_children(app: &crate::serve::app::App) -> Vec<Value> {
+    let named = app.named_children().await;
+    let mut by_name: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for c in named.handshake {
+        by_name.entry(c.name).or_default().0 += c.sessions;
+    }
+    for c in named.stateless {
+        by_name.entry(c.name).or_default().1 += c.sessions;
+    }
+    by_name
+        .into_iter()
+        .map(|(name, (attached, in_flight))| {
+            json!({"child": name, "attached_sessions": attached, "stateless_in_flight": in_flight})
+        })
+        .collect()
 }
 
 fn kind(server: &crate::gateway::Server) -> &'static str {
