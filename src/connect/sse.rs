@@ -136,7 +136,10 @@ impl Sse {
             let ids = unsent.hold(&msg);
             self.shared
                 .tasks
-                .spawn(async move { unsent.sending(ids, this.post(msg)).await });
+                // Boxed: tokio copies a task's future by value when it spawns and finishes it.
+                .spawn(Box::pin(async move {
+                    unsent.sending(ids, this.post(msg)).await
+                }));
         } else {
             self.post(msg).await;
         }

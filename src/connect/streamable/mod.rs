@@ -88,7 +88,11 @@ impl Streamable {
             let ids = unsent.hold(&msg);
             self.shared
                 .tasks
-                .spawn(async move { unsent.sending(ids, this.deliver(msg)).await });
+                // Boxed: the delivery's state machine is large, and tokio copies a task's future
+                // by value when it spawns and finishes it (callgrind: most of a small call).
+                .spawn(Box::pin(async move {
+                    unsent.sending(ids, this.deliver(msg)).await
+                }));
         } else {
             self.deliver(msg).await;
         }
