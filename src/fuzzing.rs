@@ -92,6 +92,7 @@ pub fn lines(data: &[u8]) {
             Line::TooLong { len, head } => {
                 assert!(len > max && head.len() <= crate::stdio::HEAD_KEPT);
                 let _ = jsonrpc::scan_request_id(&head);
+                let _ = jsonrpc::scan_response_id(&head);
             }
         }
     }
@@ -100,6 +101,7 @@ pub fn lines(data: &[u8]) {
 /// One line as `connect` takes it from the agent or a body from the server.
 fn classify(text: Bytes) {
     let _ = jsonrpc::scan_request_id(&text);
+    let _ = jsonrpc::scan_response_id(&text);
     let Ok(msg) = jsonrpc::parse(text.clone()) else {
         return;
     };
@@ -127,6 +129,15 @@ fn classify(text: Bytes) {
         if !msg.raw.contains(&b'\\') {
             assert_eq!(same.ok(), real.ok(), "the scan found another id");
         }
+    }
+    if let (false, Some(jsonrpc::Kind::Response { id })) = (msg.batch, msg.parts.first())
+        && let Some(found) = jsonrpc::scan_response_id(&msg.raw)
+        && !msg.raw.contains(&b'\\')
+    {
+        // What serve answers in place of a dropped answer goes to the id the child meant.
+        let same: Result<serde_json::Value, _> = serde_json::from_str(found.as_json());
+        let real: Result<serde_json::Value, _> = serde_json::from_str(id.as_json());
+        assert_eq!(same.ok(), real.ok(), "the response scan found another id");
     }
 }
 

@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 pub use crate::wire::{BRIDGE_ERROR, INVALID_REQUEST, PARSE_ERROR};
-pub use scan::scan_request_id;
+pub use scan::{scan_request_id, scan_response_id};
 
 mod scan;
 

@@ -34,6 +34,7 @@
 //! a refused request itself; the answer passes the request's `Ticket` (list filter, audit line)
 //! in `Session::answer` or the stateless child's `answered`.
 
+#![warn(missing_docs)]
 // `deny`, not `forbid`: one audited function (serve's child parent-death signal) allows it.
 #![deny(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]

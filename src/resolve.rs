@@ -18,9 +18,13 @@ pub struct Resolver {
 /// Why a name has no address.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
+    /// The system's resolver configuration could not be read.
     #[error("cannot resolve {name}: no DNS configuration ({reason})")]
+    #[allow(missing_docs)]
     NoConfig { name: String, reason: String },
+    /// The lookup itself failed or found nothing.
     #[error("cannot resolve {name}: {reason}")]
+    #[allow(missing_docs)]
     Lookup { name: String, reason: String },
 }
 

@@ -660,3 +660,68 @@ async fn two_clients_with_one_session_key_get_children_of_their_own() {
     assert!(b.parse::<u32>().is_ok(), "{b}");
     assert_ne!(a, b, "the key is scoped to the client's name");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_audit_queue_drops_records_and_never_stalls_calls() {
+    if !have_python3() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("audit.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "mkfifo (coreutils) makes the FIFO"
+    );
+    // Linux opens a FIFO read-write without waiting for the other end: this is a reader that
+    // never reads, so serve's own open (write-only, at start) does not block, and its writes do
+    // once the pipe (64 KiB) is full.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    // With arguments logged, each line carries the 16 KiB argument and result: the pipe is
+    // full after a few lines, and a queue of one record fills right after.
+    let config = json!({
+        "mcpServers": {"fx": fixture_server(&dir.path().join("seen.jsonl"), &[])},
+        "mcpBridge": {"audit": {"file": fifo, "arguments": true, "queue": 1}}
+    });
+    let mut gw = Gateway::start(&config, &[]);
+    let s = open(&gw.mcp("fx"), None).await;
+    let big = "x".repeat(16 << 10);
+    let calls = async {
+        for i in 0..40 {
+            let answer = s
+                .request(call_msg(json!(i), "echo", json!({"text": big})))
+                .await
+                .unwrap();
+            assert_eq!(tool_text(&answer).len(), big.len(), "call {i}");
+        }
+    };
+    tokio::time::timeout(WAIT, calls)
+        .await
+        .expect("40 calls answered while the audit writer is stuck");
+
+    let metrics = common::http::client()
+        .get(format!("{}/metrics", gw.serve.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp_bridge_audit_dropped_total "))
+        .unwrap_or_else(|| panic!("no audit drop counter in /metrics:\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(dropped > 0, "no audit record was dropped:\n{metrics}");
+
+    // A writer still stuck does not keep serve from stopping (bounded within WAIT).
+    assert!(gw.serve.terminate().success(), "{}", gw.serve.log.text());
+    gw.serve.wait_log("did not take its last records");
+    drop(reader);
+}

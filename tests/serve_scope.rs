@@ -381,3 +381,173 @@ async fn server_memory_keeps_its_graph_for_a_recreated_sandbox() {
         .await;
     assert!(graph.to_string().contains("sandbox-fact"), "{graph}");
 }
+
+/// A dual-era agent's probe, as Claude Code sends it: the answer names 2026-07-28.
+async fn discover(c: &mut Connect, id: i64) {
+    c.send(stateless::req(json!(id), "server/discover", json!({})))
+        .await;
+    let (a, _) = c.recv_answer(json!(id)).await;
+    assert_eq!(
+        a["result"]["supportedVersions"],
+        json!([stateless::V]),
+        "{a}"
+    );
+}
+
+/// The crossing-era founding scenario: one key is one child whichever era the agent speaks,
+/// and what another key (or none) reaches in either era is a child of its own.
+#[tokio::test]
+async fn one_key_is_one_child_for_agents_of_either_era() {
+    if !have_python3() {
+        return;
+    }
+    let (serve, sock, _dir) = serve_unix(&["--scope", "per-key"], &[]);
+    let mut modern = sandbox(&sock, Some("k"));
+    discover(&mut modern, 1).await;
+    assert_eq!(count_stateless(&mut modern, 2).await, 1);
+    assert_eq!(count_stateless(&mut modern, 3).await, 2);
+    destroy(modern).await;
+
+    let mut old = sandbox(&sock, Some("k"));
+    old.initialize("2025-06-18").await;
+    assert_eq!(count_handshake(&mut old, 1).await, 3, "the same child");
+    let metrics = client()
+        .get(format!("{}/metrics", serve.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"mcp_bridge_named_child_clients{child="anonymous/k",era="handshake"} 1"#,
+        r#"mcp_bridge_named_child_clients{child="anonymous/k",era="stateless"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    destroy(old).await;
+
+    let mut modern = sandbox(&sock, Some("k"));
+    discover(&mut modern, 1).await;
+    assert_eq!(count_stateless(&mut modern, 2).await, 4, "and back");
+
+    // Other keys and no key: their own children, in both eras.
+    let mut other_old = sandbox(&sock, Some("k2"));
+    other_old.initialize("2025-06-18").await;
+    assert_eq!(count_handshake(&mut other_old, 1).await, 1);
+    let mut other_modern = sandbox(&sock, Some("k3"));
+    assert_eq!(count_stateless(&mut other_modern, 1).await, 1);
+    let mut keyless = sandbox(&sock, None);
+    assert_eq!(count_stateless(&mut keyless, 1).await, 1);
+    let mut keyless_old = sandbox(&sock, None);
+    keyless_old.initialize("2025-06-18").await;
+    assert_eq!(count_handshake(&mut keyless_old, 1).await, 1);
+    assert_eq!(count_stateless(&mut modern, 3).await, 5);
+}
+
+/// A handshake session and a 2026-07-28 agent on one key at once: equal ids and progress
+/// tokens in flight together at one child, each gets only its own answers and progress.
+#[tokio::test]
+async fn both_eras_on_one_key_at_once_get_only_their_own_answers_and_progress() {
+    if !have_python3() {
+        return;
+    }
+    let (_serve, sock, _dir) = serve_unix(&["--scope", "per-key"], &[]);
+    let mut old = sandbox(&sock, Some("same"));
+    let mut modern = sandbox(&sock, Some("same"));
+    old.initialize("2025-06-18").await;
+    discover(&mut modern, 1).await;
+    let slow = json!({"name": "slow", "arguments": {"steps": 3, "seconds": 0.3},
+        "_meta": {"progressToken": "p"}});
+    old.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": slow}))
+        .await;
+    let mut modern_slow = stateless::req(json!(5), "tools/call", slow.clone());
+    modern_slow["params"]["_meta"]["progressToken"] = json!("p");
+    modern.send(modern_slow).await;
+    old.send(json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "old"}}}))
+        .await;
+    modern
+        .send(stateless::call(6, "echo", json!({"text": "modern"})))
+        .await;
+    for (c, me) in [(&mut old, "old"), (&mut modern, "modern")] {
+        let (six, _) = c.recv_answer(json!(6)).await;
+        assert_eq!(tool_text(&six), me);
+        let (five, before) = c.recv_answer(json!(5)).await;
+        assert_eq!(tool_text(&five), "slow done", "{five}");
+        let progress: Vec<&Value> = before
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .collect();
+        assert_eq!(
+            progress.len(),
+            3,
+            "{me}: exactly its own progress: {before:?}"
+        );
+        assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p"));
+    }
+}
+
+/// The crossing-era scenario with `@modelcontextprotocol/server-memory`: a dual-era agent
+/// stores an entity, a handshake-only agent of the same key reads it back, and the other way.
+#[tokio::test]
+async fn server_memory_keeps_one_graph_for_agents_of_either_era() {
+    let Some(peers) = common::node::node_peers() else {
+        return;
+    };
+    let memory = common::node::node_dir()
+        .join("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mcp.sock");
+    let listen = format!("unix:{}", sock.display());
+    let store = format!(
+        "MEMORY_FILE_PATH={}",
+        dir.path().join("memory.jsonl").display()
+    );
+    let serve = Serve::start_with(Opts {
+        args: &["--listen", &listen, "--scope", "per-key", "--env", &store],
+        child: vec![peers.node.clone().into(), memory.into()],
+        ..Opts::default()
+    });
+    serve.wait_log("listening on unix:");
+    let entity = |name: &str| json!({"entities": [{"name": name, "entityType": "note", "observations": ["kept"]}]});
+    let mut modern = sandbox(&sock, Some("mem"));
+    discover(&mut modern, 1).await;
+    modern
+        .send(stateless::call(2, "create_entities", entity("from-modern")))
+        .await;
+    let (made, _) = modern.recv_answer(json!(2)).await;
+    assert!(made.get("result").is_some(), "{made}");
+    destroy(modern).await;
+
+    let mut old = sandbox(&sock, Some("mem"));
+    old.initialize("2025-06-18").await;
+    let graph = old
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "read_graph", "arguments": {}}),
+        )
+        .await;
+    assert!(graph.to_string().contains("from-modern"), "{graph}");
+    let made = old
+        .call(
+            json!(2),
+            "tools/call",
+            json!({"name": "create_entities", "arguments": entity("from-old")}),
+        )
+        .await;
+    assert!(made.get("result").is_some(), "{made}");
+    destroy(old).await;
+
+    let mut modern = sandbox(&sock, Some("mem"));
+    modern
+        .send(stateless::call(1, "read_graph", json!({})))
+        .await;
+    let (graph, _) = modern.recv_answer(json!(1)).await;
+    let text = graph.to_string();
+    assert!(
+        text.contains("from-old") && text.contains("from-modern"),
+        "{graph}"
+    );
+}

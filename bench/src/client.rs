@@ -187,7 +187,8 @@ impl StdioClient {
     }
 }
 
-fn http_client() -> anyhow::Result<reqwest::Client> {
+/// The driver's HTTP client: no proxy, no Nagle delay, keep-alive.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -200,15 +201,23 @@ pub struct HttpClient {
     http: reqwest::Client,
     url: String,
     session: Mutex<Option<String>>,
+    /// Sent with every request (a session key, say).
+    headers: Vec<(String, String)>,
 }
 
 impl HttpClient {
     pub fn new(url: &str) -> anyhow::Result<Self> {
-        Ok(HttpClient {
-            http: http_client()?,
+        Ok(Self::on(http_client()?, url, &[]))
+    }
+
+    /// A session over an existing client's connections (many sessions, few connections).
+    pub fn on(http: reqwest::Client, url: &str, headers: &[(String, String)]) -> Self {
+        HttpClient {
+            http,
             url: url.to_owned(),
             session: Mutex::default(),
-        })
+            headers: headers.to_vec(),
+        }
     }
 
     async fn post(&self, msg: String, initialize: bool) -> anyhow::Result<Bytes> {
@@ -218,6 +227,9 @@ impl HttpClient {
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
             .body(msg);
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
         if let Some(s) = self.session.lock().expect("session lock").as_deref() {
             req = req
                 .header("mcp-session-id", s)

@@ -5,11 +5,13 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod configs;
 mod gateway;
 mod mcp;
 mod measure;
 mod procs;
 mod report;
+mod scale;
 mod server;
 mod targets;
 
@@ -99,6 +101,7 @@ fn settings(quick: bool) -> Settings {
             payload_reps: 1,
             target_limit: Duration::from_secs(60),
             idle_sessions: 10,
+            scale_sessions: 20,
         }
     } else {
         Settings {
@@ -110,6 +113,7 @@ fn settings(quick: bool) -> Settings {
             payload_reps: 3,
             target_limit: Duration::from_secs(240),
             idle_sessions: 100,
+            scale_sessions: 1000,
         }
     }
 }
@@ -174,8 +178,9 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
     }
     let mut serve_rows = Vec::new();
     if args.serve {
-        for mut target in targets::serve_targets(&tools) {
-            if !(wanted(&target.name) || target.name.starts_with("stdio server")) {
+        for mut target in targets::serve_targets(&tools, &base, &logs) {
+            let baseline = target.name.starts_with("stdio server") || target.name == targets::BARE;
+            if !(wanted(&target.name) || baseline) {
                 continue;
             }
             skip_peer_if_quick(&args, &mut target);
@@ -187,6 +192,19 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
             serve_rows.push(report::Row { target, figs });
         }
     }
+    let scale_name = scale::name(s.scale_sessions);
+    let scale = if args.serve && wanted(&scale_name) {
+        eprintln!("measuring {scale_name}");
+        let outcome = scale::run(&tools, &s, &logs)
+            .await
+            .map_err(|e| format!("{e:#}"));
+        if let Err(e) = &outcome {
+            eprintln!("  {scale_name}: {e}");
+        }
+        Some(outcome)
+    } else {
+        None
+    };
     drop(server);
 
     let labels: Vec<String> = s
@@ -213,16 +231,25 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
         ));
         let big_label = format!("result {}", measure::human_size(big));
         report::serve(&serve_rows, &big_label, &mut out);
+        out.push_str("\n### serve: what each layer costs (differences between the rows above)\n\n");
+        configs::costs(&serve_rows, &logs, &mut out);
+    }
+    if let Some(outcome) = &scale {
+        out.push_str(&format!(
+            "\n### serve at scale: {} concurrent sessions, a child each, calls spread over all of them\n\n",
+            s.scale_sessions
+        ));
+        scale::report(&scale_name, outcome, &mut out);
     }
     println!("{out}");
     if let Some(path) = &args.out {
         std::fs::write(path, &out).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if rows
+    let failed = rows
         .iter()
         .chain(&serve_rows)
-        .any(|r| r.figs.error.as_ref().is_some_and(|e| !e.starts_with("n/a")))
-    {
+        .any(|r| r.figs.error.as_ref().is_some_and(|e| !e.starts_with("n/a")));
+    if failed || scale.as_ref().is_some_and(|o| o.is_err()) {
         eprintln!("stderr of each target: {}", logs.display());
     } else {
         let _ = std::fs::remove_dir_all(&logs);
@@ -232,7 +259,7 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
 
 /// Quick mode (CI) keeps the benchmark from rotting; the peers add minutes and say nothing new.
 fn skip_peer_if_quick(args: &DriveArgs, target: &mut measure::Target) {
-    let ours = ["direct", "mcp-bridge", "stdio server"];
+    let ours = ["direct", "mcp-bridge", "stdio server", "bare HTTP"];
     if args.quick
         && target.unavailable.is_none()
         && !ours.iter().any(|o| target.name.starts_with(o))

@@ -28,6 +28,8 @@ pub struct Settings {
     pub target_limit: Duration,
     /// Idle sessions opened on a gateway.
     pub idle_sessions: usize,
+    /// Concurrent sessions opened through one serve for the scale figures.
+    pub scale_sessions: usize,
 }
 
 /// A command line.
@@ -45,10 +47,19 @@ pub enum Via {
     DirectHttp(String),
     /// Legacy HTTP+SSE from the driver itself.
     DirectSse(String),
+    /// An HTTP endpoint that answers every POST with the same small JSON, no MCP processing:
+    /// the bare round trip. Small calls only.
+    Bare(String),
     /// A stdio process (a bridge, or a stdio server).
     Stdio(Cmd),
-    /// A process serving Streamable HTTP at `url` once its port accepts connections.
-    Gateway { cmd: Cmd, url: String, port: u16 },
+    /// A process serving Streamable HTTP at `url` once its port accepts connections; `headers`
+    /// go with every request of the measured session.
+    Gateway {
+        cmd: Cmd,
+        url: String,
+        port: u16,
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// Something to measure.
@@ -70,7 +81,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn from_samples(mut s: Vec<Duration>) -> Option<Latency> {
+    /// Percentiles of `s` (None when empty).
+    pub fn from_samples(mut s: Vec<Duration>) -> Option<Latency> {
         if s.is_empty() {
             return None;
         }
@@ -171,7 +183,7 @@ struct Conn {
 
 async fn open(via: &Via, log: &Path) -> anyhow::Result<Conn> {
     Ok(match via {
-        Via::DirectHttp(url) => Conn {
+        Via::DirectHttp(url) | Via::Bare(url) => Conn {
             client: Arc::new(Client::Http(HttpClient::new(url)?)),
             pid: None,
             _gateway: None,
@@ -189,11 +201,17 @@ async fn open(via: &Via, log: &Path) -> anyhow::Result<Conn> {
                 _gateway: None,
             }
         }
-        Via::Gateway { cmd, url, port } => {
+        Via::Gateway {
+            cmd,
+            url,
+            port,
+            headers,
+        } => {
             let child = crate::gateway::spawn(cmd, *port, log).await?;
+            let http = crate::client::http_client()?;
             Conn {
                 pid: child.id(),
-                client: Arc::new(Client::Http(HttpClient::new(url)?)),
+                client: Arc::new(Client::Http(HttpClient::on(http, url, headers))),
                 _gateway: Some(child),
             }
         }
@@ -240,7 +258,12 @@ async fn phases(
 
     figs.throughput = Some(throughput(&client, s).await?);
 
-    'payloads: for &size in &s.payload_sizes {
+    let sizes: &[usize] = match target.via {
+        // It answers the same bytes whatever it is asked.
+        Via::Bare(_) => &[],
+        _ => &s.payload_sizes,
+    };
+    'payloads: for &size in sizes {
         for args in [false, true] {
             let label = format!(
                 "{} {}",
@@ -297,7 +320,8 @@ fn expect_result(raw: &[u8], what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn small_call(client: &Client) -> anyhow::Result<()> {
+/// One small `echo` call, checked to have a result.
+pub async fn small_call(client: &Client) -> anyhow::Result<()> {
     let raw = client.request("tools/call", SMALL_CALL).await?;
     if !raw.starts_with(b"{") || memfind(&raw, b"\"result\"").is_none() {
         expect_result(&raw, "tools/call")?;

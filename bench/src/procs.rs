@@ -1,5 +1,5 @@
 //! Memory of a process tree, read from /proc: a process and every descendant, each one's
-//! peak (VmHWM) or current (VmRSS) resident set, summed.
+//! peak (VmHWM), current (VmRSS) or proportional (Pss) resident set, summed.
 
 use std::collections::HashMap;
 
@@ -10,6 +10,8 @@ pub enum Rss {
     Peak,
     /// Resident now.
     Current,
+    /// Proportional set size now: each shared page divided among the processes mapping it.
+    Pss,
 }
 
 /// `root` and all its descendants that are alive now.
@@ -49,11 +51,12 @@ fn parent(pid: u32) -> Option<u32> {
 
 /// One process's resident set in bytes.
 pub fn rss(pid: u32, which: Rss) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let key = match which {
-        Rss::Peak => "VmHWM:",
-        Rss::Current => "VmRSS:",
+    let (file, key) = match which {
+        Rss::Peak => ("status", "VmHWM:"),
+        Rss::Current => ("status", "VmRSS:"),
+        Rss::Pss => ("smaps_rollup", "Pss:"),
     };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: u64 = line[key.len()..]
         .trim()

@@ -1,6 +1,7 @@
 //! The fixed remote MCP server every figure is measured against: Streamable HTTP with JSON
 //! answers on `/mcp`, legacy HTTP+SSE on `/sse` + `/messages`, and `/bench/mark`, which tells the
-//! driver when the first MCP request arrived after a mark (the startup figure).
+//! driver when the first MCP request arrived after a mark (the startup figure), and
+//! `/bench/bare`, a fixed small JSON answer with no MCP processing (the bare HTTP round trip).
 
 use crate::mcp::{self, Reply};
 use axum::Router;
@@ -56,6 +57,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         .route("/sse", get(sse_open))
         .route("/messages", post(sse_message))
         .route("/bench/mark", get(mark_read).post(mark_reset))
+        .route("/bench/bare", post(bare))
         .layer(DefaultBodyLimit::max(mcp::MAX_PAYLOAD * 2))
         .with_state(Arc::new(Server::default()));
     let stdin_closed = async {
@@ -142,6 +144,21 @@ async fn sse_message(
         }
     }
     StatusCode::ACCEPTED
+}
+
+/// The answer `/bench/bare` gives whatever it is sent: the size of a small `echo` result.
+const BARE_ANSWER: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}]}}"#;
+
+/// A bare HTTP round trip: the body is read (as any server would) and not looked at.
+async fn bare(_body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        BARE_ANSWER,
+    )
+        .into_response()
 }
 
 async fn mark_reset(State(s): State<Arc<Server>>) -> StatusCode {

@@ -59,7 +59,8 @@ impl Tools {
         })
     }
 
-    fn bridge(&self) -> Result<Cmd, String> {
+    /// mcp-bridge, with logs at `warn`.
+    pub fn bridge(&self) -> Result<Cmd, String> {
         if !self.bridge.is_file() {
             return Err(format!("n/a: {} not built", self.bridge.display()));
         }
@@ -70,7 +71,8 @@ impl Tools {
         })
     }
 
-    fn stdio_server(&self) -> Cmd {
+    /// The benchmark's stdio server (this program).
+    pub fn stdio_server(&self) -> Cmd {
         Cmd {
             program: self.me.clone(),
             args: vec!["stdio-server".into()],
@@ -156,6 +158,18 @@ pub fn connect_targets(tools: &Tools, base: &str) -> Vec<Target> {
 }
 
 fn gateway(name: &str, cmd: Result<Cmd, String>, port: u16, args: Vec<String>) -> Target {
+    gateway_at(name, cmd, port, args, "/mcp", vec![])
+}
+
+/// A gateway serving at `path` on `port`, driven with `headers` on every request.
+pub fn gateway_at(
+    name: &str,
+    cmd: Result<Cmd, String>,
+    port: u16,
+    args: Vec<String>,
+    path: &str,
+    headers: Vec<(String, String)>,
+) -> Target {
     match cmd {
         Ok(mut cmd) => {
             cmd.args.extend(args);
@@ -163,8 +177,9 @@ fn gateway(name: &str, cmd: Result<Cmd, String>, port: u16, args: Vec<String>) -
                 name: name.into(),
                 via: Via::Gateway {
                     cmd,
-                    url: format!("http://127.0.0.1:{port}/mcp"),
+                    url: format!("http://127.0.0.1:{port}{path}"),
                     port,
+                    headers,
                 },
                 unavailable: None,
             }
@@ -177,15 +192,24 @@ fn gateway(name: &str, cmd: Result<Cmd, String>, port: u16, args: Vec<String>) -
     }
 }
 
-/// The stdio server driven directly, and each gateway in front of it, over Streamable HTTP.
-pub fn serve_targets(tools: &Tools) -> Vec<Target> {
+/// The stdio server driven directly, a bare HTTP round trip to the benchmark server at `base`,
+/// and each gateway in front of the stdio server, over Streamable HTTP. serve's configurations
+/// (gateway file, policy, audit log) are written to `dir`.
+pub fn serve_targets(tools: &Tools, base: &str, dir: &Path) -> Vec<Target> {
     let server = tools.stdio_server();
     let server_line = shell_words(&server.program, &server.args);
-    let mut out = vec![Target {
-        name: "stdio server, direct".into(),
-        via: Via::Stdio(server.clone()),
-        unavailable: None,
-    }];
+    let mut out = vec![
+        Target {
+            name: "stdio server, direct".into(),
+            via: Via::Stdio(server.clone()),
+            unavailable: None,
+        },
+        Target {
+            name: BARE.into(),
+            via: Via::Bare(format!("{base}/bench/bare")),
+            unavailable: None,
+        },
+    ];
     let port = || free_port().unwrap_or(0);
     let p = port();
     let mut args = vec![
@@ -200,6 +224,7 @@ pub fn serve_targets(tools: &Tools) -> Vec<Target> {
     args.push(server.program.display().to_string());
     args.extend(server.args.iter().cloned());
     out.push(gateway("mcp-bridge serve", tools.bridge(), p, args));
+    out.extend(crate::configs::serve_configs(tools, dir));
     let p = port();
     out.push(gateway(
         "supergateway (stdio→Streamable HTTP)",
@@ -234,6 +259,9 @@ pub fn serve_targets(tools: &Tools) -> Vec<Target> {
     ));
     out
 }
+
+/// The bare HTTP round trip's row.
+pub const BARE: &str = "bare HTTP round trip (axum, fixed JSON)";
 
 fn shell_words(program: &Path, args: &[String]) -> String {
     std::iter::once(program.display().to_string())

@@ -50,7 +50,9 @@ pub struct DoctorArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// The step worked.
     Pass,
+    /// The step found a problem; `detail` says which.
     Fail,
     /// Not run: it depends on a step that failed, or does not apply.
     Skip,
@@ -61,6 +63,7 @@ pub enum Status {
 pub struct Check {
     /// A short stable name (`url`, `resolve`, `connect`, `tls`, `auth`, …) for scripts.
     pub name: &'static str,
+    /// The step's verdict.
     pub status: Status,
     /// What was found.
     pub detail: String,
@@ -103,6 +106,7 @@ pub struct Report {
     pub target: String,
     /// True when no step failed.
     pub ok: bool,
+    /// Every step, in the order run.
     pub checks: Vec<Check>,
 }
 

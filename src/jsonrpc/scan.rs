@@ -9,10 +9,40 @@ use serde_json::value::RawValue;
 /// go. `Some` only when both a string or number `id` and a `method` are found whole, so a
 /// response or a fragment is never mistaken for a request.
 pub fn scan_request_id(head: &[u8]) -> Option<Id> {
+    let seen = scan_members(head, |s| s.method && s.id.is_some())?;
+    if !seen.method {
+        return None;
+    }
+    valid_id(seen.id?)
+}
+
+/// The `id` of a response that cannot be parsed whole (a server's answer over the size limit,
+/// or not JSON), by the same bounded scan: `Some` only when a string or number `id` and a
+/// `result` or `error` member are found before the text ends, and no `method` before them.
+pub fn scan_response_id(head: &[u8]) -> Option<Id> {
+    let seen = scan_members(head, |s| s.method || (s.answer && s.id.is_some()))?;
+    if seen.method || !seen.answer {
+        return None;
+    }
+    valid_id(seen.id?)
+}
+
+/// What a scan saw among the top-level members of an object.
+#[derive(Default)]
+struct Seen<'a> {
+    id: Option<&'a [u8]>,
+    method: bool,
+    /// A `result` or `error` member.
+    answer: bool,
+}
+
+/// Walks the top-level members of the object at the start of `head` until `enough` holds or
+/// the object ends; `None` when the text runs out first or is not an object.
+fn scan_members<'a>(head: &'a [u8], enough: impl Fn(&Seen<'a>) -> bool) -> Option<Seen<'a>> {
     let mut s = Scan { b: head, i: 0 };
+    let mut seen = Seen::default();
     s.ws();
     s.eat(b'{')?;
-    let (mut id, mut method) = (None, false);
     loop {
         s.ws();
         if s.peek()? == b'}' {
@@ -22,16 +52,17 @@ pub fn scan_request_id(head: &[u8]) -> Option<Id> {
         s.ws();
         s.eat(b':')?;
         s.ws();
-        // The method's value need not be whole: its key shows the message is a request.
-        method |= key == b"\"method\"";
-        if method && id.is_some() {
+        // The value of `method`, `result` or `error` need not be whole: its key shows the kind.
+        seen.method |= key == b"\"method\"";
+        seen.answer |= key == b"\"result\"" || key == b"\"error\"";
+        if enough(&seen) {
             break;
         }
         let value = s.value()?;
         if key == b"\"id\"" {
-            id = Some(value);
+            seen.id = Some(value);
         }
-        if method && id.is_some() {
+        if enough(&seen) {
             break;
         }
         s.ws();
@@ -40,7 +71,12 @@ pub fn scan_request_id(head: &[u8]) -> Option<Id> {
             _ => break,
         }
     }
-    let id = std::str::from_utf8(id?).ok()?;
+    Some(seen)
+}
+
+/// `id` as an [`Id`] if it is a JSON string or number.
+fn valid_id(id: &[u8]) -> Option<Id> {
+    let id = std::str::from_utf8(id).ok()?;
     let first = *id.as_bytes().first()?;
     let number = first == b'-' || first.is_ascii_digit();
     let valid = if number {
@@ -49,7 +85,7 @@ pub fn scan_request_id(head: &[u8]) -> Option<Id> {
     } else {
         first == b'"' && serde_json::from_str::<&RawValue>(id).is_ok()
     };
-    (method && valid).then(|| Id(id.into()))
+    valid.then(|| Id(id.into()))
 }
 
 /// A cursor over possibly cut-off JSON text; every step returns `None` at the end of the text.
@@ -149,5 +185,30 @@ mod tests {
         assert_eq!(id(br#"{"method":"m","p":{"id":1},"x"#), None);
         assert_eq!(id(b"\xff\xfe"), None);
         assert_eq!(id(b""), None);
+    }
+
+    #[test]
+    fn response_ids_are_found_at_the_start_of_cut_text() {
+        let id = |t: &[u8]| scan_response_id(t).map(|i| i.0.to_string());
+        assert_eq!(
+            id(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"text":"xxxx"#),
+            Some("7".into())
+        );
+        assert_eq!(
+            id(br#"{"error":{"code":1,"message":"m"},"id":"a\"b"}"#),
+            Some(r#""a\"b""#.into())
+        );
+        assert_eq!(id(br#"{"id":3,"result":NaN}"#), Some("3".into()));
+        // A request, a notification, a cut-off id, no result yet, a nested id: no id.
+        assert_eq!(
+            id(br#"{"jsonrpc":"2.0","id":7,"method":"m","params":{"#),
+            None
+        );
+        assert_eq!(id(br#"{"method":"m","result":1,"id":2}"#), None);
+        assert_eq!(id(br#"{"result":{"x":1},"id":12"#), None);
+        assert_eq!(id(br#"{"id":4,"jsonrpc":"2.0""#), None);
+        assert_eq!(id(br#"{"result":{"id":1},"x"#), None);
+        assert_eq!(id(br#"{"id":null,"error":{}}"#), None);
+        assert_eq!(id(b"not json"), None);
     }
 }

@@ -8,6 +8,7 @@ use crate::serve::metrics::Metrics;
 use crate::serve::scope::{Caller, Era, Route, route};
 use crate::serve::session::{Link, Session, Transport};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -31,10 +32,13 @@ pub struct App {
     tombstones: Mutex<HashMap<String, String>>,
     /// Children more than one session may reach (`--scope shared`, keyed), by name.
     pub keyed: crate::serve::keyed::Keyed,
-    /// The child that answers 2026-07-28 requests.
-    pub stateless: crate::serve::stateless::Slots,
+    /// Whether the command speaks 2026-07-28 itself (probed once).
+    pub stateless: crate::serve::stateless::Verdict,
     /// Bytes held in request bodies now, against `--max-body-total`.
     pub bodies: Arc<crate::serve::http::BodyBudget>,
+    /// Children of ended sessions that have not exited yet: they still hold a process, so they
+    /// count against `--max-sessions` until they are gone.
+    stopping: Arc<AtomicUsize>,
 }
 
 /// Why a session could not be created.
@@ -62,6 +66,7 @@ impl App {
             keyed: Default::default(),
             stateless: Default::default(),
             bodies,
+            stopping: Arc::default(),
         })
     }
 
@@ -103,7 +108,7 @@ impl App {
         );
         {
             let mut map = self.sessions();
-            if map.len() >= self.cfg.max_sessions {
+            if map.len() + self.stopping.load(Ordering::Acquire) >= self.cfg.max_sessions {
                 self.metrics.sessions_rejected.inc();
                 return Err(CreateError::Full(self.cfg.max_sessions));
             }
@@ -171,17 +176,34 @@ impl App {
                 .entry(session.id.clone())
                 .or_insert_with(|| format!("session ended: {reason}"));
         }
-        let removed = self.sessions().remove(&session.id).is_some();
+        let removed = {
+            let mut map = self.sessions();
+            let removed = map.remove(&session.id).is_some();
+            // Under the table's lock, so that `create` never sees the place free in between.
+            if removed && let Some(Link::Own(child)) = session.link.get() {
+                self.hold_until_exit(child.clone());
+            }
+            removed
+        };
         session.close(reason);
         if let Some(Link::Shared(shared)) = session.link.get() {
             shared.leave(session);
-            self.keyed.left(shared);
         }
         if removed {
             self.metrics.sessions.dec();
             let _enter = session.span.enter();
             tracing::info!(reason, "session ended");
         }
+    }
+
+    /// Keeps `child`'s place under `--max-sessions` until its process has exited.
+    fn hold_until_exit(&self, child: Child) {
+        self.stopping.fetch_add(1, Ordering::AcqRel);
+        let stopping = self.stopping.clone();
+        self.tasks.spawn(async move {
+            child.wait().await;
+            stopping.fetch_sub(1, Ordering::AcqRel);
+        });
     }
 
     /// Ends sessions idle past the TTL, until shutdown.
@@ -207,7 +229,6 @@ impl App {
                 self.end(&s, "idle for longer than --session-ttl");
             }
             self.keyed.expire(self.cfg.keep_alive()).await;
-            self.stateless.expire(self.cfg.keep_alive()).await;
         }
     }
 
@@ -222,7 +243,6 @@ impl App {
             self.end(s, "the gateway is shutting down");
         }
         children.extend(self.keyed.stop_all().await);
-        children.extend(self.stateless.stop_all().await);
         let wait_all = async {
             for c in &children {
                 c.wait().await;

@@ -3,7 +3,8 @@
 //! order: close stdin, wait, SIGTERM, wait, SIGKILL.
 
 use crate::serve::config::Config;
-use crate::stdio::{Line, LineSplitter};
+use crate::stdio::{HEAD_KEPT, Line, LineSplitter};
+use crate::wire::{BridgeError, Reason};
 use bytes::Bytes;
 use rustix::process::{Pid, Signal, kill_process_group};
 use std::process::Stdio;
@@ -24,6 +25,17 @@ pub struct Child {
     exited: CancellationToken,
 }
 
+/// A stdout line over `--max-message-size`: only its start was kept.
+#[derive(Debug)]
+pub struct TooLong {
+    /// How many bytes the line had.
+    pub len: usize,
+    /// The limit it broke.
+    pub limit: usize,
+    /// Its first bytes, where an answer's `id` usually is.
+    pub head: Bytes,
+}
+
 /// The child could not take a message.
 #[derive(Debug, thiserror::Error)]
 #[error("the MCP server process is gone")]
@@ -31,25 +43,44 @@ pub struct Gone;
 
 impl Child {
     /// A stdout handler for [`Child::spawn`]: parses each line and hands the message to
-    /// `deliver` on `target` while it lives; lines that are not JSON-RPC, or too long, are logged
-    /// and dropped.
+    /// `deliver` on `target` while it lives. A line that cannot be passed on (too long, not
+    /// JSON-RPC) is logged and dropped; when its start shows it answers a request, `deliver` gets
+    /// an error response under that id in its place, so the request is answered (or, if nobody
+    /// waits for it, dropped like any stray answer) by the same routing as the child's own.
     pub fn messages_to<T: Send + Sync + 'static>(
         target: std::sync::Weak<T>,
         deliver: fn(&T, crate::jsonrpc::Message),
-    ) -> impl FnMut(Result<Bytes, usize>) + Send + 'static {
+    ) -> impl FnMut(Result<Bytes, TooLong>) + Send + 'static {
         move |line| {
             let Some(target) = target.upgrade() else {
                 return;
             };
-            match line.map(crate::jsonrpc::parse) {
-                Ok(Ok(msg)) => deliver(&target, msg),
-                Ok(Err(e)) => {
-                    tracing::warn!("the child wrote a line that is not JSON-RPC ({e}); dropped")
-                }
-                Err(len) => tracing::warn!(
-                    len,
-                    "the child wrote a line over --max-message-size; dropped"
+            let (text, why, reason) = match line {
+                Ok(raw) => match crate::jsonrpc::parse(raw.clone()) {
+                    Ok(msg) => return deliver(&target, msg),
+                    Err(e) => (raw, format!("is not JSON-RPC ({e})"), Reason::BadResponse),
+                },
+                Err(t) => (
+                    t.head,
+                    format!(
+                        "was too large ({} bytes > --max-message-size {})",
+                        t.len, t.limit
+                    ),
+                    Reason::TooLarge,
                 ),
+            };
+            let head = &text[..text.len().min(HEAD_KEPT)];
+            let Some(id) = crate::jsonrpc::scan_response_id(head) else {
+                tracing::warn!("the child wrote a line that {why}; dropped");
+                return;
+            };
+            tracing::warn!(
+                id = id.as_json(),
+                "the child's answer {why}; its request gets an error instead"
+            );
+            let error = BridgeError::new(reason, true, format!("the MCP server's response {why}"));
+            if let Ok(msg) = crate::jsonrpc::parse(error.response(Some(&id))) {
+                deliver(&target, msg);
             }
         }
     }
@@ -59,7 +90,7 @@ impl Child {
     pub fn spawn(
         cfg: &Config,
         tasks: &TaskTracker,
-        on_line: impl FnMut(Result<Bytes, usize>) + Send + 'static,
+        on_line: impl FnMut(Result<Bytes, TooLong>) + Send + 'static,
         on_exit: impl FnOnce(String) + Send + 'static,
     ) -> std::io::Result<Child> {
         if let Some(remote) = &cfg.relay {
@@ -238,7 +269,7 @@ pub(super) async fn write_stdin(
 pub(super) async fn read_stdout(
     mut stdout: impl tokio::io::AsyncRead + Unpin,
     max: usize,
-    mut on_line: impl FnMut(Result<Bytes, usize>),
+    mut on_line: impl FnMut(Result<Bytes, TooLong>),
 ) {
     let mut splitter = LineSplitter::new(max);
     let mut buf = vec![0u8; 64 * 1024];
@@ -254,20 +285,20 @@ pub(super) async fn read_stdout(
         };
         splitter.feed(&buf[..n], &mut lines);
         for line in lines.drain(..) {
-            deliver(line, &mut on_line);
+            deliver(line, max, &mut on_line);
         }
     }
     splitter.finish(&mut lines);
     for line in lines {
-        deliver(line, &mut on_line);
+        deliver(line, max, &mut on_line);
     }
 }
 
-fn deliver(line: Line, on_line: &mut impl FnMut(Result<Bytes, usize>)) {
+fn deliver(line: Line, limit: usize, on_line: &mut impl FnMut(Result<Bytes, TooLong>)) {
     match line {
         Line::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
         Line::Text(t) => on_line(Ok(t)),
-        Line::TooLong { len, .. } => on_line(Err(len)),
+        Line::TooLong { len, head } => on_line(Err(TooLong { len, limit, head })),
     }
 }
 

@@ -1,19 +1,25 @@
-//! Children that more than one session may reach: the one child of `--scope shared`, and the
-//! children of session keys (`--scope per-key`). A keyed child lives while a session is
-//! attached to it and for `--keep-alive` after the last one leaves, so a sandbox recreated
-//! within that time finds it; a child that exits ends its sessions (their next request gets 404)
-//! and the next session of its key starts a fresh one.
+//! Children that more than one client may reach, by the name the routing rule gives them
+//! (`crate::serve::scope`): the one child of `--scope shared`, the children of session keys,
+//! and the child of a client identity for its 2026-07-28 requests. Handshake sessions attach
+//! to the child; 2026-07-28 requests of the same name reach the same process through its
+//! 2026-07-28 side (translated for a handshake-era command, passed through for one that speaks
+//! 2026-07-28 itself). A keyed child lives while a session is attached to it or
+//! a 2026-07-28 request is in flight, and for `--keep-alive` after, so a sandbox recreated
+//! within that time finds it; a child that exits ends its sessions (their next request gets
+//! 404), answers its waiting requests with an error, and the next client of its name starts a
+//! fresh one.
 
 use crate::serve::app::App;
 use crate::serve::child::Child;
 use crate::serve::scope::ChildKey;
 use crate::serve::session::Session;
 use crate::serve::shared::SharedChild;
+use crate::serve::stateless::StatelessChild;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One named child and since when nobody is attached.
+/// One named child and since when nobody is attached and no 2026-07-28 request in flight.
 #[derive(Debug)]
 struct Entry {
     child: Arc<SharedChild>,
@@ -24,8 +30,6 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Keyed {
     map: tokio::sync::Mutex<HashMap<ChildKey, Entry>>,
-    /// Children whose last session just left, noted without the async lock.
-    emptied: Mutex<Vec<std::sync::Weak<SharedChild>>>,
 }
 
 /// What `/metrics` and the gateway's server list show of one named child.
@@ -33,8 +37,17 @@ pub struct Keyed {
 pub struct KeyedInfo {
     /// The child's name (`shared`, `anonymous/KEY`, `token/KEY`).
     pub name: String,
-    /// Sessions attached now.
+    /// Sessions attached now (handshake era), or requests in flight (2026-07-28).
     pub sessions: usize,
+}
+
+/// What `/metrics` and `GET /servers` show of the named children, by era.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Named {
+    /// Sessions attached to each child.
+    pub handshake: Vec<KeyedInfo>,
+    /// 2026-07-28 requests in flight at each child.
+    pub stateless: Vec<KeyedInfo>,
 }
 
 impl Keyed {
@@ -69,34 +82,84 @@ impl Keyed {
         Ok(child)
     }
 
-    /// A session left `child`: if it was the last, the keep-alive clock starts.
-    pub fn left(&self, child: &Arc<SharedChild>) {
-        if child.sessions().is_empty() {
-            self.emptied
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Arc::downgrade(child));
+    /// The 2026-07-28 side of the child named `key`, starting the child if there is none. At
+    /// most `--max-sessions` children exist, so varying the key cannot start processes without
+    /// bound. A child that exits on the era probe is started once more.
+    pub async fn stateless(
+        &self,
+        app: &Arc<App>,
+        key: ChildKey,
+    ) -> std::io::Result<Arc<StatelessChild>> {
+        let first = self.stateless_once(app, key.clone()).await;
+        match first {
+            Err(_) if self.gone(&key).await => self.stateless_once(app, key).await,
+            other => other,
         }
     }
 
-    /// Stops keyed children nobody has been attached to for `keep_alive` (the shared child of
-    /// `--scope shared` stays).
+    /// Whether the child named `key` has exited (or is not there).
+    async fn gone(&self, key: &ChildKey) -> bool {
+        self.map
+            .lock()
+            .await
+            .get(key)
+            .is_none_or(|e| e.child.is_gone())
+    }
+
+    async fn stateless_once(
+        &self,
+        app: &Arc<App>,
+        key: ChildKey,
+    ) -> std::io::Result<Arc<StatelessChild>> {
+        let child = {
+            let mut map = self.map.lock().await;
+            match map.get_mut(&key) {
+                Some(e) if !e.child.is_gone() => {
+                    e.empty_since = None;
+                    e.child.clone()
+                }
+                _ => {
+                    if app.shutdown.is_cancelled() {
+                        return Err(std::io::Error::other("the gateway is shutting down"));
+                    }
+                    if map.len() >= app.cfg.max_sessions {
+                        return Err(std::io::Error::other(format!(
+                            "too many children (--max-sessions {}); try again later",
+                            app.cfg.max_sessions
+                        )));
+                    }
+                    let child = spawn(app, &key)?;
+                    map.insert(
+                        key,
+                        Entry {
+                            child: child.clone(),
+                            empty_since: None,
+                        },
+                    );
+                    child
+                }
+            }
+        };
+        child.stateless(&app.metrics, &app.stateless).await
+    }
+
+    /// Stops keyed children nobody has used for `keep_alive`: no session attached, no
+    /// 2026-07-28 request in flight. The shared child of `--scope shared` and the keyless child
+    /// of a client identity stay.
     pub async fn expire(&self, keep_alive: Duration) {
-        let emptied = std::mem::take(&mut *self.emptied.lock().unwrap_or_else(|p| p.into_inner()));
         let mut map = self.map.lock().await;
         let now = Instant::now();
         for e in map.values_mut() {
-            if emptied.iter().any(|w| w.as_ptr() == Arc::as_ptr(&e.child))
-                && e.child.sessions().is_empty()
-            {
+            if e.child.sessions().is_empty() && e.child.stateless_in_flight() == 0 {
                 e.empty_since.get_or_insert(now);
+            } else {
+                e.empty_since = None;
             }
         }
         let expired: Vec<ChildKey> = map
             .iter()
             .filter(|(k, e)| {
-                **k != ChildKey::Shared
-                    && e.child.sessions().is_empty()
+                matches!(k, ChildKey::Of(_, Some(_)))
                     && e.empty_since.is_some_and(|t| now - t >= keep_alive)
             })
             .map(|(k, _)| k.clone())
@@ -123,20 +186,26 @@ impl Keyed {
         out
     }
 
-    /// The named children and how many sessions each has attached.
-    pub async fn list(&self) -> Vec<KeyedInfo> {
-        let mut v: Vec<KeyedInfo> = self
-            .map
-            .lock()
-            .await
-            .iter()
-            .map(|(k, e)| KeyedInfo {
-                name: k.to_string(),
+    /// The named children: sessions attached to each, and 2026-07-28 requests in flight at
+    /// each that has had such requests.
+    pub async fn list(&self) -> Named {
+        let mut named = Named::default();
+        for (k, e) in self.map.lock().await.iter() {
+            let name = k.to_string();
+            if e.child.stateless_in_flight() > 0 || e.child.has_stateless_side() {
+                named.stateless.push(KeyedInfo {
+                    name: name.clone(),
+                    sessions: e.child.stateless_in_flight(),
+                });
+            }
+            named.handshake.push(KeyedInfo {
+                name,
                 sessions: e.child.sessions().len(),
-            })
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+            });
+        }
+        named.handshake.sort_by(|a, b| a.name.cmp(&b.name));
+        named.stateless.sort_by(|a, b| a.name.cmp(&b.name));
+        named
     }
 }
 
@@ -156,6 +225,7 @@ fn spawn(app: &Arc<App>, key: &ChildKey) -> std::io::Result<Arc<SharedChild>> {
         let sh = weak.upgrade();
         if let Some(sh) = &sh {
             sh.mark_gone();
+            sh.stateless_exited(&reason);
         }
         let tasks = app.tasks.clone();
         tasks.spawn(async move {
@@ -182,16 +252,18 @@ fn spawn(app: &Arc<App>, key: &ChildKey) -> std::io::Result<Arc<SharedChild>> {
 }
 
 impl App {
-    /// Every child more than one client may reach, by era: `(handshake, stateless)`. For a
-    /// handshake-era child, `sessions` counts the attached sessions; for a stateless one, the
-    /// requests in flight.
-    pub async fn named_children(&self) -> (Vec<KeyedInfo>, Vec<KeyedInfo>) {
-        (self.keyed.list().await, self.stateless.list().await)
+    /// Every child more than one client may reach, with its sessions attached and its
+    /// 2026-07-28 requests in flight (one child may appear under both eras).
+    pub async fn named_children(&self) -> Named {
+        self.keyed.list().await
     }
 
     /// The `/metrics` lines of [`App::named_children`].
     pub async fn named_children_metrics(&self) -> String {
-        let (handshake, stateless) = self.named_children().await;
+        let Named {
+            handshake,
+            stateless,
+        } = self.named_children().await;
         let mut s = String::from(
             "# HELP mcp_bridge_named_child_clients Sessions attached to (handshake) or requests in \
              flight at (stateless) each child several clients may reach.\n\

@@ -2,7 +2,7 @@
 //! of a `"url"` entry in the gateway file behaves like one of a stdio server (lines in, lines
 //! out, stopped in order) while the remote's headers stay on the host.
 
-use crate::serve::child::{Child, read_stdout, write_stdin};
+use crate::serve::child::{Child, TooLong, read_stdout, write_stdin};
 use crate::serve::config::Config;
 use crate::stdio::Stdio;
 use bytes::Bytes;
@@ -21,7 +21,7 @@ pub fn spawn(
     remote: &Arc<crate::connect::Config>,
     cfg: &Config,
     tasks: &TaskTracker,
-    on_line: impl FnMut(Result<Bytes, usize>) + Send + 'static,
+    on_line: impl FnMut(Result<Bytes, TooLong>) + Send + 'static,
     on_exit: impl FnOnce(String) + Send + 'static,
 ) -> Child {
     let (ours, theirs) = tokio::io::duplex(PIPE);

@@ -6,16 +6,22 @@
 //! otherwise is refused (requests) or dropped (notifications); `resources/updated` reaches the
 //! sessions subscribed to that URI, list_changed every session. `initialize` runs once and later
 //! sessions get its result; their `notifications/initialized` is not forwarded again.
+//! 2026-07-28 requests the routing rule sends here go through its 2026-07-28 side (`stateless`),
+//! whose ids and tokens come from the same counter: what the child says about them goes there.
 
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::rewrite::{self, value_key};
 use crate::serve::child::Child;
 use crate::serve::session::Session;
+use crate::serve::stateless::StatelessChild;
 use crate::wire::{BridgeError, Reason};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+mod stateless;
 
 /// Prefix of the progress tokens the bridge gives the child (then the request's number).
 const TOKEN_PREFIX: &str = "mcp-bridge-p";
@@ -27,6 +33,14 @@ pub struct SharedChild {
     pub child: OnceLock<Child>,
     state: Mutex<State>,
     gone: std::sync::atomic::AtomicBool,
+    /// The bridge's request numbers, for sessions and the 2026-07-28 side alike.
+    numbers: Arc<AtomicU64>,
+    /// The 2026-07-28 side, once such a request came.
+    adapter: OnceLock<Arc<StatelessChild>>,
+    /// Set once the 2026-07-28 side knows the child's initialize result.
+    adapter_ready: tokio::sync::OnceCell<()>,
+    /// Woken when the first `initialize` finishes (or fails).
+    init_changed: tokio::sync::Notify,
 }
 
 /// A client request at the child, under the bridge's number.
@@ -43,7 +57,6 @@ struct Outbound {
 
 #[derive(Debug, Default)]
 struct State {
-    next_id: u64,
     outbound: HashMap<u64, Outbound>,
     /// Ids of requests the child sent (by value) -> the session asked to answer.
     inbound: HashMap<Box<str>, Weak<Session>>,
@@ -207,8 +220,7 @@ impl SharedChild {
                     )
                 };
                 let rewritten = (|| {
-                    st.next_id += 1;
-                    let n = st.next_id;
+                    let n = self.numbers.fetch_add(1, Ordering::Relaxed) + 1;
                     let mut line = rewrite::splice(&msg.raw, &["id"], &n.to_string())?;
                     const TOKEN: [&str; 3] = ["params", "_meta", "progressToken"];
                     let client_token = rewrite::get(&line, &TOKEN)?.map(Box::<str>::from);
@@ -222,6 +234,7 @@ impl SharedChild {
                     Err(e) => {
                         if first_init {
                             st.init = Init::NotYet;
+                            self.init_changed.notify_waiters();
                         }
                         return Err(unwritable(e));
                     }
@@ -293,11 +306,20 @@ impl SharedChild {
 
     /// Routes one message from the child.
     pub fn dispatch(&self, msg: Message) {
+        let adapter = self.adapter.get();
         match msg.kind().clone() {
-            Kind::Response { id } => self.answered(&id, &msg.raw),
+            Kind::Response { id } => {
+                if !self.answered(&id, &msg.raw)
+                    && let Some(a) = adapter
+                {
+                    a.dispatch(msg);
+                }
+            }
             Kind::Request { id, method } => {
+                // A 2026-07-28 request in flight may be the one it is about: nobody is sure.
+                let others = adapter.map_or(0, |a| a.asking());
                 let mut st = self.lock();
-                let Some(target) = st.only_asking() else {
+                let Some(target) = st.only_asking().filter(|_| others == 0) else {
                     drop(st);
                     tracing::warn!(
                         method,
@@ -333,6 +355,13 @@ impl SharedChild {
     }
 
     fn notification(&self, method: &str, msg: Message) {
+        let adapter = self.adapter.get();
+        let others = adapter.map_or(0, |a| a.asking());
+        if method.ends_with("/list_changed")
+            && let Some(a) = adapter
+        {
+            a.dispatch(msg.clone());
+        }
         let mut st = self.lock();
         let (targets, raw): (Vec<Arc<Session>>, Bytes) = if method.ends_with("/list_changed") {
             (
@@ -352,7 +381,12 @@ impl SharedChild {
                 .ok()
                 .and_then(|t| t.strip_prefix(TOKEN_PREFIX)?.parse::<u64>().ok());
             let Some(o) = n.and_then(|n| st.outbound.get(&n)) else {
-                tracing::debug!("dropping progress for a request that is over");
+                drop(st);
+                match adapter {
+                    // Not a session's token: the 2026-07-28 side's, or over.
+                    Some(a) if n.is_none() => a.dispatch(msg),
+                    _ => tracing::debug!("dropping progress for a request that is over"),
+                }
                 return;
             };
             let restored = o
@@ -369,10 +403,25 @@ impl SharedChild {
             let asked = key
                 .and_then(|k| st.inbound.remove(&k))
                 .and_then(|w| w.upgrade());
+            if asked.is_none()
+                && let Some(a) = adapter
+            {
+                // Perhaps a listen stream of the 2026-07-28 side ending.
+                drop(st);
+                a.dispatch(msg);
+                return;
+            }
             (asked.into_iter().collect(), msg.raw)
         } else {
-            match st.only_asking() {
+            match st.only_asking().filter(|_| others == 0) {
                 Some(s) => (vec![s], msg.raw),
+                None if adapter.is_some() => {
+                    drop(st);
+                    if let Some(a) = adapter {
+                        a.dispatch(msg);
+                    }
+                    return;
+                }
                 None => {
                     tracing::info!(
                         method,
@@ -392,11 +441,14 @@ impl SharedChild {
     /// An answer of the child: back to the session that asked, under the client's own id. The
     /// first `initialize`'s answer also goes to the sessions that waited for it, even when the
     /// session that sent it is gone.
-    fn answered(&self, id: &Id, raw: &[u8]) {
+    fn answered(&self, id: &Id, raw: &[u8]) -> bool {
         let mut st = self.lock();
         let Some(o) = rewrite::as_number(id.as_json()).and_then(|n| st.outbound.remove(&n)) else {
-            tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
-            return;
+            drop(st);
+            if self.adapter.get().is_none() {
+                tracing::debug!(id = id.as_json(), "dropping an answer nobody waits for");
+            }
+            return false;
         };
         let answer = rewrite::splice(raw, &["id"], o.client_id.as_json()).unwrap_or_else(|e| {
             BridgeError::new(
@@ -412,6 +464,9 @@ impl SharedChild {
             Vec::new()
         };
         drop(st);
+        if o.first_init {
+            self.init_changed.notify_waiters();
+        }
         if let Some(s) = o.session.upgrade() {
             s.deliver_raw(jsonrpc::fold_lines(&answer));
         }
@@ -420,6 +475,7 @@ impl SharedChild {
                 s.deliver_raw(reply);
             }
         }
+        true
     }
 
     /// Forgets a session's entries when it ends (the first `initialize` stays: the sessions

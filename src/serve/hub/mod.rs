@@ -376,6 +376,15 @@ pub async fn run(cfg: Config, file: File, listeners: Vec<Listener>, shutdown: Ca
     }
     let wait = futures_util::future::join_all(units.iter().map(|u| u.app.tasks.wait()));
     let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
-    gw.base.gate.flush_audit().await;
+    // An audit sink that stopped taking lines (a FIFO nobody reads, a hung mount) must not
+    // keep the gateway from stopping: its last records are then lost, and said so.
+    if tokio::time::timeout(Duration::from_secs(2), gw.base.gate.flush_audit())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the audit log did not take its last records within 2s; stopping without them"
+        );
+    }
     tracing::info!("stopped");
 }

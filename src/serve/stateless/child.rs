@@ -1,24 +1,25 @@
-//! The stateless child: one process that answers every 2026-07-28 request, apart from the
-//! children of handshake-era sessions (a process serves one era only). Request ids and progress
-//! tokens are rewritten to the bridge's own numbers, so concurrent clients never collide, and
-//! mapped back on the way out. A handshake-era child is initialized by the bridge itself, and its
-//! answers are completed as the stateless revision requires (see `translate`).
+//! How 2026-07-28 requests reach a child: either a child of that era (its own process, requests
+//! pass through with their envelope), or, for a handshake-era command, the child the routing rule
+//! picks, shared with the handshake sessions of the same name (`crate::serve::shared`): the
+//! bridge initialized it (or a session did, and its result is reused), and answers are completed
+//! as the stateless revision requires (see `translate`). Request ids and progress tokens are
+//! spliced to the bridge's own numbers (`outgoing`), drawn from the same counter as the
+//! sessions' requests to that child, so no two clients collide, and restored on the way out.
 
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::policy::check::ToolCatalog;
 use crate::serve::child::Child;
 use crate::serve::policy::Ticket;
 use crate::serve::stateless::listen;
+use crate::serve::stateless::outgoing::{TOKEN_PREFIX, outgoing};
 use crate::serve::stateless::translate::{self, HandshakeInfo};
 use crate::wire::{self, BridgeError, METHOD_NOT_FOUND, Reason};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::mpsc;
-
-/// Prefix of the progress tokens the bridge gives the child.
-const TOKEN_PREFIX: &str = "mcp-bridge-";
 
 /// Which era the child speaks.
 #[derive(Debug)]
@@ -54,8 +55,8 @@ pub(super) struct Waiter {
     pub tx: mpsc::UnboundedSender<Out>,
     /// The client's id; `None` for the bridge's own requests, whose answers pass as they are.
     pub client_id: Option<Id>,
-    /// The client's progress token, restored in progress notifications.
-    pub client_token: Option<Value>,
+    /// The client's progress token (its JSON text), restored in progress notifications.
+    pub client_token: Option<Box<str>>,
     /// Its method, for translating the answer of a handshake-era child.
     pub method: String,
     /// When it was sent, for the latency histogram.
@@ -71,7 +72,8 @@ pub(super) struct Waiter {
 #[derive(Debug, Default)]
 /// The requests in flight, by the bridge's number.
 pub(super) struct State {
-    next: u64,
+    /// The child's request numbers, shared with its handshake sessions when it has some.
+    next: Arc<AtomicU64>,
     /// Requests waiting for their answer.
     pub pending: HashMap<u64, Waiter>,
     /// Why the process is gone, once it is.
@@ -81,8 +83,7 @@ pub(super) struct State {
 impl State {
     /// A fresh number of the bridge for a request.
     pub(super) fn number(&mut self) -> u64 {
-        self.next += 1;
-        self.next
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
@@ -137,24 +138,6 @@ impl Drop for InFlight {
     }
 }
 
-/// Gives a request the bridge's number `n` as its id and (if it has one) progress token.
-/// Returns the client's progress token and whether the request opted in to log messages.
-fn rewrite_request(req: &mut Value, n: u64) -> (Option<Value>, bool) {
-    req["id"] = json!(n);
-    let Some(meta) = req
-        .get_mut("params")
-        .and_then(|p| p.get_mut("_meta"))
-        .and_then(Value::as_object_mut)
-    else {
-        return (None, false);
-    };
-    let logs = meta.contains_key("io.modelcontextprotocol/logLevel");
-    let token = meta
-        .get_mut("progressToken")
-        .map(|token| std::mem::replace(token, json!(format!("{TOKEN_PREFIX}{n}"))));
-    (token, logs)
-}
-
 fn parse_n(id: &Id) -> Option<u64> {
     crate::rewrite::as_number(id.as_json())
 }
@@ -166,6 +149,19 @@ impl StatelessChild {
             metrics,
             ..StatelessChild::default()
         }
+    }
+
+    /// The 2026-07-28 side of `child`, a handshake-era process whose other clients are sessions:
+    /// its request numbers come from `numbers`, the counter those sessions' requests use.
+    pub fn sharing(
+        metrics: Arc<crate::serve::metrics::Metrics>,
+        child: Child,
+        numbers: Arc<AtomicU64>,
+    ) -> StatelessChild {
+        let rc = StatelessChild::new(metrics);
+        rc.lock().next = numbers;
+        let _ = rc.child.set(child);
+        rc
     }
 
     /// The request table.
@@ -189,18 +185,22 @@ impl StatelessChild {
         req: Value,
         client_id: Option<Id>,
     ) -> (mpsc::UnboundedReceiver<Out>, InFlight) {
-        self.start_watched(req, client_id, None)
+        let method = req["method"].as_str().unwrap_or("").to_owned();
+        let raw = serde_json::to_vec(&req).unwrap_or_default();
+        self.start_watched(&raw, &method, client_id, None)
     }
 
-    /// [`start`](Self::start), with the policy's `ticket` following the request to its answer.
+    /// [`start`](Self::start) of a client's request as it came (`raw`, never parsed here), with
+    /// the policy's `ticket` following it to its answer.
     pub fn start_watched(
         self: &Arc<Self>,
-        mut req: Value,
+        raw: &[u8],
+        method: &str,
         client_id: Option<Id>,
         ticket: Option<Ticket>,
     ) -> (mpsc::UnboundedReceiver<Out>, InFlight) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let method = req["method"].as_str().unwrap_or("").to_owned();
+        let method = method.to_owned();
         let mut st = self.lock();
         let n = st.number();
         let guard = InFlight::new(self.clone(), n);
@@ -213,24 +213,33 @@ impl StatelessChild {
             let _ = tx.send(Out::Answer(err));
             return (rx, guard);
         }
-        let (client_token, logs) = rewrite_request(&mut req, n);
-        if self.handshake().is_some() {
-            translate::strip_envelope(&mut req);
-        }
+        let out = match outgoing(raw, n, self.handshake().is_some()) {
+            Ok(out) => out,
+            Err(e) => {
+                let err = jsonrpc::error_response(
+                    client_id.as_ref(),
+                    jsonrpc::INVALID_REQUEST,
+                    &format!("the request cannot be relayed: {e}"),
+                    None,
+                );
+                let _ = tx.send(Out::Answer(err));
+                return (rx, guard);
+            }
+        };
         let waiter = Waiter {
             tx: tx.clone(),
             client_id: client_id.clone(),
-            client_token,
+            client_token: out.client_token,
             method,
             since: std::time::Instant::now(),
-            logs,
+            logs: out.logs,
             listen: None,
             ticket,
         };
         st.pending.insert(n, waiter);
         drop(st);
         self.metrics.to_child.inc();
-        let line = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
+        let line = jsonrpc::fold_lines(&out.line);
         let sent = self.child.get().map(|c| c.try_send(line));
         if !matches!(sent, Some(Ok(()))) {
             self.lock().pending.remove(&n);
@@ -395,29 +404,27 @@ impl StatelessChild {
     }
 
     fn notification(&self, method: &str, raw: &[u8]) {
+        use crate::rewrite;
+        const TOKEN: &[&str] = &["params", "progressToken"];
+        const SUBSCRIPTION: &[&str] =
+            &["params", "_meta", "io.modelcontextprotocol/subscriptionId"];
         if method == "notifications/tools/list_changed" {
             self.tools.invalidate();
             self.catalog.clear();
         }
-        let Ok(mut v) = serde_json::from_slice::<Value>(raw) else {
-            return;
-        };
-        let params = &mut v["params"];
+        let got = |path: &[&str]| rewrite::get(raw, path).ok().flatten();
         // Progress names its request by token; a listen stream's notifications by id.
-        let (n, token_slot) = if let Some(t) = params.get("progressToken").and_then(Value::as_str) {
-            (
-                t.strip_prefix(TOKEN_PREFIX).and_then(|n| n.parse().ok()),
-                true,
-            )
-        } else if let Some(sub) = params
-            .get("_meta")
-            .and_then(|m| m.get("io.modelcontextprotocol/subscriptionId"))
-        {
-            (sub.as_u64(), false)
+        let (n, path) = if let Some(t) = got(TOKEN) {
+            let n = serde_json::from_str::<String>(t)
+                .ok()
+                .and_then(|t| t.strip_prefix(TOKEN_PREFIX)?.parse().ok());
+            (n, TOKEN)
+        } else if let Some(sub) = got(SUBSCRIPTION) {
+            (crate::rewrite::as_number(sub), SUBSCRIPTION)
         } else if method == "notifications/cancelled" {
             // A child ending a listen stream: the stream ends without an answer. (Any other
             // cancel names one of the child's own requests, none of which reach a client.)
-            if let Some(n) = params.get("requestId").and_then(Value::as_u64) {
+            if let Some(n) = got(&["params", "requestId"]).and_then(crate::rewrite::as_number) {
                 let mut st = self.lock();
                 if st
                     .pending
@@ -429,7 +436,9 @@ impl StatelessChild {
             }
             return;
         } else {
-            self.unaddressed(method, v);
+            if let Ok(v) = serde_json::from_slice::<Value>(raw) {
+                self.unaddressed(method, v);
+            }
             return;
         };
         let st = self.lock();
@@ -437,15 +446,14 @@ impl StatelessChild {
             tracing::debug!(method, "dropping a notification for a request that is over");
             return;
         };
-        if token_slot {
-            params["progressToken"] = w.client_token.clone().unwrap_or(Value::Null);
-        } else if let Some(id) = &w.client_id {
-            params["_meta"]["io.modelcontextprotocol/subscriptionId"] =
-                serde_json::from_str(id.as_json()).unwrap_or(Value::Null);
+        let client = if path == TOKEN {
+            w.client_token.as_deref()
+        } else {
+            w.client_id.as_ref().map(Id::as_json)
+        };
+        if let Ok(out) = rewrite::splice(raw, path, client.unwrap_or("null")) {
+            let _ = w.tx.send(Out::Note(out));
         }
-        let _ = w.tx.send(Out::Note(Bytes::from(
-            serde_json::to_vec(&v).unwrap_or_default(),
-        )));
     }
 
     /// The process ended: every waiting request gets an error, later ones too.
@@ -461,6 +469,16 @@ impl StatelessChild {
                 let _ = w.tx.send(Out::Answer(err));
             }
         }
+    }
+
+    /// Client requests in flight at the process (not the listen streams the bridge serves
+    /// itself): while there are any, a request of the child may belong to one of them.
+    pub fn asking(&self) -> usize {
+        self.lock()
+            .pending
+            .values()
+            .filter(|w| w.listen.is_none() && w.client_id.is_some())
+            .count()
     }
 
     /// Requests (and listen streams) in flight: what keeps a keyed child alive.

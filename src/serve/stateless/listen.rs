@@ -73,14 +73,14 @@ pub(super) fn with_subscription(mut msg: Value, id: &Id) -> Bytes {
 /// capabilities can deliver (resource subscriptions never), then relays its list changes.
 pub fn serve_locally(
     child: &Arc<StatelessChild>,
-    req: &Value,
+    asked: &Value,
     client_id: Id,
 ) -> (mpsc::UnboundedReceiver<Out>, InFlight) {
     let caps = child
         .handshake()
         .map(|i| i.capabilities.clone())
         .unwrap_or_default();
-    let topics = Topics::honoured(&req["params"]["notifications"], &caps);
+    let topics = Topics::honoured(asked, &caps);
     let (tx, rx) = mpsc::unbounded_channel();
     let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
         "params": {"notifications": topics.as_json()}});

@@ -6,10 +6,12 @@
 
 mod child;
 mod listen;
+mod outgoing;
 mod probe;
 
-mod slots;
-pub use slots::Slots;
+pub use child::{Era as ChildEra, StatelessChild};
+pub use probe::Verdict;
+pub use translate::HandshakeInfo;
 mod stream;
 mod tools;
 mod translate;
@@ -19,7 +21,7 @@ use crate::serve::app::App;
 use crate::serve::http::{Accepts, Refusal, is_json, json, read_message, sse};
 use crate::serve::policy::{self, Requester, Ticket};
 use crate::serve::scope::{Caller, ChildKey, Era, Route, route};
-use crate::serve::stateless::child::{Out, StatelessChild};
+use crate::serve::stateless::child::Out;
 use crate::serve::stateless::tools::check_params;
 use crate::wire::stateless::{CAPABILITIES_KEY, VERSION_KEY, decode_header_value};
 use crate::wire::{
@@ -92,11 +94,29 @@ fn single<'a>(headers: &'a HeaderMap, name: &str, id: &Id) -> Result<Option<&'a 
     }
 }
 
-/// A request of the stateless revision, as far as the checks have read it.
+/// A request of the stateless revision, as far as the checks read it: the small members of
+/// `params` parsed, `arguments` (which may be large) kept as text, the rest skipped.
 struct Call {
     id: Id,
-    body: Value,
     method: String,
+    params: Params,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Params {
+    #[serde(rename = "_meta")]
+    meta: Value,
+    name: Option<Value>,
+    uri: Option<Value>,
+    notifications: Value,
+    arguments: Option<Box<serde_json::value::RawValue>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Body {
+    method: Option<String>,
+    params: Option<Params>,
 }
 
 /// The method, Accept and Content-Type checks, before the body is read.
@@ -139,7 +159,7 @@ fn call_of(msg: &Message, header_version: &str) -> Result<Option<Call>, Refusal>
         }
         Kind::Request { id, .. } => id.clone(),
     };
-    let Ok(body) = serde_json::from_slice::<Value>(&msg.raw) else {
+    let Ok(body) = serde_json::from_slice::<Body>(&msg.raw) else {
         return Err(fail(
             Some(&id),
             jsonrpc::INVALID_REQUEST,
@@ -147,8 +167,11 @@ fn call_of(msg: &Message, header_version: &str) -> Result<Option<Call>, Refusal>
             None,
         ));
     };
-    let method = body["method"].as_str().unwrap_or("").to_owned();
-    Ok(Some(Call { id, body, method }))
+    Ok(Some(Call {
+        id,
+        method: body.method.unwrap_or_default(),
+        params: body.params.unwrap_or_default(),
+    }))
 }
 
 /// Every request to the stateless revision (after the Host/Origin/token checks).
@@ -173,7 +196,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
     if listen && !accepts.sse {
         return Err(Refusal::status(StatusCode::NOT_ACCEPTABLE));
     }
-    check_envelope(&headers, &call.body, &call.method, &call.id)?;
+    check_envelope(&headers, &call.params, &call.method, &call.id)?;
     if REMOVED.contains(&call.method.as_str()) {
         let method = json!(call.method);
         return Err(fail(
@@ -188,7 +211,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
         // The rule gives a stateless request no child of its own (it has no session).
         Route::OwnChild => ChildKey::Of(caller.identity, caller.key),
     };
-    let rc = app.stateless.get(&app, key).await.map_err(|e| {
+    let rc = app.keyed.stateless(&app, key).await.map_err(|e| {
         let body = BridgeError::new(
             Reason::ChildStart,
             false,
@@ -202,13 +225,14 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
         Err(refusal) => return Ok(json(status_of(&refusal), refusal)),
     };
     if call.method == "tools/call" {
-        check_tool_headers(&rc, &headers, &call.body, &call.id).await?;
+        check_tool_headers(&rc, &headers, &call.params, &call.id).await?;
     }
     if let Some(info) = rc.handshake() {
         match call.method.as_str() {
             "server/discover" => {
                 let result = translate::discover_result(info);
-                let body = json!({"jsonrpc": "2.0", "id": call.body["id"], "result": result});
+                let id: Value = serde_json::from_str(call.id.as_json()).unwrap_or(Value::Null);
+                let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
                 let mut body = serde_json::to_vec(&body).unwrap_or_default().into();
                 if let Some(t) = ticket {
                     body = t.finish(body, &rc.catalog);
@@ -219,7 +243,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
                 if let Some(t) = ticket {
                     t.opened();
                 }
-                let (rx, guard) = listen::serve_locally(&rc, &call.body, call.id);
+                let (rx, guard) = listen::serve_locally(&rc, &call.params.notifications, call.id);
                 return Ok(sse(
                     crate::serve::stateless::stream::body(&app, rx, guard, None),
                     None,
@@ -228,7 +252,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Result<Response, Refusal> {
             _ => {}
         }
     }
-    answer(&app, &rc, call, accepts, listen, ticket).await
+    answer(&app, &rc, (&msg.raw, call), accepts, listen, ticket).await
 }
 
 /// -32022, naming what is supported.
@@ -243,11 +267,16 @@ fn unsupported(id: Option<&Id>, requested: &str) -> Refusal {
 
 /// The envelope and the headers that mirror it (ladder steps: duplicates, envelope, version,
 /// method, name, supported version).
-fn check_envelope(headers: &HeaderMap, body: &Value, method: &str, id: &Id) -> Result<(), Refusal> {
+fn check_envelope(
+    headers: &HeaderMap,
+    params: &Params,
+    method: &str,
+    id: &Id,
+) -> Result<(), Refusal> {
     let version_h = single(headers, wire::PROTOCOL_VERSION, id)?;
     let method_h = single(headers, wire::METHOD, id)?;
     let name_h = single(headers, wire::NAME, id)?;
-    let meta = &body["params"]["_meta"];
+    let meta = &params.meta;
     let Some(version) = meta
         .get(VERSION_KEY)
         .filter(|_| meta.get(CAPABILITIES_KEY).is_some())
@@ -277,8 +306,8 @@ fn check_envelope(headers: &HeaderMap, body: &Value, method: &str, id: &Id) -> R
         return mismatch("Mcp-Method");
     }
     let name_field = match method {
-        "tools/call" | "prompts/get" => body["params"].get("name"),
-        "resources/read" => body["params"].get("uri"),
+        "tools/call" | "prompts/get" => params.name.as_ref(),
+        "resources/read" => params.uri.as_ref(),
         _ => None,
     };
     if let Some(name) = name_field.and_then(Value::as_str)
@@ -303,29 +332,34 @@ fn check_envelope(headers: &HeaderMap, body: &Value, method: &str, id: &Id) -> R
 async fn check_tool_headers(
     rc: &Arc<StatelessChild>,
     headers: &HeaderMap,
-    body: &Value,
+    params: &Params,
     id: &Id,
 ) -> Result<(), Refusal> {
-    let Some(tool) = body["params"]["name"].as_str() else {
+    let Some(tool) = params.name.as_ref().and_then(Value::as_str) else {
         return Ok(());
     };
     let Some(map) = rc.tools.params_for(rc, tool).await else {
         return Ok(());
     };
-    let args = body["params"].get("arguments").unwrap_or(&Value::Null);
-    check_params(headers, &map, args).map_err(|why| fail(Some(id), HEADER_MISMATCH, &why, None))
+    // Only a tool that maps arguments to headers has its arguments parsed.
+    let args = params
+        .arguments
+        .as_ref()
+        .and_then(|a| serde_json::from_str(a.get()).ok())
+        .unwrap_or(Value::Null);
+    check_params(headers, &map, &args).map_err(|why| fail(Some(id), HEADER_MISMATCH, &why, None))
 }
 
 /// Sends the request to the child and replies with what comes back.
 async fn answer(
     app: &Arc<App>,
     rc: &Arc<StatelessChild>,
-    call: Call,
+    (raw, call): (&[u8], Call),
     accepts: Accepts,
     always_sse: bool,
     ticket: Option<Ticket>,
 ) -> Result<Response, Refusal> {
-    let (mut rx, mut guard) = rc.start_watched(call.body, Some(call.id), ticket);
+    let (mut rx, mut guard) = rc.start_watched(raw, &call.method, Some(call.id), ticket);
     if !accepts.sse {
         // Only JSON is accepted: progress has nowhere to go and is dropped.
         loop {

@@ -57,24 +57,6 @@ pub const REMOVED: &[&str] = &[
     "resources/unsubscribe",
 ];
 
-/// Takes the 2026-07-28 envelope out of a request's `params._meta` (keeping `progressToken` and
-/// anything else), and drops `_meta` if nothing is left.
-pub fn strip_envelope(req: &mut Value) {
-    let Some(params) = req.get_mut("params").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let empty = match params.get_mut("_meta").and_then(Value::as_object_mut) {
-        Some(meta) => {
-            meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
-            meta.is_empty()
-        }
-        None => false,
-    };
-    if empty {
-        params.remove("_meta");
-    }
-}
-
 /// Completes a handshake-era child's answer to `method` as a 2026-07-28 answer.
 pub fn answer(msg: &mut Value, method: &str, info: &HandshakeInfo) {
     if let Some(result) = msg.get_mut("result").and_then(Value::as_object_mut) {
@@ -148,20 +130,6 @@ mod tests {
             "capabilities": {"tools": {}},
             "serverInfo": {"name": "old", "version": "1"},
         }))
-    }
-
-    #[test]
-    fn envelope_is_stripped_and_the_rest_kept() {
-        let mut req = json!({"id": 1, "method": "tools/call", "params": {"name": "x", "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "progressToken": "p"}}});
-        strip_envelope(&mut req);
-        assert_eq!(req["params"]["_meta"], json!({"progressToken": "p"}));
-        let mut req = json!({"id": 1, "method": "tools/list", "params": {"_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28"}}});
-        strip_envelope(&mut req);
-        assert_eq!(req["params"], json!({}));
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl MockState {
 pub struct Mock {
     pub addr: SocketAddr,
     pub state: Arc<MockState>,
-    tasks: JoinSet<()>,
+    tasks: Server,
 }
 
 impl Mock {
@@ -234,7 +234,8 @@ impl Mock {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Stops the server and every connection, like a crashed process.
+    /// Stops the server and every connection, like a crashed process: when it returns, every
+    /// socket of the server is closed, as it is once a process has exited.
     pub async fn stop(&mut self) {
         self.tasks.shutdown().await;
     }
@@ -257,20 +258,42 @@ impl Mock {
 /// Turns an accepted connection into a stream to speak HTTP on (a TLS handshake, or nothing).
 type Handshake<S> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<S>> + Send>>;
 
+/// A running server: its accept loop and the connections it took. Dropping it aborts them all;
+/// [`Server::shutdown`] also waits until they are gone.
+struct Server {
+    accept: JoinSet<()>,
+    conns: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Server {
+    /// Stops accepting, then cuts every connection and waits until each socket is closed. An
+    /// aborted task drops its socket only when the runtime gets to it: without the wait, a
+    /// client could still send on a connection of a "stopped" server and see it reset (the
+    /// flaky restart test), which no real server restart does.
+    async fn shutdown(&mut self) {
+        self.accept.shutdown().await;
+        let mut conns = std::mem::take(&mut *self.conns.lock().unwrap());
+        conns.shutdown().await;
+    }
+}
+
 /// Serves `app` on every connection `accept` yields, until it yields `None`. Connections are
 /// served inside the returned set, so that dropping or shutting it down cuts them all, as a
 /// crashed server would.
-fn spawn_server<S, F, A>(app: Router, mut accept: F) -> JoinSet<()>
+fn spawn_server<S, F, A>(app: Router, mut accept: F) -> Server
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: FnMut() -> A + Send + 'static,
     A: std::future::Future<Output = Option<Handshake<S>>> + Send,
 {
+    let conns: Arc<Mutex<JoinSet<()>>> = Arc::default();
     let mut tasks = JoinSet::new();
+    let all = conns.clone();
     tasks.spawn(async move {
-        let mut conns = JoinSet::new();
         while let Some(handshake) = accept().await {
             let app = app.clone();
+            let mut conns = all.lock().unwrap();
+            while conns.try_join_next().is_some() {}
             conns.spawn(async move {
                 let Some(io) = handshake.await else { return };
                 let io = hyper_util::rt::TokioIo::new(io);
@@ -281,7 +304,10 @@ where
             });
         }
     });
-    tasks
+    Server {
+        accept: tasks,
+        conns,
+    }
 }
 
 fn router(state: Arc<MockState>) -> Router {

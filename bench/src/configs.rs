@@ -1,0 +1,191 @@
+//! serve's configurations beyond `serve -- CMD`, each in front of the same stdio server: a
+//! gateway file with three servers, the measured one reached by name; the same with a tool
+//! policy of 20 patterns and the audit log on; and that with `per-key` scope and a session key.
+//! Then what each layer costs: the differences between their rows and the bare HTTP round trip.
+
+use crate::gateway::free_port;
+use crate::measure::Target;
+use crate::report::Row;
+use crate::targets::{BARE, Tools, gateway_at};
+use serde_json::{Value, json};
+use std::fmt::Write;
+use std::path::Path;
+
+/// `serve -- CMD` on `/mcp`: what every configuration is compared with.
+pub const PLAIN: &str = "mcp-bridge serve";
+/// Three servers in a gateway file, the measured one at `/servers/bench/mcp`.
+pub const BY_NAME: &str = "mcp-bridge serve --config (3 servers, by name)";
+/// [`BY_NAME`] with a 20-pattern tool policy and the audit log.
+pub const POLICY: &str = "mcp-bridge serve --config + policy + audit";
+/// [`POLICY`] with `per-key` scope, driven with a session key.
+pub const PER_KEY: &str = "mcp-bridge serve --config + per-key + policy + audit";
+
+/// The server the driver talks to; the other two are there to be routed past.
+const DRIVEN: &str = "bench";
+/// The session key sent to the `per-key` configuration.
+const KEY: &str = "bench-key";
+/// The bridge's session key header (`Mcp-Bridge-Session-Key`, src/wire).
+const KEY_HEADER: &str = "mcp-bridge-session-key";
+
+/// Ten allow and ten deny patterns, none of them a plain `*`: `echo` matches no deny pattern
+/// and only the last allow one, so every call is checked against all twenty.
+const ALLOW: [&str; 10] = [
+    "get-*",
+    "list_*",
+    "read[_-]*",
+    "search?",
+    "fetch*",
+    "[a-d]*-tool",
+    "docs.*",
+    "query\\*",
+    "stat?s",
+    "echo",
+];
+const DENY: [&str; 10] = [
+    "delete*", "drop_*", "*-admin", "exec", "shell*", "write_*", "rm", "kill?", "*secret*",
+    "[!a-z]*",
+];
+
+/// The gateway-file targets, their files written to `dir`.
+pub fn serve_configs(tools: &Tools, dir: &Path) -> Vec<Target> {
+    let variants = [
+        (BY_NAME, "by-name", false, false),
+        (POLICY, "policy", true, false),
+        (PER_KEY, "per-key", true, true),
+    ];
+    variants
+        .into_iter()
+        .map(|(name, slug, policy, per_key)| {
+            let file = dir.join(format!("{slug}.json"));
+            let audit = policy.then(|| dir.join(format!("audit-{slug}.jsonl")));
+            let text = gateway_file(tools, audit.as_deref(), per_key);
+            let cmd = std::fs::write(&file, text.to_string())
+                .map_err(|e| format!("cannot write {}: {e}", file.display()))
+                .and_then(|()| tools.bridge());
+            let port = free_port().unwrap_or(0);
+            let args = vec![
+                "serve".into(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--max-sessions".into(),
+                "1000".into(),
+                "--config".into(),
+                file.display().to_string(),
+            ];
+            let headers = if per_key {
+                vec![(KEY_HEADER.into(), KEY.into())]
+            } else {
+                vec![]
+            };
+            let path = format!("/servers/{DRIVEN}/mcp");
+            gateway_at(name, cmd, port, args, &path, headers)
+        })
+        .collect()
+}
+
+/// A gateway file (README: "The gateway file") with three entries of the stdio server.
+fn gateway_file(tools: &Tools, audit: Option<&Path>, per_key: bool) -> Value {
+    let server = tools.stdio_server();
+    let entry = json!({"command": server.program, "args": server.args});
+    let mut driven = serde_json::Map::new();
+    let mut bridge = serde_json::Map::new();
+    if let Some(audit) = audit {
+        driven.insert(
+            "policy".into(),
+            json!({"tools": {"allow": ALLOW, "deny": DENY}}),
+        );
+        bridge.insert("audit".into(), json!({ "file": audit }));
+    }
+    if per_key {
+        driven.insert("scope".into(), json!("per-key"));
+    }
+    bridge.insert("servers".into(), json!({ DRIVEN: driven }));
+    json!({
+        "mcpServers": {"alpha": entry, DRIVEN: entry, "gamma": entry},
+        "mcpBridge": bridge,
+    })
+}
+
+/// Lines in a configuration's audit file (each request the gateway handled writes one).
+fn audit_lines(dir: &Path, slug: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(dir.join(format!("audit-{slug}.jsonl"))).ok()?;
+    Some(text.lines().count())
+}
+
+/// What each layer of serve costs, from the serve table's rows: the differences in p50 and
+/// p99, and calls/s as a share of the row compared with; then issue 16's serve targets.
+pub fn costs(rows: &[Row], dir: &Path, out: &mut String) {
+    let find = |name: &str| rows.iter().find(|r| r.target.name == name).map(|r| &r.figs);
+    let pairs = [
+        (PLAIN, BARE, "serve − bare HTTP round trip"),
+        (
+            BY_NAME,
+            PLAIN,
+            "routing by name (3 servers) − `serve -- CMD`",
+        ),
+        (
+            POLICY,
+            BY_NAME,
+            "policy (20 patterns) + audit − routing by name",
+        ),
+        (PER_KEY, POLICY, "per-key scope − policy + audit"),
+        (PER_KEY, PLAIN, "per-key + policy + audit − `serve -- CMD`"),
+    ];
+    let _ = writeln!(
+        out,
+        "| comparison | p50 µs | p99 µs | calls/s (32 callers), % of the second |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    let diff = |a: Option<f64>, b: Option<f64>| {
+        a.zip(b)
+            .map_or("n/a".into(), |(a, b)| format!("{:+.0}", a - b))
+    };
+    for (a, b, what) in pairs {
+        let (Some(fa), Some(fb)) = (find(a), find(b)) else {
+            continue;
+        };
+        let share = fa
+            .throughput
+            .zip(fb.throughput)
+            .map_or("n/a".into(), |(a, b)| format!("{:.0}%", 100.0 * a / b));
+        let _ = writeln!(
+            out,
+            "| {what} | {} | {} | {share} |",
+            diff(fa.latency.map(|l| l.p50), fb.latency.map(|l| l.p50)),
+            diff(fa.latency.map(|l| l.p99), fb.latency.map(|l| l.p99)),
+        );
+    }
+    let _ = writeln!(out);
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "n/a",
+    };
+    let above = find(PLAIN)
+        .and_then(|f| f.latency)
+        .zip(find(BARE).and_then(|f| f.latency))
+        .map(|(s, b)| s.p50 - b.p50);
+    let _ = writeln!(
+        out,
+        "- issue 16: serve p50 at most 40 µs above a bare HTTP round trip: {} µs, holds: {}",
+        above.map_or("n/a".into(), |v| format!("{v:.0}")),
+        verdict(above.map(|v| v <= 40.0)),
+    );
+    let share = find(PER_KEY)
+        .and_then(|f| f.throughput)
+        .zip(find(PLAIN).and_then(|f| f.throughput))
+        .map(|(a, b)| 100.0 * a / b);
+    let _ = writeln!(
+        out,
+        "- issue 16: per-key + policy + audit calls/s within 5% of serve: {}, holds: {}",
+        share.map_or("n/a".into(), |v| format!("{v:.0}%")),
+        verdict(share.map(|v| v >= 95.0)),
+    );
+    let lines = |slug| audit_lines(dir, slug).map_or("n/a".into(), |n| n.to_string());
+    let _ = writeln!(
+        out,
+        "- audit lines written (one per request): policy + audit {}, per-key + policy + audit {}",
+        lines("policy"),
+        lines("per-key"),
+    );
+}
