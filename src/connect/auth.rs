@@ -6,7 +6,7 @@
 //! provider: it holds no credential. The token is only ever in a sensitive header value.
 
 use super::Shared;
-use super::http;
+use super::http::{self, Outgoing};
 use crate::oauth::store::Secret;
 use crate::oauth::{TokenError, TokenProvider};
 use crate::wire::{BridgeError, Reason};
@@ -32,16 +32,20 @@ pub(crate) fn token_failure(err: &TokenError, provider: &TokenProvider) -> Bridg
     BridgeError::new(reason, false, message)
 }
 
+/// The `Authorization` value for `token`; `None` for a token a header cannot carry (it is sent
+/// without: the server's 401 tells the user).
+fn bearer(token: &Secret) -> Option<HeaderValue> {
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose())).ok()?;
+    // Keeps the value out of any Debug output, and out of HPACK's tables.
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// Adds the bearer token to `req`.
 fn with_bearer(req: RequestBuilder, token: &Secret) -> RequestBuilder {
-    match HeaderValue::try_from(format!("Bearer {}", token.expose())) {
-        Ok(mut value) => {
-            // Keeps the value out of any Debug output, and out of HPACK's tables.
-            value.set_sensitive(true);
-            req.header(AUTHORIZATION, value)
-        }
-        // A token a header cannot carry is sent without: the server's 401 tells the user.
-        Err(_) => req,
+    match bearer(token) {
+        Some(value) => req.header(AUTHORIZATION, value),
+        None => req,
     }
 }
 
@@ -87,7 +91,7 @@ impl Shared {
     pub async fn send(
         &self,
         deadline: Instant,
-        make: impl Fn() -> RequestBuilder,
+        make: impl Fn() -> Outgoing,
     ) -> Result<Response, BridgeError> {
         let Some(provider) = &self.config.auth else {
             return http::send(&self.link, &self.target, deadline, make).await;
@@ -98,8 +102,10 @@ impl Shared {
         };
         let mut refreshed = false;
         loop {
-            let resp = http::send(&self.link, &self.target, deadline, || {
-                with_bearer(make(), &token)
+            let value = bearer(&token);
+            let resp = http::send(&self.link, &self.target, deadline, || match &value {
+                Some(v) => make().header(AUTHORIZATION, v.clone()),
+                None => make(),
             })
             .await?;
             match resp.status() {

@@ -3,10 +3,12 @@
 //! while the remote is unreachable, and one log line per change of reachability.
 
 use super::Config;
+use super::lean::{Answer, LeanError};
 use crate::jsonrpc;
 use crate::wire::{BridgeError, Reason};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use reqwest::header::{HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -75,7 +77,7 @@ impl Link {
     }
 
     /// The remote could not be reached (logged if it could before).
-    pub fn down(&self, target: &str, err: &reqwest::Error) {
+    pub fn down(&self, target: &str, err: &(dyn std::error::Error + 'static)) {
         if self.0.swap(DOWN, Ordering::Relaxed) == UP {
             tracing::warn!(
                 "remote {target} is unreachable ({}); retrying",
@@ -116,18 +118,81 @@ pub fn backoff(attempt: u32, cap: Duration) -> Duration {
     base.mul_f64(frac)
 }
 
+/// A request about to be sent: through reqwest, or through the lean client where that sends the
+/// same bytes.
+pub enum Outgoing {
+    /// Through the reqwest client.
+    Full(reqwest::RequestBuilder),
+    /// Through [`super::lean::Lean`].
+    Lean(Arc<super::lean::Lean>, hyper::Request<Bytes>),
+}
+
+impl From<reqwest::RequestBuilder> for Outgoing {
+    fn from(req: reqwest::RequestBuilder) -> Self {
+        Outgoing::Full(req)
+    }
+}
+
+impl Outgoing {
+    /// Adds a header (this code never adds one name twice, so it replaces a default of that name,
+    /// as reqwest does).
+    pub fn header(self, name: HeaderName, value: HeaderValue) -> Self {
+        match self {
+            Outgoing::Full(req) => Outgoing::Full(req.header(name, value)),
+            Outgoing::Lean(lean, mut req) => {
+                req.headers_mut().insert(name, value);
+                Outgoing::Lean(lean, req)
+            }
+        }
+    }
+}
+
+/// Why a request failed, by what it means for sending it again.
+enum Failed {
+    /// Never sent: repeating it is safe.
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    /// A redirect reqwest's policy refused.
+    Redirect(reqwest::Error),
+    /// Sent, or partly sent: the server may have it.
+    Sent(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Sends `req` once; `None` if it is to be made again (a redirect on the lean path).
+async fn send_once(req: Outgoing) -> Option<Result<reqwest::Response, Failed>> {
+    Some(match req {
+        Outgoing::Full(req) => req.send().await.map_err(|e| {
+            if e.is_connect() {
+                Failed::Connect(Box::new(e))
+            } else if e.is_redirect() {
+                Failed::Redirect(e)
+            } else {
+                Failed::Sent(Box::new(e))
+            }
+        }),
+        Outgoing::Lean(lean, req) => match lean.send(req).await {
+            Ok(Answer::Response(resp)) => Ok(resp),
+            // Made again for reqwest, whose redirect policy applies.
+            Ok(Answer::Redirect) => return None,
+            Err(e @ LeanError::Connect(_)) => Err(Failed::Connect(Box::new(e))),
+            Err(e) => Err(Failed::Sent(Box::new(e))),
+        },
+    })
+}
+
 /// Sends a request built by `make`, trying again while the remote cannot be connected to (the
 /// request was never sent, so repeating it is safe) until `deadline`.
 pub async fn send(
     link: &Link,
     target: &str,
     deadline: Instant,
-    make: impl Fn() -> reqwest::RequestBuilder,
+    make: impl Fn() -> Outgoing,
 ) -> Result<reqwest::Response, BridgeError> {
     let mut attempt = 0;
     loop {
-        let sent = make().send().await;
-        if !matches!(&sent, Err(e) if e.is_connect()) {
+        let Some(sent) = send_once(make()).await else {
+            continue;
+        };
+        if !matches!(&sent, Err(Failed::Connect(_))) {
             super::Unsent::mark_sent();
         }
         match sent {
@@ -135,33 +200,34 @@ pub async fn send(
                 link.up(target);
                 return Ok(resp);
             }
-            Err(e) if e.is_connect() => {
-                link.down(target, &e);
+            Err(Failed::Connect(e)) => {
+                let e: &(dyn std::error::Error + 'static) = &*e;
+                link.down(target, e);
                 let now = Instant::now();
                 if now >= deadline {
                     return Err(BridgeError::new(
                         Reason::Unreachable,
                         false,
-                        format!("cannot reach {target}: {}", error_chain(&e)),
+                        format!("cannot reach {target}: {}", error_chain(e)),
                     ));
                 }
                 let wait = backoff(attempt, Duration::from_secs(1)).min(deadline - now);
                 attempt += 1;
                 tokio::time::sleep(wait).await;
             }
-            Err(e) if e.is_redirect() => {
+            Err(Failed::Redirect(e)) => {
                 return Err(BridgeError::new(
                     Reason::RedirectRefused,
                     false,
                     error_chain(&e),
                 ));
             }
-            Err(e) => {
-                // Sent, or partly sent: the server may have it.
+            Err(Failed::Sent(e)) => {
+                let e: &(dyn std::error::Error + 'static) = &*e;
                 return Err(BridgeError::new(
                     Reason::SendFailed,
                     true,
-                    format!("request to {target} failed: {}", error_chain(&e)),
+                    format!("request to {target} failed: {}", error_chain(e)),
                 ));
             }
         }

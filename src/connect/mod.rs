@@ -7,6 +7,7 @@ mod auth;
 mod config;
 mod detect;
 mod http;
+mod lean;
 mod outbox;
 mod sse;
 mod stateless;
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub config: Arc<Config>,
     /// The one keep-alive client for every request.
     pub client: reqwest::Client,
+    /// The hot path's lean client, where it sends what `client` would (see [`lean`]).
+    pub lean: Option<Arc<lean::Lean>>,
     /// The way back to the agent.
     pub out: Outbox,
     /// Whether the remote answered last time (for logs).
@@ -177,6 +180,7 @@ pub(crate) enum Transport {
 /// Runs the bridge over `io` until its input ends, its output closes, or `shutdown` is cancelled.
 pub async fn run(config: Config, io: Stdio, shutdown: CancellationToken) -> Result<(), Error> {
     let client = http::build_client(&config).map_err(Error::Client)?;
+    let lean = lean::Lean::for_config(&config);
     let target: Arc<str> = match &config.unix {
         Some(path) => format!(
             "{} via unix:{}",
@@ -191,6 +195,7 @@ pub async fn run(config: Config, io: Stdio, shutdown: CancellationToken) -> Resu
     let shared = Shared {
         config: Arc::new(config),
         client,
+        lean,
         out: Outbox::new(stdout.clone()),
         link: http::Link::default(),
         handshake: Arc::default(),

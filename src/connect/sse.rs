@@ -7,7 +7,7 @@ use super::Shared;
 use super::http::{self, Data};
 use crate::jsonrpc::{self, Id};
 use crate::wire::{BridgeError, Reason};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -67,7 +67,7 @@ impl Sse {
     pub async fn probe(shared: Shared) -> Result<Arc<Self>, ProbeError> {
         let deadline = shared.deadline();
         let resp = shared
-            .send(deadline, || open_stream(&shared))
+            .send(deadline, || open_stream(&shared).into())
             .await
             .map_err(ProbeError::Failed)?;
         if !resp.status().is_success() || !http::is_event_stream(&resp) {
@@ -153,11 +153,18 @@ impl Sse {
             Err(f) => return self.shared.out.fail_message(&msg, &f).await,
         };
         let post = || {
-            self.shared
-                .client
-                .post(url.clone())
-                .header(CONTENT_TYPE, "application/json")
-                .body(msg.raw.clone())
+            let json = ("content-type", HeaderValue::from_static("application/json"));
+            let lean = self.shared.lean.as_ref();
+            match lean.and_then(|l| l.post(&url, [json], msg.raw.clone())) {
+                Some(req) => req,
+                None => self
+                    .shared
+                    .client
+                    .post(url.clone())
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(msg.raw.clone())
+                    .into(),
+            }
         };
         match self.shared.send(deadline, post).await {
             Ok(resp) if resp.status().is_success() => {}

@@ -145,6 +145,7 @@ impl Stateless {
                 .post(self.shared.config.url.clone())
                 .headers(headers.clone())
                 .body(body.clone())
+                .into()
         };
         self.shared.send(self.shared.deadline(), make).await
     }

@@ -3,7 +3,7 @@
 //! with `Last-Event-ID`, and replaying the handshake when the server has lost the session.
 
 use super::Shared;
-use super::http::{self, Cursor, Data};
+use super::http::{self, Cursor, Data, Outgoing};
 use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::wire::{BridgeError, LAST_EVENT_ID, PROTOCOL_VERSION, Reason, SESSION_ID};
 use bytes::Bytes;
@@ -186,7 +186,26 @@ impl Streamable {
             .await
     }
 
-    fn post(&self, msg: &Message, sess: &Session) -> reqwest::RequestBuilder {
+    fn post(&self, msg: &Message, sess: &Session) -> Outgoing {
+        // A new `initialize` starts a new session; it must not carry the old one.
+        let session = msg.method() != Some("initialize");
+        if let Some(lean) = &self.shared.lean {
+            let id = sess.id.clone().filter(|_| session).map(|v| (SESSION_ID, v));
+            let version = sess.version.clone().filter(|_| session);
+            let extra = [
+                Some((
+                    "accept",
+                    HeaderValue::from_static("application/json, text/event-stream"),
+                )),
+                Some(("content-type", HeaderValue::from_static("application/json"))),
+                id,
+                version.map(|v| (PROTOCOL_VERSION, v)),
+            ];
+            let url = &self.shared.config.url;
+            if let Some(req) = lean.post(url, extra.into_iter().flatten(), msg.raw.clone()) {
+                return req;
+            }
+        }
         let mut req = self
             .shared
             .client
@@ -197,11 +216,10 @@ impl Streamable {
             )
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(msg.raw.clone());
-        // A new `initialize` starts a new session; it must not carry the old one.
-        if msg.method() != Some("initialize") {
+        if session {
             req = with_session(req, sess);
         }
-        req
+        req.into()
     }
 
     /// Handles the HTTP answer to a POSTed message.
@@ -390,6 +408,7 @@ impl Streamable {
                 )
                 .header(ACCEPT, "text/event-stream")
                 .header(LAST_EVENT_ID, last.as_str())
+                .into()
             };
             resp = self.shared.send(self.shared.deadline(), get).await?;
             if !resp.status().is_success() || !http::is_event_stream(&resp) {
