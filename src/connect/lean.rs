@@ -206,7 +206,7 @@ impl Lean {
     /// An idle connection that is still open.
     async fn checkout(&self) -> Option<Sender> {
         loop {
-            let mut sender = self.idle.lock().expect("idle lock").pop()?;
+            let mut sender = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
             if !sender.is_closed() && sender.ready().await.is_ok() {
                 return Some(sender);
             }
@@ -217,7 +217,7 @@ impl Lean {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().expect("idle lock");
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(sender);
         }
