@@ -68,21 +68,37 @@ struct State {
 }
 
 impl State {
-    /// The one live session with a request in flight, if exactly one has.
-    fn only_asking(&self) -> Option<Arc<Session>> {
+    /// The live sessions with a request in flight: none, exactly one, or several.
+    fn asking(&self) -> Asking {
         let mut found: Option<Arc<Session>> = None;
         for o in self.outbound.values() {
             let Some(s) = o.session.upgrade().filter(|s| s.closed().is_none()) else {
                 continue;
             };
             match &found {
-                Some(f) if !Arc::ptr_eq(f, &s) => return None,
+                Some(f) if !Arc::ptr_eq(f, &s) => return Asking::Several,
                 _ => found = Some(s),
             }
         }
-        found
+        found.map_or(Asking::Nobody, Asking::One)
+    }
+
+    /// The one live session with a request in flight, if exactly one has.
+    fn only_asking(&self) -> Option<Arc<Session>> {
+        match self.asking() {
+            Asking::One(s) => Some(s),
+            Asking::Nobody | Asking::Several => None,
+        }
     }
 }
+
+/// Which sessions have requests in flight at the child.
+enum Asking {
+    Nobody,
+    One(Arc<Session>),
+    Several,
+}
+
 #[derive(Debug, Default)]
 enum Init {
     #[default]
@@ -319,15 +335,24 @@ impl SharedChild {
                 // A 2026-07-28 request in flight may be the one it is about: nobody is sure.
                 let others = adapter.map_or(0, |a| a.asking());
                 let mut st = self.lock();
-                let Some(target) = st.only_asking().filter(|_| others == 0) else {
-                    drop(st);
-                    tracing::warn!(
-                        method,
-                        "the shared child sent a request while no single session has one in \
-                         flight: answering it with an error"
-                    );
-                    self.refuse(&id, &method);
-                    return;
+                let target = match (st.asking(), adapter) {
+                    (Asking::One(s), _) if others == 0 => s,
+                    // Only the 2026-07-28 side asks: it answers that it cannot be asked.
+                    (Asking::Nobody, Some(a)) if others > 0 => {
+                        drop(st);
+                        a.dispatch(msg);
+                        return;
+                    }
+                    _ => {
+                        drop(st);
+                        tracing::warn!(
+                            method,
+                            "the shared child sent a request while no single session has one \
+                             in flight: answering it with an error"
+                        );
+                        self.refuse(&id, &method);
+                        return;
+                    }
                 };
                 st.inbound
                     .insert(value_key(id.as_json()), Arc::downgrade(&target));
