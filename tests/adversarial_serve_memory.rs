@@ -116,27 +116,45 @@ async fn bodies_in_flight_past_the_global_cap_get_503() {
         s.write_all(b"\r\n").await.unwrap();
         held.push(s);
     }
-    // The first two are being read once serve has taken their bytes; the third must not fit.
+    // Once serve holds the first two bodies' bytes (its gauge says so), a third must not fit.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        s.write_all(chunked_head(port).as_bytes()).await.unwrap();
-        let piece = vec![b' '; 900 << 10];
-        s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+        let text = common::http::client()
+            .get(format!("{}/metrics", gw.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
             .await
             .unwrap();
-        let _ = s.write_all(&piece).await;
-        let _ = s.write_all(b"\r\n0\r\n\r\n").await;
-        let status = status_line(&mut s).await;
-        if status.contains(" 503 ") {
+        let held: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("mcp_bridge_request_body_bytes "))
+            .expect("the body gauge in /metrics")
+            .parse()
+            .unwrap();
+        if held >= 2 * (900 << 10) {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no 503 past --max-body-total: {status}"
+            "serve never held both bodies: {held} bytes"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(chunked_head(port).as_bytes()).await.unwrap();
+    let piece = vec![b' '; 900 << 10];
+    s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+        .await
+        .unwrap();
+    let _ = s.write_all(&piece).await;
+    let _ = s.write_all(b"\r\n0\r\n\r\n").await;
+    let status = status_line(&mut s).await;
+    assert!(
+        status.contains(" 503 "),
+        "no 503 past --max-body-total: {status}"
+    );
     drop(held);
     // Once they are gone, a small request fits again.
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();

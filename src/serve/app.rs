@@ -196,6 +196,19 @@ impl App {
         }
     }
 
+    /// This server's `/metrics` lines: its counters, the bytes held in request bodies and its
+    /// named children.
+    pub async fn metrics_text(&self) -> String {
+        let held = self.bodies.held();
+        self.metrics.render()
+            + &format!(
+                "# HELP mcp_bridge_request_body_bytes Bytes held in request bodies being read, \
+                 against --max-body-total.\n# TYPE mcp_bridge_request_body_bytes gauge\n\
+                 mcp_bridge_request_body_bytes {held}\n"
+            )
+            + &self.named_children_metrics().await
+    }
+
     /// Keeps `child`'s place under `--max-sessions` until its process has exited.
     fn hold_until_exit(&self, child: Child) {
         self.stopping.fetch_add(1, Ordering::AcqRel);

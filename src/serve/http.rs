@@ -189,6 +189,11 @@ impl BodyBudget {
             max,
         })
     }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
 }
 
 /// Bytes one body holds against the [`BodyBudget`], given back when the last reference to the

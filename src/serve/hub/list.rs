@@ -106,7 +106,7 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         .collect();
     let mut parts: Vec<(Option<String>, String)> = vec![(None, errors)];
     for unit in gw.all_units() {
-        let text = unit.app.metrics.render() + &unit.app.named_children_metrics().await;
+        let text = unit.app.metrics_text().await;
         parts.push((Some(unit.server.name.clone()), text));
     }
     parts.push((None, gw.base.gate.render_metrics()));
