@@ -60,6 +60,14 @@ impl LineSplitter {
             chunk = &chunk[(part.len() + usize::from(done))..];
             if let Some(seen) = self.skipping.as_mut() {
                 *seen += part.len() + usize::from(done);
+                // The head is the line's first bytes however the line arrived in chunks.
+                if self.head.len() < HEAD_KEPT && !part.is_empty() {
+                    let more = (HEAD_KEPT - self.head.len()).min(part.len());
+                    let mut head = Vec::with_capacity(self.head.len() + more);
+                    head.extend_from_slice(&self.head);
+                    head.extend_from_slice(&part[..more]);
+                    self.head = Bytes::from(head);
+                }
                 if done {
                     let head = std::mem::take(&mut self.head);
                     out.push(Line::TooLong { len: *seen, head });

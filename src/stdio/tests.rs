@@ -38,7 +38,7 @@ fn over_long_line_is_reported_and_the_next_survives() {
     s.feed(b"12", &mut out);
     s.feed(b"345", &mut out);
     s.feed(b"67\nok\n", &mut out);
-    let head = Bytes::from_static(b"12345");
+    let head = Bytes::from_static(b"1234567");
     assert_eq!(out, vec![Line::TooLong { len: 8, head }, text("ok")]);
     let mut out = Vec::new();
     s.feed(b"123456\n", &mut out);
@@ -73,4 +73,34 @@ async fn writer_writes_one_message_per_line() {
     let all: Vec<u8> = rx.try_iter().flatten().collect();
     assert_eq!(all, b"{}\n[]\n");
     assert!(closed.is_cancelled());
+}
+
+#[test]
+fn an_over_long_lines_head_does_not_depend_on_its_chunks() {
+    let line = br#"{"jsonrpc":"2.0","id":7,"result":{"text":"far too long"}}"#;
+    let whole = {
+        let mut s = LineSplitter::new(8);
+        let mut out = Vec::new();
+        s.feed(line, &mut out);
+        s.feed(b"\n", &mut out);
+        out
+    };
+    let chunked = {
+        let mut s = LineSplitter::new(8);
+        let mut out = Vec::new();
+        for piece in line.chunks(3) {
+            s.feed(piece, &mut out);
+        }
+        s.feed(b"\n", &mut out);
+        out
+    };
+    assert_eq!(whole, chunked);
+    let [Line::TooLong { head, .. }] = &whole[..] else {
+        panic!("{whole:?}")
+    };
+    assert_eq!(
+        &head[..],
+        &line[..],
+        "the head holds the id the error is sent for"
+    );
 }
