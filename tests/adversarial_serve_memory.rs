@@ -119,21 +119,10 @@ async fn bodies_in_flight_past_the_global_cap_get_503() {
     // Once serve holds the first two bodies' bytes (its gauge says so), a third must not fit.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let text = common::http::client()
-            .get(format!("{}/metrics", gw.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let held: usize = text
-            .lines()
-            .find_map(|l| l.strip_prefix("mcp_bridge_request_body_bytes "))
-            .expect("the body gauge in /metrics")
-            .parse()
-            .unwrap();
-        if held >= 2 * (900 << 10) {
+        let text = common::http::metrics(&gw.url, None).await;
+        let held = common::http::series(&text, "mcp_bridge_request_body_bytes")
+            .expect("the body gauge in /metrics");
+        if held >= f64::from(2 * (900 << 10)) {
             break;
         }
         assert!(

@@ -517,14 +517,7 @@ async fn the_call_past_the_rate_limit_waits_and_a_later_one_passes() {
         .await
         .unwrap();
     assert_eq!(tool_text(&ok), "later");
-    let metrics = client()
-        .get(format!("{}/metrics", gw.serve.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::http::metrics(&gw.serve.url, None).await;
     assert!(
         metrics
             .lines()
@@ -703,22 +696,10 @@ async fn a_full_audit_queue_drops_records_and_never_stalls_calls() {
         .await
         .expect("40 calls answered while the audit writer is stuck");
 
-    let metrics = common::http::client()
-        .get(format!("{}/metrics", gw.serve.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let dropped: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("mcp_bridge_audit_dropped_total "))
-        .unwrap_or_else(|| panic!("no audit drop counter in /metrics:\n{metrics}"))
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(dropped > 0, "no audit record was dropped:\n{metrics}");
+    let metrics = common::http::metrics(&gw.serve.url, None).await;
+    let dropped = common::http::series(&metrics, "mcp_bridge_audit_dropped_total")
+        .unwrap_or_else(|| panic!("no audit drop counter in /metrics:\n{metrics}"));
+    assert!(dropped > 0.0, "no audit record was dropped:\n{metrics}");
 
     // A writer still stuck does not keep serve from stopping (bounded within WAIT).
     assert!(gw.serve.terminate().success(), "{}", gw.serve.log.text());

@@ -137,14 +137,7 @@ async fn three_servers_behind_one_socket_through_connect() {
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     assert_eq!(list["servers"][1]["routes"]["mcp"], "/servers/memory/mcp");
-    let metrics = client()
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::http::metrics(&gw.url, None).await;
     assert!(
         metrics.contains("mcp_bridge_sessions_created_total{server=\"memory\"} 1"),
         "{metrics}"

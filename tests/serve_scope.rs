@@ -175,15 +175,7 @@ async fn the_token_holder_is_its_own_identity() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let metrics = client()
-        .get(format!("{}/metrics", serve.url))
-        .bearer_auth("s3cret-token")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::http::metrics(&serve.url, Some("s3cret-token")).await;
     assert!(
         metrics.contains(r#"mcp_bridge_named_child_clients{child="token/k",era="stateless"}"#),
         "{metrics}"

@@ -17,6 +17,22 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The `/metrics` text of the serve at `base` (with its bearer `token`, if it has one).
+pub async fn metrics(base: &str, token: Option<&str>) -> String {
+    let mut req = client().get(format!("{base}/metrics"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap().text().await.unwrap()
+}
+
+/// The value of one series (`name` with its labels, as printed) in a `/metrics` text.
+pub fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
 /// An `initialize` request (protocol 2025-06-18).
 pub fn init_msg(id: i64) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{
