@@ -276,14 +276,7 @@ async fn health_ready_and_metrics() {
     s.request(call_msg(json!(1), "echo", json!({"text":"m"})))
         .await
         .unwrap();
-    let text = c
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::http::metrics(&gw.url, None).await;
     assert!(text.contains("mcp_bridge_sessions 1\n"), "{text}");
     assert!(text.contains("mcp_bridge_children 1\n"), "{text}");
     assert!(

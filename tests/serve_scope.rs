@@ -403,14 +403,7 @@ async fn one_key_is_one_child_for_agents_of_either_era() {
     let mut old = sandbox(&sock, Some("k"));
     old.initialize("2025-06-18").await;
     assert_eq!(count_handshake(&mut old, 1).await, 3, "the same child");
-    let metrics = client()
-        .get(format!("{}/metrics", serve.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::http::metrics(&serve.url, None).await;
     for line in [
         r#"mcp_bridge_named_child_clients{child="anonymous/k",era="handshake"} 1"#,
         r#"mcp_bridge_named_child_clients{child="anonymous/k",era="stateless"} 0"#,
