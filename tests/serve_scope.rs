@@ -328,13 +328,10 @@ async fn keys_cannot_start_children_without_bound() {
     assert!(codes[2] >= 500, "a third key is refused: {codes:?}");
 }
 
-/// The founding scenario with `@modelcontextprotocol/server-memory` (the pinned Node peer): an
-/// entity stored through a keyed sandbox is read back by its recreation.
-#[tokio::test]
-async fn server_memory_keeps_its_graph_for_a_recreated_sandbox() {
-    let Some(peers) = common::node::node_peers() else {
-        return;
-    };
+/// `serve --scope per-key` of `@modelcontextprotocol/server-memory` (the pinned Node peer, its
+/// graph in a temp dir) on a Unix socket; `None` where Node is missing (a failure under CI).
+fn serve_memory() -> Option<(Serve, PathBuf, tempfile::TempDir)> {
+    let peers = common::node::node_peers()?;
     let memory = common::node::node_dir()
         .join("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
     let dir = tempfile::tempdir().unwrap();
@@ -350,6 +347,16 @@ async fn server_memory_keeps_its_graph_for_a_recreated_sandbox() {
         ..Opts::default()
     });
     serve.wait_log("listening on unix:");
+    Some((serve, sock, dir))
+}
+
+/// The founding scenario with `@modelcontextprotocol/server-memory` (the pinned Node peer): an
+/// entity stored through a keyed sandbox is read back by its recreation.
+#[tokio::test]
+async fn server_memory_keeps_its_graph_for_a_recreated_sandbox() {
+    let Some((_serve, sock, _dir)) = serve_memory() else {
+        return;
+    };
     let mut a = sandbox(&sock, Some("mem"));
     a.initialize("2025-06-18").await;
     let made = a
@@ -477,24 +484,9 @@ async fn both_eras_on_one_key_at_once_get_only_their_own_answers_and_progress() 
 /// stores an entity, a handshake-only agent of the same key reads it back, and the other way.
 #[tokio::test]
 async fn server_memory_keeps_one_graph_for_agents_of_either_era() {
-    let Some(peers) = common::node::node_peers() else {
+    let Some((_serve, sock, _dir)) = serve_memory() else {
         return;
     };
-    let memory = common::node::node_dir()
-        .join("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("mcp.sock");
-    let listen = format!("unix:{}", sock.display());
-    let store = format!(
-        "MEMORY_FILE_PATH={}",
-        dir.path().join("memory.jsonl").display()
-    );
-    let serve = Serve::start_with(Opts {
-        args: &["--listen", &listen, "--scope", "per-key", "--env", &store],
-        child: vec![peers.node.clone().into(), memory.into()],
-        ..Opts::default()
-    });
-    serve.wait_log("listening on unix:");
     let entity = |name: &str| json!({"entities": [{"name": name, "entityType": "note", "observations": ["kept"]}]});
     let mut modern = sandbox(&sock, Some("mem"));
     discover(&mut modern, 1).await;
