@@ -652,6 +652,20 @@ async fn two_clients_with_one_session_key_get_children_of_their_own() {
     let b = pid("token-of-b").await;
     assert!(b.parse::<u32>().is_ok(), "{b}");
     assert_ne!(a, b, "the key is scoped to the client's name");
+    // The listing shows a client its own keyed children only, never another client's keys.
+    let list: Value = client()
+        .get(format!("{}/servers", gw.serve.url))
+        .bearer_auth("token-of-a")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    let named = list["servers"][0]["state"]["named_children"].to_string();
+    assert!(named.contains("client:a/shared-key"), "{list}");
+    assert!(!named.contains("client:b"), "{list}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

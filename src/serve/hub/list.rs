@@ -13,6 +13,12 @@ use std::sync::Arc;
 pub async fn servers(State(gw): State<Arc<Gateway>>, req: Request) -> impl IntoResponse {
     // Everything but the named children is read at once; the request (not `Sync`) is not held
     // across the awaits below.
+    // A named client sees only its own named children (their names carry its keys).
+    let own = req
+        .extensions()
+        .get::<crate::serve::policy::Requester>()
+        .and_then(|r| r.client.as_ref())
+        .map(|c| format!("client:{}", c.name));
     let (mut list, apps, removed) = {
         let routes = gw.routes();
         let single = routes.current.len() == 1;
@@ -52,15 +58,19 @@ pub async fn servers(State(gw): State<Arc<Gateway>>, req: Request) -> impl IntoR
         (list, apps, removed)
     };
     for (entry, app) in list.iter_mut().zip(apps) {
-        entry["state"]["named_children"] = Value::Array(named_children(&app).await);
+        entry["state"]["named_children"] = Value::Array(named_children(&app, own.as_deref()).await);
     }
     axum::Json(json!({"servers": list, "removed": removed}))
 }
 
 /// The children several clients may reach (`shared`, or an identity's and key's), each with the
-/// handshake sessions attached to it and the 2026-07-28 requests in flight at it.
-async fn named_children(app: &crate::serve::app::App) -> Vec<Value> {
+/// handshake sessions attached to it and the 2026-07-28 requests in flight at it; with `own`
+/// (a named client's identity), only that identity's children.
+async fn named_children(app: &crate::serve::app::App, own: Option<&str>) -> Vec<Value> {
     let named = app.named_children().await;
+    let mine = |name: &str| {
+        own.is_none_or(|o| name == o || name.strip_prefix(o).is_some_and(|k| k.starts_with('/')))
+    };
     let mut by_name: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for c in named.handshake {
         by_name.entry(c.name).or_default().0 += c.sessions;
@@ -70,6 +80,7 @@ async fn named_children(app: &crate::serve::app::App) -> Vec<Value> {
     }
     by_name
         .into_iter()
+        .filter(|(name, _)| mine(name))
         .map(|(name, (attached, in_flight))| {
             json!({"child": name, "attached_sessions": attached, "stateless_in_flight": in_flight})
         })
