@@ -131,6 +131,10 @@ pub enum Outcome {
         /// The `reason` of the bridge's error (`child-gone`, `no-answer`, …).
         reason: String,
     },
+    /// Still to be read from this answer ([`Outcome::of_answer`]), by the writer thread rather
+    /// than on the answer's way to the client. Only for answers of at most
+    /// [`Outcome::DEFERRED_MAX`] bytes, so that a full queue holds little.
+    Answer(Bytes),
 }
 
 /// One request, as serve saw it. Fields serve does not know stay `None`.
@@ -211,6 +215,7 @@ impl AuditLog {
             reported: 0,
             reopen: reopen.clone(),
             redact: config.redact.clone(),
+            line: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("audit-log".into())
@@ -306,6 +311,8 @@ struct Writer {
     reported: u64,
     reopen: Arc<AtomicBool>,
     redact: Vec<String>,
+    /// The line being rendered, kept between records.
+    line: Vec<u8>,
 }
 
 impl Writer {
@@ -329,8 +336,11 @@ impl Writer {
         }
         match msg {
             Msg::Record(record) => {
-                let line = super::audit_line::render(&record, &self.redact);
+                let mut line = std::mem::take(&mut self.line);
+                line.clear();
+                super::audit_line::render_into(&record, &self.redact, &mut line);
                 self.write(&line);
+                self.line = line;
             }
             Msg::Wake => {}
             Msg::Flush(ack) => {

@@ -8,6 +8,8 @@
 //! were lost to a full queue.
 
 use std::borrow::Cow;
+
+use bytes::Bytes;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -18,7 +20,7 @@ use super::audit::{Outcome, Record};
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Line<'a> {
-    time: String,
+    time: &'a str,
     client: Option<&'a str>,
     peer_uid: Option<u32>,
     peer_pid: Option<u32>,
@@ -40,6 +42,18 @@ struct Line<'a> {
 }
 
 impl Outcome {
+    /// Largest answer whose outcome is read by the writer thread ([`Outcome::Answer`]).
+    pub const DEFERRED_MAX: usize = 2048;
+
+    /// The outcome of `answer`: read now when it is large, else by the writer thread.
+    pub fn deferred(answer: &Bytes) -> Outcome {
+        if answer.len() <= Self::DEFERRED_MAX {
+            Outcome::Answer(answer.clone())
+        } else {
+            Outcome::of_answer(answer)
+        }
+    }
+
     /// The outcome an answer stands for: `ok` for a result, `error` with the code for a
     /// server's error, `bridge-error` or `denied` for an error the bridge made (its `error.data`
     /// names `mcp-bridge` as the source). Reads the whole answer: call it where the answer is
@@ -90,13 +104,23 @@ impl Outcome {
     }
 }
 
-/// One record as a line, newline included.
-pub(super) fn render(r: &Record, redact: &[String]) -> Vec<u8> {
-    let (outcome, code, reason): (_, _, Option<Cow<'_, str>>) = match &r.outcome {
+/// One record as a line, newline included, appended to `out`.
+pub(super) fn render_into(r: &Record, redact: &[String], out: &mut Vec<u8>) {
+    let read;
+    let outcome = match &r.outcome {
+        Outcome::Answer(answer) => {
+            read = Outcome::of_answer(answer);
+            &read
+        }
+        other => other,
+    };
+    let (outcome, code, reason): (_, _, Option<Cow<'_, str>>) = match outcome {
         Outcome::Ok => ("ok", None, None),
         Outcome::Error { code } => ("error", Some(*code), None),
         Outcome::Denied { reason } => ("denied", None, Some((*reason).into())),
         Outcome::BridgeError { reason } => ("bridge-error", None, Some(reason.as_str().into())),
+        // Read just above.
+        Outcome::Answer(_) => ("ok", None, None),
     };
     let arguments = r.request.as_deref().map(|raw| {
         let params = member(raw, "params");
@@ -117,8 +141,9 @@ pub(super) fn render(r: &Record, redact: &[String]) -> Vec<u8> {
         scrub(&mut v, redact);
         v
     });
+    let stamp = Stamp::new(r.time);
     let line = Line {
-        time: rfc3339(r.time),
+        time: stamp.as_str(),
         client: r.client.as_deref(),
         peer_uid: r.peer_uid,
         peer_pid: r.peer_pid,
@@ -136,9 +161,8 @@ pub(super) fn render(r: &Record, redact: &[String]) -> Vec<u8> {
         arguments,
         result,
     };
-    let mut out = serde_json::to_vec(&line).expect("an audit line serialises");
+    serde_json::to_writer(&mut *out, &line).expect("an audit line serialises");
     out.push(b'\n');
-    out
 }
 
 /// The line saying `n` records were dropped.
@@ -180,17 +204,40 @@ pub(super) fn scrub(v: &mut Value, keys: &[String]) {
 
 /// `2026-11-30T17:13:32.123Z`.
 pub(super) fn rfc3339(t: SystemTime) -> String {
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    Stamp::new(t).as_str().to_owned()
+}
+
+/// A time as RFC 3339 UTC with milliseconds, `2026-11-30T17:13:32.123Z`, formatted without
+/// allocating (the audit writer stamps every record).
+struct Stamp([u8; 24]);
+
+impl Stamp {
+    fn new(t: SystemTime) -> Stamp {
+        let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil(days as i64);
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        // Years past 9999 are out of RFC 3339's range: show them as 9999.
+        put(0, 4, y.clamp(0, 9999) as u64);
+        put(5, 2, u64::from(m));
+        put(8, 2, u64::from(d));
+        put(11, 2, rem / 3600);
+        put(14, 2, rem % 3600 / 60);
+        put(17, 2, rem % 60);
+        put(20, 3, u64::from(since.subsec_millis()));
+        Stamp(b)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a stamp is ASCII digits and punctuation")
+    }
 }
 
 // Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's civil_from_days).

@@ -122,6 +122,39 @@ async fn a_line_has_every_field_and_no_arguments_by_default() {
 }
 
 #[tokio::test]
+async fn an_outcome_left_to_the_writer_is_read_from_the_answer() {
+    let out = Capture::default();
+    let log = AuditLog::with_writer(&config(json!({"file": "stderr"})), Box::new(out.clone()));
+    let small =
+        Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#);
+    let deferred = Outcome::deferred(&small);
+    assert!(matches!(deferred, Outcome::Answer(_)), "{deferred:?}");
+    let mut failed = record("tools/call");
+    failed.outcome = deferred;
+    log.log(failed);
+    // A large answer is read at once: a full queue must not hold large answers.
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"result":{{"text":"{}"}}}}"#,
+        "x".repeat(Outcome::DEFERRED_MAX)
+    );
+    assert_eq!(Outcome::deferred(&Bytes::from(big)), Outcome::Ok);
+    let mut garbled = record("tools/call");
+    garbled.outcome = Outcome::deferred(&Bytes::from_static(b"{not json"));
+    log.log(garbled);
+    log.flush().await;
+    let lines = out.lines();
+    assert_eq!(
+        (lines[0]["outcome"].clone(), lines[0]["code"].clone()),
+        (json!("error"), json!(-32601))
+    );
+    assert_eq!(
+        (lines[1]["outcome"].clone(), lines[1]["reason"].clone()),
+        (json!("bridge-error"), json!("unreadable-answer"))
+    );
+    log.close().await;
+}
+
+#[tokio::test]
 async fn arguments_when_asked_for_are_redacted() {
     let out = Capture::default();
     let cfg = config(json!({"file": "stderr", "arguments": true, "redact": ["ApiKey"]}));

@@ -150,26 +150,79 @@ struct Reference<'a> {
     uri: Option<Cow<'a, str>>,
 }
 
-/// The tool or prompt name or resource URI a request names, for the audit log: `params.name`
-/// of `tools/call` and `prompts/get`, `params.uri` of `resources/*`, the reference of
-/// `completion/complete`; `None` for other methods (which are not parsed).
-pub fn named(method: &str, request: &[u8]) -> Option<String> {
-    let by_uri = match method {
-        "tools/call" | "prompts/get" => false,
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => true,
-        "completion/complete" => {
-            let r = serde_json::from_slice::<Request<'_>>(request)
-                .ok()?
-                .params?
-                .reference?;
-            return r.name.or(r.uri).map(Cow::into_owned);
+/// What a request names, read from it once for both the rules and the audit record.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Asked<'a> {
+    /// What kind of thing it names.
+    pub subject: Subject,
+    /// The tool or prompt name or resource URI (`None` when the request does not say, or says it
+    /// in a shape the gateway cannot read).
+    pub name: Option<Cow<'a, str>>,
+    /// A completion whose `ref.type` is neither `ref/prompt` nor `ref/resource`: `name` is then
+    /// its name or URI for the audit log, but the rules refuse it.
+    pub odd_reference: bool,
+}
+
+impl<'a> Asked<'a> {
+    /// Reads `params.name` of `tools/call` and `prompts/get`, `params.uri` of `resources/*`,
+    /// the reference of `completion/complete`; `None` for other methods (which are not parsed).
+    pub fn read(method: &str, request: &'a [u8]) -> Option<Asked<'a>> {
+        let (subject, by_uri) = match method {
+            "tools/call" => (Subject::Tool, false),
+            "prompts/get" => (Subject::Prompt, false),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                (Subject::Resource, true)
+            }
+            "completion/complete" => return Some(Asked::completion(request)),
+            _ => return None,
+        };
+        let params = serde_json::from_slice::<Request<'_>>(request)
+            .ok()
+            .and_then(|r| r.params);
+        let name = params.and_then(|p| if by_uri { p.uri } else { p.name });
+        Some(Asked {
+            subject,
+            name,
+            odd_reference: false,
+        })
+    }
+
+    fn completion(request: &'a [u8]) -> Asked<'a> {
+        let reference = serde_json::from_slice::<Request<'_>>(request)
+            .ok()
+            .and_then(|r| r.params)
+            .and_then(|p| p.reference);
+        let Some(r) = reference else {
+            return Asked {
+                subject: Subject::Prompt,
+                name: None,
+                odd_reference: false,
+            };
+        };
+        match r.kind.as_deref() {
+            Some("ref/prompt") => Asked {
+                subject: Subject::Prompt,
+                name: r.name,
+                odd_reference: false,
+            },
+            Some("ref/resource") => Asked {
+                subject: Subject::Resource,
+                name: r.uri,
+                odd_reference: false,
+            },
+            _ => Asked {
+                subject: Subject::Prompt,
+                name: r.name.or(r.uri),
+                odd_reference: true,
+            },
         }
-        _ => return None,
-    };
-    let p = serde_json::from_slice::<Request<'_>>(request)
-        .ok()?
-        .params?;
-    if by_uri { p.uri } else { p.name }.map(Cow::into_owned)
+    }
+}
+
+/// The tool or prompt name or resource URI a request names, for the audit log (see
+/// [`Asked::read`]).
+pub fn named(method: &str, request: &[u8]) -> Option<String> {
+    Asked::read(method, request)?.name.map(Cow::into_owned)
 }
 
 impl Rules {
@@ -184,83 +237,53 @@ impl Rules {
         request: &[u8],
         catalog: &ToolCatalog,
     ) -> Result<(), Denied> {
-        let subject = match method {
-            "tools/call" => Subject::Tool,
-            "prompts/get" => Subject::Prompt,
-            "resources/read" | "resources/subscribe" => Subject::Resource,
-            "completion/complete" => return self.check_completion(request),
-            _ => return Ok(()),
-        };
-        let open = match subject {
-            Subject::Tool => self.tools.is_open() && !self.read_only,
-            Subject::Prompt => self.prompts.is_open(),
-            Subject::Resource => self.resources.is_open(),
-        };
-        if open {
+        if self.passes_unread(method) {
             return Ok(());
         }
-        let params = serde_json::from_slice::<Request<'_>>(request)
-            .ok()
-            .and_then(|r| r.params);
-        let name = params.and_then(|p| {
-            if subject == Subject::Resource {
-                p.uri
-            } else {
-                p.name
+        match Asked::read(method, request) {
+            Some(asked) => self.check_asked(&asked, catalog),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a request of `method` passes without being read: it names nothing the rules
+    /// check, or no rule applies to what it names.
+    pub fn passes_unread(&self, method: &str) -> bool {
+        match method {
+            "tools/call" => self.tools.is_open() && !self.read_only,
+            "prompts/get" => self.prompts.is_open(),
+            "resources/read" | "resources/subscribe" => self.resources.is_open(),
+            // Completions name a prompt or a resource template: a hidden one must not leak its
+            // arguments.
+            "completion/complete" => self.prompts.is_open() && self.resources.is_open(),
+            _ => true,
+        }
+    }
+
+    /// Checks what a request names, already read with [`Asked::read`]; call it only when
+    /// [`passes_unread`](Self::passes_unread) is false.
+    pub fn check_asked(&self, asked: &Asked<'_>, catalog: &ToolCatalog) -> Result<(), Denied> {
+        let subject = asked.subject;
+        let name = match &asked.name {
+            Some(name) if !asked.odd_reference => name,
+            _ => {
+                return Err(Denied {
+                    subject,
+                    name: String::new(),
+                    refusal: Refusal::Malformed,
+                });
             }
-        });
-        let Some(name) = name else {
-            return Err(Denied {
-                subject,
-                name: String::new(),
-                refusal: Refusal::Malformed,
-            });
         };
         let refusal = match subject {
-            Subject::Tool => {
-                self.tool_refusal(&name, self.read_only && catalog.is_read_only(&name))
-            }
-            Subject::Prompt => self.prompts.refusal(&name),
-            Subject::Resource => self.resources.refusal(&name),
+            Subject::Tool => self.tool_refusal(name, self.read_only && catalog.is_read_only(name)),
+            Subject::Prompt => self.prompts.refusal(name),
+            Subject::Resource => self.resources.refusal(name),
         };
         match refusal {
             None => Ok(()),
             Some(refusal) => Err(Denied {
                 subject,
-                name: name.into_owned(),
-                refusal,
-            }),
-        }
-    }
-
-    // Completions name a prompt or a resource template: a hidden one must not leak its arguments.
-    fn check_completion(&self, request: &[u8]) -> Result<(), Denied> {
-        if self.prompts.is_open() && self.resources.is_open() {
-            return Ok(());
-        }
-        let reference = serde_json::from_slice::<Request<'_>>(request)
-            .ok()
-            .and_then(|r| r.params)
-            .and_then(|p| p.reference);
-        let malformed = |subject| Denied {
-            subject,
-            name: String::new(),
-            refusal: Refusal::Malformed,
-        };
-        let Some(r) = reference else {
-            return Err(malformed(Subject::Prompt));
-        };
-        let (subject, patterns, name) = match r.kind.as_deref() {
-            Some("ref/prompt") => (Subject::Prompt, &self.prompts, r.name),
-            Some("ref/resource") => (Subject::Resource, &self.resources, r.uri),
-            _ => return Err(malformed(Subject::Prompt)),
-        };
-        let name = name.ok_or_else(|| malformed(subject))?;
-        match patterns.refusal(&name) {
-            None => Ok(()),
-            Some(refusal) => Err(Denied {
-                subject,
-                name: name.into_owned(),
+                name: name.clone().into_owned(),
                 refusal,
             }),
         }

@@ -65,9 +65,17 @@ impl Glob {
     }
 
     /// Whether `name` matches the whole pattern. Linear backtracking on the last `*` only, so
-    /// a hostile name cannot make this exponential.
+    /// a hostile name cannot make this exponential. An ASCII name (the usual case) is matched
+    /// byte by byte, with no allocation.
     pub fn matches(&self, name: &str) -> bool {
-        let name: Vec<char> = name.chars().collect();
+        if name.is_ascii() {
+            self.matches_chars(name.as_bytes())
+        } else {
+            self.matches_chars(&name.chars().collect::<Vec<char>>())
+        }
+    }
+
+    fn matches_chars<C: Copy + Into<char>>(&self, name: &[C]) -> bool {
         let (mut t, mut n) = (0, 0);
         let mut star: Option<(usize, usize)> = None;
         while n < name.len() {
@@ -77,7 +85,7 @@ impl Glob {
                     t += 1;
                     continue;
                 }
-                Some(tok) if single(tok, name[n]) => {
+                Some(tok) if single(tok, name[n].into()) => {
                     t += 1;
                     n += 1;
                     continue;
@@ -191,6 +199,10 @@ mod tests {
         assert!(m(r"\*", "*"));
         assert!(!m(r"\*", "x"));
         assert!(m("é?", "éü"));
+        // `?` is one character, not one byte, in a name that is not ASCII.
+        assert!(m("a?c", "aéc"));
+        assert!(!m("a??c", "aéc"));
+        assert!(m("[à-ê]*", "était"));
     }
 
     #[test]

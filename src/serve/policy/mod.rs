@@ -13,7 +13,7 @@ pub use wiring::{admit, check_owner, claim, forward, gate_of, identify, may_reac
 use crate::jsonrpc::{Id, Kind, Message};
 use crate::policy::Policy;
 use crate::policy::audit::{AuditConfig, AuditLog, Outcome, Record};
-use crate::policy::check::{ToolCatalog, named};
+use crate::policy::check::{Asked, ToolCatalog};
 use crate::policy::clients::Client;
 use crate::policy::ratelimit::RateLimiter;
 use crate::serve::metrics::Counter;
@@ -196,6 +196,13 @@ impl Gate {
                 return Verdict::Answer(msg.request_ids().map(refuse).collect());
             }
         };
+        // What the request names, read once for the rules and the audit record.
+        let reads = audit.is_some() || rules.as_ref().is_some_and(|r| !r.passes_unread(method));
+        let asked = if reads {
+            Asked::read(method, &msg.raw)
+        } else {
+            None
+        };
         let mut ticket = Ticket {
             rules,
             id: id.clone(),
@@ -214,7 +221,9 @@ impl Gate {
                 key: at.key.map(Arc::from),
                 server: (!at.server.is_empty()).then(|| Arc::from(at.server)),
                 method: method.to_owned(),
-                name: named(method, &msg.raw),
+                name: asked
+                    .as_ref()
+                    .and_then(|a| a.name.as_deref().map(str::to_owned)),
                 duration: Default::default(),
                 outcome: Outcome::Ok,
                 bytes_in: msg.raw.len() as u64,
@@ -234,8 +243,9 @@ impl Gate {
             );
             return Verdict::Answer(vec![answer]);
         }
-        if let Some(rules) = &ticket.rules
-            && let Err(denied) = rules.check_call(method, &msg.raw, catalog)
+        if let (Some(rules), Some(asked)) = (&ticket.rules, &asked)
+            && !rules.passes_unread(method)
+            && let Err(denied) = rules.check_asked(asked, catalog)
         {
             self.denied.inc();
             tracing::info!(

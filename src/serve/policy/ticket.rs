@@ -46,7 +46,7 @@ impl Ticket {
             }
         }
         if self.record.is_some() {
-            let outcome = Outcome::of_answer(&out);
+            let outcome = Outcome::deferred(&out);
             self.finish_as(&out, outcome);
         }
         out
