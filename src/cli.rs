@@ -267,6 +267,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, env = "MCP_BRIDGE_KEEPALIVE")]
     pub keepalive: Duration,
 
+    /// Threads that handle requests and relay messages. Default: half the cores, at least one:
+    /// every call also runs a child process, which needs a core of its own (measured in bench/).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024), env = "MCP_BRIDGE_WORKERS")]
+    pub workers: Option<u16>,
+
     /// Serve the built-in example server (`mcp-bridge example-server`) instead of CMD.
     #[arg(long, conflicts_with_all = ["command", "config"], env = "MCP_BRIDGE_EXAMPLE")]
     pub example: bool,

@@ -12,7 +12,7 @@ mod start;
 pub use start::{PrintError, client_config_text, gateway_config};
 
 use crate::gateway::{self, Definition, File, Scope};
-use crate::net::{Listener, Peer};
+use crate::net::Listener;
 use crate::serve::app::App;
 use crate::serve::config::Config;
 use crate::serve::http::Refusal;
@@ -38,6 +38,8 @@ pub struct Unit {
     pub app: Arc<App>,
     /// `/mcp`, `/sse` and `/messages` of this server alone.
     router: Router,
+    /// What its requests, sessions and children log under: the server's name.
+    span: tracing::Span,
 }
 
 /// Which units serve which names.
@@ -100,6 +102,7 @@ impl Gateway {
             server: server.clone(),
             app,
             router,
+            span: tracing::info_span!(parent: None, "server", name = %server.name),
         })
     }
 
@@ -276,8 +279,13 @@ async fn forward(gw: &Gateway, name: &str, tail: &str, mut req: Request) -> Resp
         Err(_) => return not_found("not found").into_response(),
     }
     // Sessions and children started by this request log under the server's name.
-    let span = tracing::info_span!("server", name = %unit.server.name);
-    let resp = match unit.router.clone().oneshot(req).instrument(span).await {
+    let resp = match unit
+        .router
+        .clone()
+        .oneshot(req)
+        .instrument(unit.span.clone())
+        .await
+    {
         Ok(r) => r,
         Err(never) => match never {},
     };
@@ -344,15 +352,17 @@ pub async fn run(cfg: Config, file: File, listeners: Vec<Listener>, shutdown: Ca
     let gw = Gateway::new(cfg, file, shutdown.clone());
     let app = router(gw.clone());
     let mut servers = Vec::new();
+    // The same connection handling as `serve -- CMD`: the connection cap and the header timeout
+    // hold for the gateway too.
+    let limits = crate::serve::conn::Limits::of(&gw.base);
     for l in listeners {
         tracing::info!("listening on {}", l.url());
-        let svc = app.clone().into_make_service_with_connect_info::<Peer>();
-        let stop = shutdown.clone();
-        servers.push(tokio::spawn(async move {
-            let _ = axum::serve(l, svc)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-        }));
+        servers.push(tokio::spawn(crate::serve::conn::serve(
+            l,
+            app.clone(),
+            limits,
+            shutdown.clone(),
+        )));
     }
     let watcher = path.map(|p| tokio::spawn(reload::watch(gw.clone(), p)));
     shutdown.cancelled().await;
