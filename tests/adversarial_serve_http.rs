@@ -1,12 +1,13 @@
 //! Adversarial: what a hostile client or a web page can do at the HTTP layer. Floods of idle and
 //! half-sent connections (bounded, loopback only) against `--max-connections` and
-//! `--header-timeout`; browser-like requests (`Sec-Fetch-*`) against the MCP routes; a missing
+//! `--header-timeout`, for `serve -- CMD` and the gateway of `serve --config`; browser-like requests (`Sec-Fetch-*`) against the MCP routes; a missing
 //! Host; the bearer scheme in any case.
 
 mod common;
 
 use common::http::{Session, client, init_msg};
 use common::serve::{Opts, Serve, have_python3};
+use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,31 +27,7 @@ async fn a_flood_of_idle_and_half_sent_connections_is_bounded() {
     let gw = Serve::start(&["--max-connections", "128", "--header-timeout", "1s"]);
     let port = gw.port();
     let pid = gw.child.id();
-    let mut flood = Vec::new();
-    let connects = (0..2000).map(|i| async move {
-        let s = tokio::time::timeout(
-            Duration::from_secs(2),
-            TcpStream::connect(("127.0.0.1", port)),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        let mut s = s;
-        if i % 2 == 0 {
-            // Half-sent: a request line and part of a header, then nothing.
-            let _ = s
-                .write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
-                .await;
-        }
-        Some(s)
-    });
-    for s in futures_util::future::join_all(connects)
-        .await
-        .into_iter()
-        .flatten()
-    {
-        flood.push(s);
-    }
+    let mut flood = flood(port, 2000).await;
     // Past the cap, connections wait in the kernel's backlog (its size is the machine's): what
     // matters is that the flood is well past --max-connections.
     assert!(
@@ -70,15 +47,74 @@ async fn a_flood_of_idle_and_half_sent_connections_is_bounded() {
         .unwrap();
     drop(s);
     // Connections serve accepted are closed by the header timeout, not kept forever.
-    let mut first = flood.swap_remove(0);
+    closed_by_serve(flood.swap_remove(0)).await;
+    assert!(open_fds(pid) < 128 + 64);
+}
+
+/// Opens up to `n` connections to `port`, every other one with half a request's headers.
+async fn flood(port: u16, n: usize) -> Vec<TcpStream> {
+    let connects = (0..n).map(|i| async move {
+        let mut s = tokio::time::timeout(
+            Duration::from_secs(2),
+            TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        if i % 2 == 0 {
+            // Half-sent: a request line and part of a header, then nothing.
+            let _ = s
+                .write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+                .await;
+        }
+        Some(s)
+    });
+    futures_util::future::join_all(connects)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Waits (bounded) for serve to close a connection that never completed a request.
+async fn closed_by_serve(mut s: TcpStream) {
     let mut buf = [0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(40), first.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(40), s.read(&mut buf))
         .await
         .expect("serve closes a silent connection")
         .unwrap_or(0);
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(open_fds(pid) < 128 + 64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_bounds_connections_like_serve() {
+    if !have_python3() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.json");
+    let entry = json!({"command": "python3", "args": [common::serve::fixture()]});
+    let doc = json!({"mcpServers": {"one": entry, "two": entry}});
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let gw = Serve::start_config(
+        &file,
+        &["--max-connections", "16", "--header-timeout", "1s"],
+        &[],
+    );
+    let pid = gw.child.id();
+    let mut flood = flood(gw.port(), 300).await;
+    assert!(
+        flood.len() > 2 * 16,
+        "the flood itself connected ({})",
+        flood.len()
+    );
+    let fds = open_fds(pid);
+    assert!(
+        fds < 16 + 64,
+        "the gateway holds {fds} descriptors with --max-connections 16"
+    );
+    closed_by_serve(flood.swap_remove(0)).await;
 }
 
 /// A raw request, and the status line of its answer.
