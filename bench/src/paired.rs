@@ -1,0 +1,300 @@
+//! The paired measurement of serve's layers. Every configuration (the bare HTTP round trip,
+//! `serve -- CMD`, by name, + policy + audit, + per-key) is started at once and sampled in
+//! turns, so each difference between two of them is taken under the same machine conditions
+//! instead of minutes apart. Latency: rounds of one small call per target, in an order shuffled
+//! each round; per layer pair, the difference of the p50s and the median of the per-round
+//! differences, with their spread. Throughput: each target's concurrent phase in turns, repeated;
+//! the median per target.
+
+use crate::configs::{self, PAIRS, PLAIN};
+use crate::measure::{self, Conn, INIT_PARAMS, Settings, Target};
+use crate::targets::BARE;
+use anyhow::Context;
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Instant;
+
+/// How many times each target's throughput phase runs (the figure is their median).
+const THROUGHPUT_ROUNDS: usize = 3;
+
+/// What the paired run measured. Targets that could not be started are left out, with why.
+pub struct Paired {
+    /// The targets measured.
+    pub names: Vec<String>,
+    /// Per target, the latency of its call in each round, µs (index k: round k).
+    pub latency: Vec<Vec<f64>>,
+    /// Per target, calls/s of each throughput round.
+    pub throughput: Vec<Vec<f64>>,
+    /// `name: why` for each target left out.
+    pub skipped: Vec<String>,
+}
+
+/// A layer pair's latency difference (first − second), µs.
+#[derive(Clone, Copy, Debug)]
+pub struct Diff {
+    /// p50 of the first minus p50 of the second.
+    pub p50: f64,
+    /// Median of the per-round differences (round k of one against round k of the other).
+    pub median: f64,
+    /// An approximate 95% interval for that median (the sign test's order statistics).
+    pub ci: (f64, f64),
+    /// Interquartile range of the per-round differences: how much a single call varies.
+    pub iqr: (f64, f64),
+}
+
+impl Paired {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// The target's p50 latency, µs.
+    pub fn p50(&self, name: &str) -> Option<f64> {
+        self.index(name)
+            .map(|i| quantile(&sorted(&self.latency[i]), 0.5))
+    }
+
+    fn p99(&self, name: &str) -> Option<f64> {
+        self.index(name)
+            .map(|i| quantile(&sorted(&self.latency[i]), 0.99))
+    }
+
+    /// The target's median calls/s over the throughput rounds.
+    pub fn calls(&self, name: &str) -> Option<f64> {
+        self.index(name)
+            .map(|i| quantile(&sorted(&self.throughput[i]), 0.5))
+    }
+
+    /// `a` − `b`, when both were measured.
+    pub fn diff(&self, a: &str, b: &str) -> Option<Diff> {
+        let (ia, ib) = (self.index(a)?, self.index(b)?);
+        let d: Vec<f64> = self.latency[ia]
+            .iter()
+            .zip(&self.latency[ib])
+            .map(|(x, y)| x - y)
+            .collect();
+        let d = sorted(&d);
+        let n = d.len() as f64;
+        // The median's rank is Binomial(n, ½): ±1.96 standard deviations (√n / 2) of ranks.
+        let lo = ((n / 2.0 - 0.98 * n.sqrt()).floor().max(0.0)) as usize;
+        let hi = ((n / 2.0 + 0.98 * n.sqrt()).ceil() as usize).min(d.len().saturating_sub(1));
+        Some(Diff {
+            p50: self.p50(a)? - self.p50(b)?,
+            median: quantile(&d, 0.5),
+            ci: (*d.get(lo)?, *d.get(hi)?),
+            iqr: (quantile(&d, 0.25), quantile(&d, 0.75)),
+        })
+    }
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Nearest-rank quantile of sorted values (NaN when empty), as `Latency::from_samples` takes it.
+fn quantile(s: &[f64], q: f64) -> f64 {
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+    s[i]
+}
+
+/// A fixed-seed xorshift: the same visiting orders in every run, no dependency.
+struct Shuffle(u64);
+
+impl Shuffle {
+    /// 0..n in a fresh random order (Fisher–Yates).
+    fn order(&mut self, n: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            v.swap(i, (self.0 % (i as u64 + 1)) as usize);
+        }
+        v
+    }
+}
+
+/// Runs the paired measurement over `targets` (their files and logs in `dir`), bounded by the
+/// settings' per-target limit.
+pub async fn run(targets: &[Target], s: &Settings, dir: &Path) -> Result<Paired, String> {
+    tokio::time::timeout(s.target_limit, measure_all(targets, s, dir))
+        .await
+        .map_err(|_| format!("timed out after {:?}", s.target_limit))?
+        .map_err(|e| format!("{e:#}"))
+}
+
+async fn measure_all(targets: &[Target], s: &Settings, dir: &Path) -> anyhow::Result<Paired> {
+    let mut names = Vec::new();
+    let mut conns: Vec<Conn> = Vec::new();
+    let mut skipped = Vec::new();
+    for t in targets {
+        if let Some(why) = &t.unavailable {
+            skipped.push(format!("{}: {why}", t.name));
+            continue;
+        }
+        let log = dir.join(format!("{}.stderr", measure::slug(&t.name)));
+        match start(t, &log).await {
+            Ok(c) => {
+                names.push(t.name.clone());
+                conns.push(c);
+            }
+            Err(e) => skipped.push(format!("{}: {e:#}", t.name)),
+        }
+    }
+    let mut shuffle = Shuffle(0x9e37_79b9_7f4a_7c15);
+    let mut latency = vec![Vec::with_capacity(s.latency_calls); conns.len()];
+    for round in 0..s.warmup + s.latency_calls {
+        for i in shuffle.order(conns.len()) {
+            let t = Instant::now();
+            measure::small_call(&conns[i].client)
+                .await
+                .with_context(|| names[i].clone())?;
+            if round >= s.warmup {
+                latency[i].push(t.elapsed().as_nanos() as f64 / 1000.0);
+            }
+        }
+    }
+    let mut throughput = vec![Vec::with_capacity(THROUGHPUT_ROUNDS); conns.len()];
+    for _ in 0..THROUGHPUT_ROUNDS {
+        for i in shuffle.order(conns.len()) {
+            let rate = measure::throughput(&conns[i].client, s)
+                .await
+                .with_context(|| names[i].clone())?;
+            throughput[i].push(rate);
+        }
+    }
+    Ok(Paired {
+        names,
+        latency,
+        throughput,
+        skipped,
+    })
+}
+
+/// Starts a target and opens its MCP session.
+async fn start(t: &Target, log: &Path) -> anyhow::Result<Conn> {
+    let conn = measure::open(&t.via, log).await?;
+    let init = conn.client.request("initialize", INIT_PARAMS).await?;
+    measure::expect_result(&init, "initialize")?;
+    conn.client.notify("notifications/initialized").await?;
+    Ok(conn)
+}
+
+/// The paired section of the report: per target, then per layer pair.
+pub fn report(p: &Result<Paired, String>, s: &Settings, dir: &Path, out: &mut String) {
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(out, "The paired run failed: {e}");
+            return;
+        }
+    };
+    let _ = writeln!(
+        out,
+        "All started at once; {} rounds of one small call to each, in a shuffled order, after {} warm-up rounds; then each target's {} callers × {} calls in turns, {THROUGHPUT_ROUNDS} times.\n",
+        s.latency_calls, s.warmup, s.callers, s.calls_per_caller,
+    );
+    let _ = writeln!(
+        out,
+        "| target | p50 µs | p99 µs | calls/s, median of {THROUGHPUT_ROUNDS} | calls/s, each round | % of `serve -- CMD` |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---|---:|");
+    let us = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.0}"));
+    for (i, name) in p.names.iter().enumerate() {
+        let each: Vec<String> = p.throughput[i].iter().map(|r| format!("{r:.0}")).collect();
+        let share = p
+            .calls(name)
+            .zip(p.calls(PLAIN))
+            .map_or("n/a".into(), |(a, b)| format!("{:.0}%", 100.0 * a / b));
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | {share} |",
+            us(p.p50(name)),
+            us(p.p99(name)),
+            us(p.calls(name)),
+            each.join(", "),
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| comparison (first − second) | p50 − p50 µs | median of paired differences µs | its 95% interval µs | paired differences, 25th–75th percentile µs | calls/s, % of the second |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    for (a, b, what) in PAIRS {
+        let Some(d) = p.diff(a, b) else { continue };
+        let share = p
+            .calls(a)
+            .zip(p.calls(b))
+            .map_or("n/a".into(), |(a, b)| format!("{:.0}%", 100.0 * a / b));
+        let _ = writeln!(
+            out,
+            "| {what} | {:+.0} | {:+.0} | {:+.0} … {:+.0} | {:+.0} … {:+.0} | {share} |",
+            d.p50, d.median, d.ci.0, d.ci.1, d.iqr.0, d.iqr.1,
+        );
+    }
+    let lines = |slug| configs::audit_lines(dir, slug).map_or("n/a".into(), |n| n.to_string());
+    let _ = writeln!(
+        out,
+        "\n- audit lines written in the paired run: policy + audit {}, per-key + policy + audit {}",
+        lines("policy"),
+        lines("per-key"),
+    );
+    for skip in &p.skipped {
+        let _ = writeln!(out, "- left out: {}", skip.replace('\n', " "));
+    }
+}
+
+/// Whether `name` is one of the paired run's targets.
+pub fn is_layer(name: &str) -> bool {
+    name == BARE || PAIRS.iter().any(|(a, b, _)| *a == name || *b == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paired(a: Vec<f64>, b: Vec<f64>) -> Paired {
+        Paired {
+            names: vec!["a".into(), "b".into()],
+            latency: vec![a, b],
+            throughput: vec![vec![3.0, 1.0, 2.0], vec![4.0, 4.0, 4.0]],
+            skipped: vec![],
+        }
+    }
+
+    #[test]
+    fn paired_differences_cancel_what_both_share() {
+        // b follows a's drift exactly, 10 µs lower: every paired difference is 10.
+        let a: Vec<f64> = (0..100).map(|k| 100.0 + (k % 7) as f64 * 50.0).collect();
+        let b: Vec<f64> = a.iter().map(|x| x - 10.0).collect();
+        let d = paired(a, b).diff("a", "b").unwrap();
+        assert_eq!((d.median, d.ci, d.iqr), (10.0, (10.0, 10.0), (10.0, 10.0)));
+    }
+
+    #[test]
+    fn interval_and_medians() {
+        let a: Vec<f64> = (1..=100).map(f64::from).collect();
+        let p = paired(a, vec![0.0; 100]);
+        let d = p.diff("a", "b").unwrap();
+        assert_eq!((d.p50, d.median, d.iqr), (50.0, 50.0, (25.0, 75.0)));
+        // ranks 50 ± 9.8: values 41 and 61 (1-based values of 0-based ranks 40 and 60).
+        assert_eq!(d.ci, (41.0, 61.0));
+        assert_eq!(p.calls("a"), Some(2.0));
+        assert!(p.diff("a", "missing").is_none());
+    }
+
+    #[test]
+    fn shuffle_visits_each_once() {
+        let mut s = Shuffle(1);
+        for _ in 0..50 {
+            let mut o = s.order(5);
+            o.sort();
+            assert_eq!(o, vec![0, 1, 2, 3, 4]);
+        }
+    }
+}
