@@ -197,17 +197,16 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
         }
     }
     // serve's layers again, all at once and sampled in turns: their differences above noise.
-    let layers: Vec<measure::Target> = if args.serve {
+    // Each call gives fresh ports, so a start never meets the previous start's processes.
+    let layers = || -> Vec<measure::Target> {
         targets::serve_targets(&tools, &base, &paired_dir)
             .into_iter()
             .filter(|t| paired::is_layer(&t.name) && (wanted(&t.name) || t.name == targets::BARE))
             .collect()
-    } else {
-        vec![]
     };
-    let paired = if layers.len() >= 2 {
+    let paired = if args.serve && layers().len() >= 2 {
         eprintln!("measuring serve's layers, paired");
-        let outcome = paired::run(&layers, &s, &paired_dir).await;
+        let outcome = paired::run(layers, &s, &paired_dir).await;
         if let Err(e) = &outcome {
             eprintln!("  paired: {e}");
         }

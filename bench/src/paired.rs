@@ -21,8 +21,10 @@ use std::time::Instant;
 /// extra code; 8 warm calls keep the figures comparable with the serve table's, and a round
 /// (5 targets × 9 calls) still takes only a few ms, far shorter than the noise being cancelled.
 const TURN: usize = 8;
-/// How many times each target's throughput phase runs (the figure is their median).
-const THROUGHPUT_ROUNDS: usize = 3;
+/// How many times the targets are started afresh: each start is a new scheduler placement of
+/// every process, which pairing within one start cannot cancel. Each start gives a third of
+/// the latency calls and one throughput phase per target (its figure is the median of these).
+const STARTS: usize = 3;
 
 /// What the paired run measured. Targets that could not be started are left out, with why.
 pub struct Paired {
@@ -59,6 +61,15 @@ impl Paired {
     pub fn p50(&self, name: &str) -> Option<f64> {
         self.index(name)
             .map(|i| quantile(&sorted(&self.latency[i]), 0.5))
+    }
+
+    /// The target's p50 in each start, µs.
+    fn p50s(&self, name: &str) -> Vec<f64> {
+        let Some(l) = self.index(name).map(|i| &self.latency[i]) else {
+            return vec![];
+        };
+        let chunk = (l.len() / STARTS).max(1);
+        l.chunks(chunk).map(|c| quantile(&sorted(c), 0.5)).collect()
     }
 
     fn p99(&self, name: &str) -> Option<f64> {
@@ -126,72 +137,89 @@ impl Shuffle {
     }
 }
 
-/// Runs the paired measurement over `targets` (their files and logs in `dir`), bounded by the
-/// settings' per-target limit.
-pub async fn run(targets: &[Target], s: &Settings, dir: &Path) -> Result<Paired, String> {
-    tokio::time::timeout(s.target_limit, measure_all(targets, s, dir))
+/// Runs the paired measurement, [`STARTS`] times over fresh targets from `make` (their files and
+/// logs in `dir`), bounded by the settings' per-target limit.
+pub async fn run(
+    make: impl Fn() -> Vec<Target>,
+    s: &Settings,
+    dir: &Path,
+) -> Result<Paired, String> {
+    tokio::time::timeout(s.target_limit, measure_all(make, s, dir))
         .await
         .map_err(|_| format!("timed out after {:?}", s.target_limit))?
         .map_err(|e| format!("{e:#}"))
 }
 
-async fn measure_all(targets: &[Target], s: &Settings, dir: &Path) -> anyhow::Result<Paired> {
-    let mut names = Vec::new();
-    let mut conns: Vec<Conn> = Vec::new();
-    let mut skipped = Vec::new();
-    for t in targets {
-        if let Some(why) = &t.unavailable {
-            skipped.push(format!("{}: {why}", t.name));
-            continue;
-        }
-        let log = dir.join(format!("{}.stderr", measure::slug(&t.name)));
-        match start(t, &log).await {
-            Ok(c) => {
-                names.push(t.name.clone());
-                conns.push(c);
-            }
-            Err(e) => skipped.push(format!("{}: {e:#}", t.name)),
-        }
-    }
+async fn measure_all(
+    make: impl Fn() -> Vec<Target>,
+    s: &Settings,
+    dir: &Path,
+) -> anyhow::Result<Paired> {
+    let mut p = Paired {
+        names: vec![],
+        latency: vec![],
+        throughput: vec![],
+        skipped: vec![],
+    };
     let mut shuffle = Shuffle(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..s.warmup {
-        for i in shuffle.order(conns.len()) {
-            measure::small_call(&conns[i].client)
-                .await
-                .with_context(|| names[i].clone())?;
-        }
-    }
-    let mut latency = vec![Vec::with_capacity(s.latency_calls); conns.len()];
-    for _ in 0..s.latency_calls.div_ceil(TURN) {
-        for i in shuffle.order(conns.len()) {
-            // Not timed: the target's threads have slept through the others' turns.
-            measure::small_call(&conns[i].client)
-                .await
-                .with_context(|| names[i].clone())?;
-            for _ in 0..TURN {
-                let t = Instant::now();
-                measure::small_call(&conns[i].client)
-                    .await
-                    .with_context(|| names[i].clone())?;
-                latency[i].push(t.elapsed().as_nanos() as f64 / 1000.0);
+    for round in 0..STARTS {
+        let mut conns: Vec<Conn> = Vec::new();
+        for t in make() {
+            // The first start decides which targets take part; later ones must start them all.
+            if round > 0 && !p.names.contains(&t.name) {
+                continue;
+            }
+            let log = dir.join(format!("{}-{round}.stderr", measure::slug(&t.name)));
+            let conn = match &t.unavailable {
+                Some(why) => Err(anyhow::anyhow!("{why}")),
+                None => start(&t, &log).await,
+            };
+            match conn {
+                Ok(c) => conns.push(c),
+                Err(e) if round == 0 => p.skipped.push(format!("{}: {e:#}", t.name)),
+                Err(e) => return Err(e.context(format!("{}, start {}", t.name, round + 1))),
+            }
+            if round == 0 && conns.len() > p.names.len() {
+                p.names.push(t.name.clone());
+                p.latency.push(vec![]);
+                p.throughput.push(vec![]);
             }
         }
-    }
-    let mut throughput = vec![Vec::with_capacity(THROUGHPUT_ROUNDS); conns.len()];
-    for _ in 0..THROUGHPUT_ROUNDS {
-        for i in shuffle.order(conns.len()) {
-            let rate = measure::throughput(&conns[i].client, s)
+        let call = async |i: usize| {
+            let c = &conns[i].client;
+            measure::small_call(c)
                 .await
-                .with_context(|| names[i].clone())?;
-            throughput[i].push(rate);
+                .with_context(|| p.names[i].clone())
+        };
+        for _ in 0..s.warmup {
+            for i in shuffle.order(conns.len()) {
+                call(i).await?;
+            }
+        }
+        let mut timed = vec![vec![]; conns.len()];
+        for _ in 0..s.latency_calls.div_ceil(TURN * STARTS) {
+            for i in shuffle.order(conns.len()) {
+                // Not timed: the target's threads have slept through the others' turns.
+                call(i).await?;
+                for _ in 0..TURN {
+                    let t = Instant::now();
+                    call(i).await?;
+                    timed[i].push(t.elapsed().as_nanos() as f64 / 1000.0);
+                }
+            }
+        }
+        let mut rates = vec![0.0; conns.len()];
+        for i in shuffle.order(conns.len()) {
+            rates[i] = measure::throughput(&conns[i].client, s)
+                .await
+                .with_context(|| p.names[i].clone())?;
+        }
+        for (i, (t, r)) in timed.into_iter().zip(rates).enumerate() {
+            p.latency[i].extend(t);
+            p.throughput[i].push(r);
         }
     }
-    Ok(Paired {
-        names,
-        latency,
-        throughput,
-        skipped,
-    })
+    Ok(p)
 }
 
 /// Starts a target and opens its MCP session.
@@ -214,31 +242,35 @@ pub fn report(p: &Result<Paired, String>, s: &Settings, dir: &Path, out: &mut St
     };
     let _ = writeln!(
         out,
-        "All started at once; after {} warm-up rounds of one call each, {} rounds in which each target, in a shuffled order, gets one untimed and {TURN} timed small calls; then each target's {} callers × {} calls in turns, {THROUGHPUT_ROUNDS} times.\n",
+        "All started at once, {STARTS} times afresh. Each start: {} warm-up rounds of one call each; {} rounds in which each target, in a shuffled order, gets one untimed and {TURN} timed small calls; then each target's {} callers × {} calls in turns. Latency figures pool the {STARTS} starts.\n",
         s.warmup,
-        s.latency_calls.div_ceil(TURN),
+        s.latency_calls.div_ceil(TURN * STARTS),
         s.callers,
         s.calls_per_caller,
     );
     let _ = writeln!(
         out,
-        "| target | p50 µs | p99 µs | calls/s, median of {THROUGHPUT_ROUNDS} | calls/s, each round | % of `serve -- CMD` |"
+        "| target | p50 µs | p50 each start µs | p99 µs | calls/s, median of {STARTS} | calls/s, each start | % of `serve -- CMD` |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|---:|");
+    let _ = writeln!(out, "|---|---:|---|---:|---:|---|---:|");
     let us = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.0}"));
     for (i, name) in p.names.iter().enumerate() {
-        let each: Vec<String> = p.throughput[i].iter().map(|r| format!("{r:.0}")).collect();
+        let list = |v: &[f64]| {
+            let v: Vec<String> = v.iter().map(|r| format!("{r:.0}")).collect();
+            v.join(", ")
+        };
         let share = p
             .calls(name)
             .zip(p.calls(PLAIN))
             .map_or("n/a".into(), |(a, b)| format!("{:.0}%", 100.0 * a / b));
         let _ = writeln!(
             out,
-            "| {name} | {} | {} | {} | {} | {share} |",
+            "| {name} | {} | {} | {} | {} | {} | {share} |",
             us(p.p50(name)),
+            list(&p.p50s(name)),
             us(p.p99(name)),
             us(p.calls(name)),
-            each.join(", "),
+            list(&p.throughput[i]),
         );
     }
     let _ = writeln!(out);
