@@ -1,10 +1,11 @@
 //! The paired measurement of serve's layers. Every configuration (the bare HTTP round trip,
 //! `serve -- CMD`, by name, + policy + audit, + per-key) is started at once and sampled in
 //! turns, so each difference between two of them is taken under the same machine conditions
-//! instead of minutes apart. Latency: rounds in which every target, in an order shuffled each
-//! round, gets a short turn of small calls; per layer pair, the difference of the p50s and the
-//! median of the paired differences (the same call of the same round), with their spread. Throughput: each target's concurrent phase in turns, repeated;
-//! the median per target.
+//! instead of minutes apart; and that [`STARTS`] times, with fresh processes. Latency: rounds in
+//! which every target, in an order shuffled each round, gets a short turn of small calls; per
+//! layer pair, the difference of the p50s and the median of the paired differences (the same
+//! call of the same round), with their spread. Throughput: each target's concurrent phase in
+//! turns, once per start; the median per target.
 
 use crate::configs::{self, PAIRS, PLAIN};
 use crate::measure::{self, Conn, INIT_PARAMS, Settings, Target};
