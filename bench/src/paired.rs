@@ -192,6 +192,13 @@ async fn measure_all(
                 p.throughput.push(vec![]);
             }
         }
+        anyhow::ensure!(
+            conns.len() == p.names.len(),
+            "start {}: {} of the {} targets",
+            round + 1,
+            conns.len(),
+            p.names.len()
+        );
         let call = async |i: usize| {
             let c = &conns[i].client;
             measure::small_call(c)
