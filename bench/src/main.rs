@@ -9,6 +9,7 @@ mod configs;
 mod gateway;
 mod mcp;
 mod measure;
+mod paired;
 mod procs;
 mod report;
 mod scale;
@@ -150,6 +151,9 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
     };
     let logs = std::env::temp_dir().join(format!("mcp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&logs)?;
+    // The paired run's gateway files, audit logs and stderr, apart from the rows' own.
+    let paired_dir = logs.join("paired");
+    std::fs::create_dir_all(&paired_dir)?;
     let (server, base) = start_server().await?;
     let mark = format!("{base}/bench/mark");
     let wanted = |name: &str| {
@@ -192,6 +196,24 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
             serve_rows.push(report::Row { target, figs });
         }
     }
+    // serve's layers again, all at once and sampled in turns: their differences above noise.
+    // Each call gives fresh ports, so a start never meets the previous start's processes.
+    let layers = || -> Vec<measure::Target> {
+        targets::serve_targets(&tools, &base, &paired_dir)
+            .into_iter()
+            .filter(|t| paired::is_layer(&t.name) && (wanted(&t.name) || t.name == targets::BARE))
+            .collect()
+    };
+    let paired = if args.serve && layers().len() >= 2 {
+        eprintln!("measuring serve's layers, paired");
+        let outcome = paired::run(layers, &s, &paired_dir).await;
+        if let Err(e) = &outcome {
+            eprintln!("  paired: {e}");
+        }
+        Some(outcome)
+    } else {
+        None
+    };
     let scale_name = scale::name(s.scale_sessions);
     let scale = if args.serve && wanted(&scale_name) {
         eprintln!("measuring {scale_name}");
@@ -232,7 +254,12 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
         let big_label = format!("result {}", measure::human_size(big));
         report::serve(&serve_rows, &big_label, &mut out);
         out.push_str("\n### serve: what each layer costs (differences between the rows above)\n\n");
-        configs::costs(&serve_rows, &logs, &mut out);
+        let ok = paired.as_ref().and_then(|p| p.as_ref().ok());
+        configs::costs(&serve_rows, ok, &logs, &mut out);
+    }
+    if let Some(outcome) = &paired {
+        out.push_str("\n### serve's layers, paired: all running at once, sampled in turns\n\n");
+        paired::report(outcome, &s, &paired_dir, &mut out);
     }
     if let Some(outcome) = &scale {
         out.push_str(&format!(
@@ -249,7 +276,10 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
         .iter()
         .chain(&serve_rows)
         .any(|r| r.figs.error.as_ref().is_some_and(|e| !e.starts_with("n/a")));
-    if failed || scale.as_ref().is_some_and(|o| o.is_err()) {
+    let paired_failed = paired
+        .as_ref()
+        .is_some_and(|p| p.as_ref().map_or(true, |p| !p.skipped.is_empty()));
+    if failed || paired_failed || scale.as_ref().is_some_and(|o| o.is_err()) {
         eprintln!("stderr of each target: {}", logs.display());
     } else {
         let _ = std::fs::remove_dir_all(&logs);

@@ -143,7 +143,8 @@ pub async fn run(target: &Target, mark: Option<&str>, s: &Settings, logs: &Path)
     figs
 }
 
-fn slug(name: &str) -> String {
+/// `name` with every character other than ASCII letters and digits made a `-` (file names).
+pub fn slug(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect()
@@ -174,14 +175,16 @@ fn with_stderr(e: String, log: &Path) -> String {
 }
 
 /// A live connection and the process to watch, if any.
-struct Conn {
-    client: Arc<Client>,
+pub struct Conn {
+    /// The connection's client, shared by concurrent callers.
+    pub client: Arc<Client>,
     pid: Option<u32>,
     /// A gateway process, killed when the connection is dropped.
     _gateway: Option<tokio::process::Child>,
 }
 
-async fn open(via: &Via, log: &Path) -> anyhow::Result<Conn> {
+/// Connects to `via`, starting its process (stderr to `log`) if it has one.
+pub async fn open(via: &Via, log: &Path) -> anyhow::Result<Conn> {
     Ok(match via {
         Via::DirectHttp(url) | Via::Bare(url) => Conn {
             client: Arc::new(Client::Http(HttpClient::new(url)?)),
@@ -303,7 +306,8 @@ async fn phases(
     Ok(())
 }
 
-fn expect_result(raw: &[u8], what: &str) -> anyhow::Result<()> {
+/// Fails unless `raw` is a JSON-RPC answer with a result.
+pub fn expect_result(raw: &[u8], what: &str) -> anyhow::Result<()> {
     #[derive(serde::Deserialize)]
     struct Answer {
         result: Option<serde::de::IgnoredAny>,
@@ -333,7 +337,8 @@ fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-async fn throughput(client: &Arc<Client>, s: &Settings) -> anyhow::Result<f64> {
+/// Calls/s of the settings' concurrent callers, each making its share of small calls.
+pub async fn throughput(client: &Arc<Client>, s: &Settings) -> anyhow::Result<f64> {
     let t = Instant::now();
     let mut tasks = Vec::with_capacity(s.callers);
     for _ in 0..s.callers {
