@@ -21,8 +21,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use super::audit_queue::Queue;
 use super::{ConfigError, member, object, only_keys, type_name};
 
 /// Keys always redacted when arguments are logged.
@@ -172,19 +173,13 @@ pub struct Record {
     pub answer: Option<Bytes>,
 }
 
-enum Msg {
-    Record(Box<Record>),
-    Wake,
-    Flush(oneshot::Sender<()>),
-}
-
 /// The running audit log. Cheap to share (`Arc<AuditLog>`); [`log`](Self::log) never waits.
 pub struct AuditLog {
-    tx: mpsc::Sender<Msg>,
+    queue: Arc<Queue>,
     dropped: Arc<AtomicU64>,
     reopen: Arc<AtomicBool>,
     arguments: bool,
-    thread: std::thread::JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl AuditLog {
@@ -206,7 +201,7 @@ impl AuditLog {
     }
 
     fn spawn(config: &AuditConfig, out: Output) -> AuditLog {
-        let (tx, rx) = mpsc::channel(config.queue);
+        let queue = Arc::new(Queue::new(config.queue));
         let dropped = Arc::new(AtomicU64::new(0));
         let reopen = Arc::new(AtomicBool::new(false));
         let writer = Writer {
@@ -219,14 +214,17 @@ impl AuditLog {
         };
         let thread = std::thread::Builder::new()
             .name("audit-log".into())
-            .spawn(move || writer.run(rx))
+            .spawn({
+                let queue = queue.clone();
+                move || writer.run(&queue)
+            })
             .expect("the audit writer thread starts");
         AuditLog {
-            tx,
+            queue,
             dropped,
             reopen,
             arguments: config.arguments,
-            thread,
+            thread: Some(thread),
         }
     }
 
@@ -237,7 +235,7 @@ impl AuditLog {
 
     /// Queues a record, or drops and counts it when the queue is full. Never waits.
     pub fn log(&self, record: Record) {
-        if self.tx.try_send(Msg::Record(Box::new(record))).is_err() {
+        if !self.queue.push(Box::new(record)) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -251,22 +249,29 @@ impl AuditLog {
     /// renamed the file). Never waits.
     pub fn reopen(&self) {
         self.reopen.store(true, Ordering::Release);
-        let _ = self.tx.try_send(Msg::Wake);
+        self.queue.hurry();
     }
 
     /// Waits until every record queued so far is written and flushed.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
-            let _ = done.await;
-        }
+        self.queue.flush(ack);
+        let _ = done.await;
     }
 
     /// Writes what is queued and stops the writer.
-    pub async fn close(self) {
-        drop(self.tx);
-        let thread = self.thread;
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    pub async fn close(mut self) {
+        self.queue.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    /// A log replaced by a reload: its writer writes what is queued and stops.
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 
@@ -316,37 +321,28 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        while let Some(msg) = rx.blocking_recv() {
-            self.handle(msg);
-            // Write what is waiting, then flush once: a burst costs one write system call.
-            while let Ok(msg) = rx.try_recv() {
-                self.handle(msg);
+    fn run(mut self, queue: &Queue) {
+        let mut records = Vec::new();
+        loop {
+            let batch = queue.next(&mut records);
+            if self.reopen.swap(false, Ordering::Acquire) {
+                self.reopen_file();
             }
-            self.report_drops();
-            self.flush();
-        }
-        self.report_drops();
-        self.flush();
-    }
-
-    fn handle(&mut self, msg: Msg) {
-        if self.reopen.swap(false, Ordering::Acquire) {
-            self.reopen_file();
-        }
-        match msg {
-            Msg::Record(record) => {
+            for record in records.drain(..) {
                 let mut line = std::mem::take(&mut self.line);
                 line.clear();
                 super::audit_line::render_into(&record, &self.redact, &mut line);
                 self.write(&line);
                 self.line = line;
             }
-            Msg::Wake => {}
-            Msg::Flush(ack) => {
-                self.report_drops();
-                self.flush();
+            // One flush per batch: a burst costs one write system call.
+            self.report_drops();
+            self.flush();
+            for ack in batch.flushes {
                 let _ = ack.send(());
+            }
+            if batch.closed {
+                return;
             }
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub(crate) mod audit_line;
+mod audit_queue;
 pub mod check;
 pub mod clients;
 pub mod filter;
