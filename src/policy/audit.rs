@@ -235,7 +235,7 @@ impl AuditLog {
 
     /// Queues a record, or drops and counts it when the queue is full. Never waits.
     pub fn log(&self, record: Record) {
-        if !self.queue.push(Box::new(record)) {
+        if !self.queue.push(record) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

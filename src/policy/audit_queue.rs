@@ -26,7 +26,7 @@ pub(super) struct Queue {
 
 #[derive(Default)]
 struct State {
-    records: Vec<Box<Record>>,
+    records: Vec<Record>,
     flushes: Vec<oneshot::Sender<()>>,
     /// A flush or a reopen is waiting: write now.
     hurry: bool,
@@ -55,7 +55,7 @@ impl Queue {
     }
 
     /// Queues a record; `false` (and the record is dropped) when the queue is full or closed.
-    pub fn push(&self, record: Box<Record>) -> bool {
+    pub fn push(&self, record: Record) -> bool {
         let mut st = self.lock();
         if st.closed || st.records.len() >= self.cap {
             return false;
@@ -96,7 +96,7 @@ impl Queue {
     /// The writer's wait: blocks while there is nothing to do; once a record is queued, gathers
     /// for up to [`GATHER`] (less when hurried or half full); then moves the queued records into
     /// `into` (which must be empty).
-    pub fn next(&self, into: &mut Vec<Box<Record>>) -> Batch {
+    pub fn next(&self, into: &mut Vec<Record>) -> Batch {
         let half = self.cap.div_ceil(2);
         let mut st = self.lock();
         while !st.hurry && st.records.is_empty() {
@@ -130,8 +130,8 @@ mod tests {
     use std::sync::Arc;
     use std::time::SystemTime;
 
-    fn record() -> Box<Record> {
-        Box::new(Record {
+    fn record() -> Record {
+        Record {
             time: SystemTime::now(),
             client: None,
             peer_uid: None,
@@ -147,7 +147,7 @@ mod tests {
             bytes_out: 0,
             request: None,
             answer: None,
-        })
+        }
     }
 
     #[test]
