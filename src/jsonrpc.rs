@@ -275,6 +275,13 @@ pub fn with_id(raw: &[u8], new_id: &str) -> Result<Bytes, ParseError> {
 /// The progress token of a request (`params._meta.progressToken`) or of a progress notification
 /// (`params.progressToken`), as JSON text: what ties progress to the request that asked for it.
 pub fn progress_token(raw: &[u8]) -> Option<Box<str>> {
+    // Most requests carry no token: skip the parse when the key cannot be there. JSON can
+    // spell a key's letters only literally or as `\u` escapes, so without either it is absent.
+    if memchr::memmem::find(raw, b"progressToken").is_none()
+        && memchr::memmem::find(raw, b"\\u").is_none()
+    {
+        return None;
+    }
     #[derive(Deserialize)]
     struct Msg<'a> {
         #[serde(borrow)]
@@ -385,6 +392,9 @@ mod tests {
         let req = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":"t-1"}}}"#;
         let note = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t-1","progress":1}}"#;
         assert_eq!(progress_token(req), progress_token(note));
+        // A key spelt with escapes is the same key.
+        let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progress\u0054oken":7}}}"#;
+        assert_eq!(progress_token(escaped).as_deref(), Some("7"));
         assert_eq!(progress_token(req).as_deref(), Some(r#""t-1""#));
         assert_eq!(
             progress_token(br#"{"jsonrpc":"2.0","id":1,"method":"x"}"#),
