@@ -393,7 +393,8 @@ mod tests {
         let note = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t-1","progress":1}}"#;
         assert_eq!(progress_token(req), progress_token(note));
         // A key spelt with escapes is the same key.
-        let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progress\u0054oken":7}}}"#;
+        let escaped =
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progress\u0054oken":7}}}"#;
         assert_eq!(progress_token(escaped).as_deref(), Some("7"));
         assert_eq!(progress_token(req).as_deref(), Some(r#""t-1""#));
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Request checks in front of every route: Host and Origin against the allow-list (403; defends
 //! against DNS rebinding), then the bearer token (401, compared in constant time; /healthz is
-//! exempt). Also counts error answers for /metrics.
+//! exempt), then who the client is (`policy::identify`, 401 for an unknown named client).
+//! Also counts error answers for /metrics.
 
 use crate::jsonrpc;
 use crate::serve::app::App;
@@ -78,7 +79,11 @@ pub async fn check(State(app): State<Arc<App>>, mut req: Request, next: Next) ->
         None => match Caller::of(req.headers(), app.cfg.token.is_some()) {
             Ok(caller) => {
                 req.extensions_mut().insert(caller);
-                next.run(req).await
+                // Then who the client is (named clients): one middleware, not two, per request.
+                match crate::serve::policy::identify(&app, &mut req) {
+                    Ok(()) => next.run(req).await,
+                    Err(refusal) => refusal.into_response(),
+                }
             }
             Err(refusal) => refusal.into_response(),
         },

@@ -125,10 +125,6 @@ fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            policy::identify,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
             guard::check,
         ))
         .with_state(app)

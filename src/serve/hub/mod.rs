@@ -319,10 +319,6 @@ fn router(gw: Arc<Gateway>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(list::metrics))
         .layer(axum::middleware::from_fn_with_state(
-            root.clone(),
-            crate::serve::policy::identify,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
             root,
             crate::serve::guard::check,
         ))

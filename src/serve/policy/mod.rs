@@ -1,6 +1,6 @@
 //! Least privilege in serve: the one place serve's three request paths (Streamable HTTP and sse
 //! sessions, stateless 2026-07-28 requests) ask whether a request may go on. In: who the client
-//! is ([`identify`], a middleware), then its rate limit and the server's rules ([`Gate::inbound`]);
+//! is ([`identify`], run by guard's middleware), then its rate limit and the server's rules ([`Gate::inbound`]);
 //! a refused request is answered here and never reaches the child. Out: a [`Ticket`] filters the
 //! answer to a list request and writes the audit record. The rules live in `crate::policy`.
 

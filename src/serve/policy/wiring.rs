@@ -12,17 +12,15 @@ use crate::serve::http::Refusal;
 use crate::serve::scope::{Caller, Identity};
 use crate::serve::session::Session;
 use crate::wire::SESSION_NOT_FOUND;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::sync::Arc;
 
-/// Middleware inside guard's Host, Origin and token checks: names the client of every request
-/// (a [`Requester`] in its extensions). With `mcpBridge.clients`, a missing or unknown
+/// Run by guard's middleware after its Host, Origin and token checks: names the client of every
+/// request (a [`Requester`] in its extensions). With `mcpBridge.clients`, a missing or unknown
 /// credential gets 401 (`/healthz` excepted).
-pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+pub fn identify(app: &App, req: &mut Request) -> Result<(), Refusal> {
     let (peer_uid, peer_pid) = match req.extensions().get::<ConnectInfo<Peer>>() {
         Some(ConnectInfo(Peer::Unix { uid, pid })) => {
             (*uid, pid.and_then(|p| u32::try_from(p).ok()))
@@ -55,18 +53,17 @@ pub async fn identify(State(app): State<Arc<App>>, mut req: Request, next: Next)
                 requester.client = Some(client);
             }
             None => {
-                return Refusal::rpc(
+                return Err(Refusal::rpc(
                     StatusCode::UNAUTHORIZED,
                     crate::jsonrpc::INVALID_REQUEST,
                     "missing or unknown client credential",
                 )
-                .with(header::WWW_AUTHENTICATE, "Bearer")
-                .into_response();
+                .with(header::WWW_AUTHENTICATE, "Bearer"));
             }
         }
     }
     req.extensions_mut().insert(requester);
-    next.run(req).await
+    Ok(())
 }
 
 /// Whether the client of `req` may reach server `name` (always, without named clients). A
