@@ -242,10 +242,17 @@ pub fn value_key(text: &str) -> Box<str> {
 
 /// The number `n` if `text` is that JSON number (by value).
 pub fn as_number(text: &str) -> Option<u64> {
+    // The bridge's own ids (plain digits, no leading zero) need no detour through `value_key`.
+    let t = text.as_bytes();
+    if !t.is_empty() && t.iter().all(u8::is_ascii_digit) && (t[0] != b'0' || t.len() == 1) {
+        return text.parse().ok();
+    }
     value_key(text).strip_prefix('n')?.parse().ok()
 }
 
 #[doc(hidden)]
 pub mod check;
+mod id;
+pub use id::{get_id, may_name, splice_id};
 #[cfg(test)]
 mod tests;

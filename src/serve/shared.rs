@@ -238,9 +238,14 @@ impl SharedChild {
                 };
                 let rewritten = (|| {
                     let n = self.numbers.fetch_add(1, Ordering::Relaxed) + 1;
-                    let mut line = rewrite::splice(&msg.raw, &["id"], &n.to_string())?;
+                    let mut line = rewrite::splice_id(&msg.raw, itoa::Buffer::new().format(n))?;
                     const TOKEN: [&str; 3] = ["params", "_meta", "progressToken"];
-                    let client_token = rewrite::get(&line, &TOKEN)?.map(Box::<str>::from);
+                    // Most requests name no token: a look for the word spares the walk.
+                    let client_token = if rewrite::may_name(&line, TOKEN[2]) {
+                        rewrite::get(&line, &TOKEN)?.map(Box::<str>::from)
+                    } else {
+                        None
+                    };
                     if client_token.is_some() {
                         line = rewrite::splice(&line, &TOKEN, &format!("\"{TOKEN_PREFIX}{n}\""))?;
                     }
@@ -272,7 +277,7 @@ impl SharedChild {
                         first_init,
                     },
                 );
-                Ok(Some(jsonrpc::fold_lines(&line)))
+                Ok(Some(one_line(line)))
             }
             Kind::Response { id } => {
                 let key = value_key(id.as_json());
@@ -352,6 +357,15 @@ fn subscription(method: &str, raw: &[u8]) -> Option<String> {
     }
     let uri = rewrite::get(raw, &["params", "uri"]).ok()??;
     serde_json::from_str(uri).ok()
+}
+
+/// `line` as one line: the bytes themselves (no copy) unless they hold a line break.
+fn one_line(line: Bytes) -> Bytes {
+    if memchr::memchr2(b'\n', b'\r', &line).is_some() {
+        jsonrpc::fold_lines(&line)
+    } else {
+        line
+    }
 }
 
 fn result_of(raw: &[u8]) -> Option<Box<RawValue>> {
