@@ -180,7 +180,7 @@ impl SharedChild {
     }
 
     /// Sends a client message from `session`. Returns false if the child is gone.
-    pub async fn send(&self, session: &Arc<Session>, msg: Message) -> bool {
+    pub async fn send(&self, session: &Arc<Session>, msg: &Message) -> bool {
         let Some(child) = self.child.get() else {
             return false;
         };
@@ -195,7 +195,7 @@ impl SharedChild {
             }
             return true;
         }
-        let line = match self.rewrite_in(session, &msg) {
+        let line = match self.rewrite_in(session, msg) {
             Ok(Some(line)) => line,
             Ok(None) => return true,
             Err(err) => {
