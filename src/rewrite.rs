@@ -253,6 +253,6 @@ pub fn as_number(text: &str) -> Option<u64> {
 #[doc(hidden)]
 pub mod check;
 mod id;
-pub use id::{get_id, may_name, splice_id};
+pub use id::{get_id, may_name_progress_token, splice_id};
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,8 @@
 
 use super::{RewriteError, Span, key_text};
 use bytes::Bytes;
+use memchr::memmem;
+use std::sync::LazyLock;
 
 /// `raw` (a message `jsonrpc::parse` accepted as one object) with its top-level `id` value
 /// replaced by the JSON text `new`; every other byte stays.
@@ -30,11 +32,14 @@ pub fn get_id(raw: &[u8]) -> Result<Option<&str>, RewriteError> {
         .and_then(|v| std::str::from_utf8(v).ok()))
 }
 
-/// Whether `raw` may hold a member named `name` (plain ASCII letters): false only when it
-/// surely does not, because the name appears nowhere and no `\u` escape could spell it.
-pub fn may_name(raw: &[u8], name: &str) -> bool {
-    memchr::memmem::find(raw, name.as_bytes()).is_some()
-        || memchr::memmem::find(raw, b"\\u").is_some()
+/// Whether `raw` may hold a member named `progressToken`: false only when it surely does not,
+/// because the word appears nowhere and no `\u` escape could spell it. Spares the walk that
+/// finds the token for the many requests that have none.
+pub fn may_name_progress_token(raw: &[u8]) -> bool {
+    static WORD: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new("progressToken"));
+    WORD.find(raw).is_some()
+        || memchr::memchr_iter(b'\\', raw).any(|i| raw.get(i + 1) == Some(&b'u'))
 }
 
 /// The span of the first top-level `id` value. `Err` when the text stops being an object

@@ -241,7 +241,7 @@ impl SharedChild {
                     let mut line = rewrite::splice_id(&msg.raw, itoa::Buffer::new().format(n))?;
                     const TOKEN: [&str; 3] = ["params", "_meta", "progressToken"];
                     // Most requests name no token: a look for the word spares the walk.
-                    let client_token = if rewrite::may_name(&line, TOKEN[2]) {
+                    let client_token = if rewrite::may_name_progress_token(&line) {
                         rewrite::get(&line, &TOKEN)?.map(Box::<str>::from)
                     } else {
                         None
