@@ -3,6 +3,9 @@
 //! numbers keep their digits (`1e400`, 2^70, `1.0`) and strings their escapes. Ids are compared
 //! by JSON value, not text ([`value_key`]: `1.0` is `1`, `"\u0041"` is `"A"`). Every child with
 //! more than one client (`serve` shared and keyed children, the stateless children) uses this.
+//! The top-level `id` of a message the bridge already parsed has a cheaper way in
+//! ([`splice_id`]: one scan that stops at the id), taken on every request and answer of a
+//! shared or keyed child.
 
 use bytes::Bytes;
 

@@ -284,7 +284,7 @@ impl SharedChild {
                 match st.inbound.get(&key).and_then(Weak::upgrade) {
                     Some(asked) if Arc::ptr_eq(&asked, session) => {
                         st.inbound.remove(&key);
-                        Ok(Some(jsonrpc::fold_lines(&msg.raw)))
+                        Ok(Some(one_line(msg.raw.clone())))
                     }
                     _ => {
                         tracing::warn!(
@@ -299,7 +299,7 @@ impl SharedChild {
                 if std::mem::replace(&mut st.initialized_sent, true) {
                     Ok(None)
                 } else {
-                    Ok(Some(jsonrpc::fold_lines(&msg.raw)))
+                    Ok(Some(one_line(msg.raw.clone())))
                 }
             }
             Kind::Notification { method } if method == "notifications/cancelled" => {
@@ -319,10 +319,10 @@ impl SharedChild {
                 Ok(
                     rewrite::splice(&msg.raw, &["params", "requestId"], &n.to_string())
                         .ok()
-                        .map(|l| jsonrpc::fold_lines(&l)),
+                        .map(one_line),
                 )
             }
-            Kind::Notification { .. } => Ok(Some(jsonrpc::fold_lines(&msg.raw))),
+            Kind::Notification { .. } => Ok(Some(one_line(msg.raw.clone()))),
         }
     }
 

@@ -147,8 +147,13 @@ impl SharedChild {
             }
         };
         drop(st);
+        // The same message (its progress token perhaps restored): it needs no second parse.
         for t in targets {
-            t.deliver_raw(raw.clone());
+            t.deliver(Message {
+                raw: raw.clone(),
+                parts: msg.parts.clone(),
+                batch: msg.batch,
+            });
         }
     }
 
