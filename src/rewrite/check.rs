@@ -1,8 +1,9 @@
 //! The properties the fuzz target (`fuzz/fuzz_targets/rewrite.rs`) and the corpus replay test
 //! check on any input: nothing panics; a JSON object with one `id` gets exactly that member
-//! replaced and every other member unchanged; ids spelled differently with one value share a key.
+//! replaced and every other member unchanged, and the fast top-level splice agrees; ids spelled
+//! differently with one value share a key.
 
-use super::{get, splice, value_key};
+use super::{get, get_id, splice, splice_id, value_key};
 use serde_json::{Map, Value};
 
 /// Runs every property on `data`; panics (the fuzzer's finding) when one does not hold.
@@ -15,6 +16,8 @@ pub fn check(data: &[u8]) {
         let _ = get(data, path);
         let _ = splice(data, path, "0");
     }
+    let _ = get_id(data);
+    let _ = splice_id(data, "0");
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = value_key(text);
         if let Ok(v) = serde_json::from_str::<Value>(text)
@@ -44,6 +47,11 @@ pub fn check(data: &[u8]) {
         );
         return;
     };
+    assert_eq!(
+        splice_id(data, r#""bridge-1""#).as_ref(),
+        Ok(&out),
+        "the fast splice differs"
+    );
     let after: Map<String, Value> = serde_json::from_slice(&out).expect("still JSON");
     assert_eq!(after["id"], "bridge-1");
     for (k, v) in &before {

@@ -180,7 +180,7 @@ impl SharedChild {
     }
 
     /// Sends a client message from `session`. Returns false if the child is gone.
-    pub async fn send(&self, session: &Arc<Session>, msg: Message) -> bool {
+    pub async fn send(&self, session: &Arc<Session>, msg: &Message) -> bool {
         let Some(child) = self.child.get() else {
             return false;
         };
@@ -195,7 +195,7 @@ impl SharedChild {
             }
             return true;
         }
-        let line = match self.rewrite_in(session, &msg) {
+        let line = match self.rewrite_in(session, msg) {
             Ok(Some(line)) => line,
             Ok(None) => return true,
             Err(err) => {
@@ -238,9 +238,14 @@ impl SharedChild {
                 };
                 let rewritten = (|| {
                     let n = self.numbers.fetch_add(1, Ordering::Relaxed) + 1;
-                    let mut line = rewrite::splice(&msg.raw, &["id"], &n.to_string())?;
+                    let mut line = rewrite::splice_id(&msg.raw, itoa::Buffer::new().format(n))?;
                     const TOKEN: [&str; 3] = ["params", "_meta", "progressToken"];
-                    let client_token = rewrite::get(&line, &TOKEN)?.map(Box::<str>::from);
+                    // Most requests name no token: a look for the word spares the walk.
+                    let client_token = if rewrite::may_name_progress_token(&line) {
+                        rewrite::get(&line, &TOKEN)?.map(Box::<str>::from)
+                    } else {
+                        None
+                    };
                     if client_token.is_some() {
                         line = rewrite::splice(&line, &TOKEN, &format!("\"{TOKEN_PREFIX}{n}\""))?;
                     }
@@ -272,14 +277,14 @@ impl SharedChild {
                         first_init,
                     },
                 );
-                Ok(Some(jsonrpc::fold_lines(&line)))
+                Ok(Some(one_line(line)))
             }
             Kind::Response { id } => {
                 let key = value_key(id.as_json());
                 match st.inbound.get(&key).and_then(Weak::upgrade) {
                     Some(asked) if Arc::ptr_eq(&asked, session) => {
                         st.inbound.remove(&key);
-                        Ok(Some(jsonrpc::fold_lines(&msg.raw)))
+                        Ok(Some(one_line(msg.raw.clone())))
                     }
                     _ => {
                         tracing::warn!(
@@ -294,7 +299,7 @@ impl SharedChild {
                 if std::mem::replace(&mut st.initialized_sent, true) {
                     Ok(None)
                 } else {
-                    Ok(Some(jsonrpc::fold_lines(&msg.raw)))
+                    Ok(Some(one_line(msg.raw.clone())))
                 }
             }
             Kind::Notification { method } if method == "notifications/cancelled" => {
@@ -314,10 +319,10 @@ impl SharedChild {
                 Ok(
                     rewrite::splice(&msg.raw, &["params", "requestId"], &n.to_string())
                         .ok()
-                        .map(|l| jsonrpc::fold_lines(&l)),
+                        .map(one_line),
                 )
             }
-            Kind::Notification { .. } => Ok(Some(jsonrpc::fold_lines(&msg.raw))),
+            Kind::Notification { .. } => Ok(Some(one_line(msg.raw.clone()))),
         }
     }
 
@@ -352,6 +357,15 @@ fn subscription(method: &str, raw: &[u8]) -> Option<String> {
     }
     let uri = rewrite::get(raw, &["params", "uri"]).ok()??;
     serde_json::from_str(uri).ok()
+}
+
+/// `line` as one line: the bytes themselves (no copy) unless they hold a line break.
+fn one_line(line: Bytes) -> Bytes {
+    if memchr::memchr2(b'\n', b'\r', &line).is_some() {
+        jsonrpc::fold_lines(&line)
+    } else {
+        line
+    }
 }
 
 fn result_of(raw: &[u8]) -> Option<Box<RawValue>> {

@@ -288,7 +288,7 @@ impl Session {
         self.metrics.to_child.inc();
         let delivered = match self.link.get() {
             Some(Link::Own(child)) => child.send(one_line(&msg.raw)).await.is_ok(),
-            Some(Link::Shared(shared)) => shared.send(self, msg.clone()).await,
+            Some(Link::Shared(shared)) => shared.send(self, &msg).await,
             None => false,
         };
         if !delivered {

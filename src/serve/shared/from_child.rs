@@ -8,15 +8,16 @@ impl SharedChild {
     /// Routes one message from the child.
     pub fn dispatch(&self, msg: Message) {
         let adapter = self.adapter.get();
-        match msg.kind().clone() {
+        match msg.kind() {
             Kind::Response { id } => {
-                if !self.answered(&id, &msg.raw)
+                if !self.answered(id, &msg.raw)
                     && let Some(a) = adapter
                 {
                     a.dispatch(msg);
                 }
             }
             Kind::Request { id, method } => {
+                let (id, method) = (id.clone(), method.clone());
                 // A 2026-07-28 request in flight may be the one it is about: nobody is sure.
                 let others = adapter.map_or(0, |a| a.asking());
                 let mut st = self.lock();
@@ -44,7 +45,10 @@ impl SharedChild {
                 drop(st);
                 target.deliver(msg);
             }
-            Kind::Notification { method } => self.notification(&method, msg),
+            Kind::Notification { method } => {
+                let method = method.clone();
+                self.notification(&method, msg);
+            }
         }
     }
 
@@ -143,8 +147,13 @@ impl SharedChild {
             }
         };
         drop(st);
+        // The same message (its progress token perhaps restored): it needs no second parse.
         for t in targets {
-            t.deliver_raw(raw.clone());
+            t.deliver(Message {
+                raw: raw.clone(),
+                parts: msg.parts.clone(),
+                batch: msg.batch,
+            });
         }
     }
 
@@ -160,14 +169,6 @@ impl SharedChild {
             }
             return false;
         };
-        let answer = rewrite::splice(raw, &["id"], o.client_id.as_json()).unwrap_or_else(|e| {
-            BridgeError::new(
-                Reason::ChildGone,
-                false,
-                format!("the MCP server's answer cannot be relayed: {e}"),
-            )
-            .response(Some(&o.client_id))
-        });
         let waiters = if o.first_init {
             st.init.finish(result_of(raw))
         } else {
@@ -178,7 +179,23 @@ impl SharedChild {
             self.init_changed.notify_waiters();
         }
         if let Some(s) = o.session.upgrade() {
-            s.deliver_raw(jsonrpc::fold_lines(&answer));
+            // Still an answer, now under the client's id: it needs no second parse.
+            let line = rewrite::splice_id(raw, o.client_id.as_json()).map_or_else(
+                |e| {
+                    BridgeError::new(
+                        Reason::ChildGone,
+                        false,
+                        format!("the MCP server's answer cannot be relayed: {e}"),
+                    )
+                    .response(Some(&o.client_id))
+                },
+                one_line,
+            );
+            s.deliver(Message {
+                raw: line,
+                parts: vec![Kind::Response { id: o.client_id }],
+                batch: false,
+            });
         }
         for (s, reply) in waiters {
             if let Some(s) = s.upgrade() {
