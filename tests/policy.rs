@@ -666,6 +666,10 @@ async fn two_clients_with_one_session_key_get_children_of_their_own() {
     let named = list["servers"][0]["state"]["named_children"].to_string();
     assert!(named.contains("client:a/shared-key"), "{list}");
     assert!(!named.contains("client:b"), "{list}");
+    // And so does /metrics, which names the children too.
+    let metrics = common::http::metrics(&gw.serve.url, Some("token-of-a")).await;
+    assert!(metrics.contains("client:a/shared-key"), "{metrics}");
+    assert!(!metrics.contains("client:b"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

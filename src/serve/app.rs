@@ -197,8 +197,8 @@ impl App {
     }
 
     /// This server's `/metrics` lines: its counters, the bytes held in request bodies and its
-    /// named children.
-    pub async fn metrics_text(&self) -> String {
+    /// named children (with `own`, a named client's identity, only that client's).
+    pub async fn metrics_text(&self, own: Option<&str>) -> String {
         let held = self.bodies.held();
         self.metrics.render()
             + &format!(
@@ -206,7 +206,7 @@ impl App {
                  against --max-body-total.\n# TYPE mcp_bridge_request_body_bytes gauge\n\
                  mcp_bridge_request_body_bytes {held}\n"
             )
-            + &self.named_children_metrics().await
+            + &self.named_children_metrics(own).await
     }
 
     /// Keeps `child`'s place under `--max-sessions` until its process has exited.

@@ -258,8 +258,9 @@ impl App {
         self.keyed.list().await
     }
 
-    /// The `/metrics` lines of [`App::named_children`].
-    pub async fn named_children_metrics(&self) -> String {
+    /// The `/metrics` lines of [`App::named_children`]; with `own` (a named client's identity),
+    /// only that identity's children (their names carry its session keys).
+    pub async fn named_children_metrics(&self, own: Option<&str>) -> String {
         let Named {
             handshake,
             stateless,
@@ -270,7 +271,7 @@ impl App {
              # TYPE mcp_bridge_named_child_clients gauge\n",
         );
         for (era, list) in [("handshake", handshake), ("stateless", stateless)] {
-            for c in list {
+            for c in list.into_iter().filter(|c| visible_to(own, &c.name)) {
                 let name = c.name.replace('\\', "\\\\").replace('"', "\\\"");
                 s.push_str(&format!(
                     "mcp_bridge_named_child_clients{{child=\"{name}\",era=\"{era}\"}} {}\n",
@@ -280,4 +281,11 @@ impl App {
         }
         s
     }
+}
+
+/// Whether a named child (`client:NAME`, `client:NAME/KEY`, `shared`, …) is shown to a client of
+/// identity `own` (`client:NAME`; `None`: no named clients, everything is shown). A named client
+/// sees only its own children, so it learns no other client's session keys.
+pub fn visible_to(own: Option<&str>, child: &str) -> bool {
+    own.is_none_or(|o| child == o || child.strip_prefix(o).is_some_and(|k| k.starts_with('/')))
 }

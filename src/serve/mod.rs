@@ -174,6 +174,6 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        app.metrics_text().await + &app.cfg.gate.render_metrics(),
+        app.metrics_text(None).await + &app.cfg.gate.render_metrics(),
     )
 }

@@ -14,11 +14,7 @@ pub async fn servers(State(gw): State<Arc<Gateway>>, req: Request) -> impl IntoR
     // Everything but the named children is read at once; the request (not `Sync`) is not held
     // across the awaits below.
     // A named client sees only its own named children (their names carry its keys).
-    let own = req
-        .extensions()
-        .get::<crate::serve::policy::Requester>()
-        .and_then(|r| r.client.as_ref())
-        .map(|c| format!("client:{}", c.name));
+    let own = identity(&req);
     let (mut list, apps, removed) = {
         let routes = gw.routes();
         let single = routes.current.len() == 1;
@@ -68,9 +64,6 @@ pub async fn servers(State(gw): State<Arc<Gateway>>, req: Request) -> impl IntoR
 /// (a named client's identity), only that identity's children.
 async fn named_children(app: &crate::serve::app::App, own: Option<&str>) -> Vec<Value> {
     let named = app.named_children().await;
-    let mine = |name: &str| {
-        own.is_none_or(|o| name == o || name.strip_prefix(o).is_some_and(|k| k.starts_with('/')))
-    };
     let mut by_name: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for c in named.handshake {
         by_name.entry(c.name).or_default().0 += c.sessions;
@@ -80,7 +73,7 @@ async fn named_children(app: &crate::serve::app::App, own: Option<&str>) -> Vec<
     }
     by_name
         .into_iter()
-        .filter(|(name, _)| mine(name))
+        .filter(|(name, _)| crate::serve::keyed::visible_to(own, name))
         .map(|(name, (attached, in_flight))| {
             json!({"child": name, "attached_sessions": attached, "stateless_in_flight": in_flight})
         })
@@ -106,9 +99,26 @@ fn routes_of(server: &crate::gateway::Server, single: bool) -> Value {
     r
 }
 
+/// The identity whose named children a request may see: its named client's, or `None` (all)
+/// without named clients.
+fn identity(req: &Request) -> Option<String> {
+    req.extensions()
+        .get::<crate::serve::policy::Requester>()
+        .and_then(|r| r.client.as_ref())
+        .map(|c| format!("client:{}", c.name))
+}
+
 /// GET /metrics: every unit's series with its `server` label, and the gateway-wide ones (errors
-/// refused before reaching a server) without.
-pub async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+/// refused before reaching a server) without. A named client gets the servers granted to it and,
+/// of their named children, its own.
+pub async fn metrics(State(gw): State<Arc<Gateway>>, req: Request) -> impl IntoResponse {
+    let own = identity(&req);
+    let units: Vec<_> = gw
+        .all_units()
+        .into_iter()
+        .filter(|u| crate::serve::policy::may_reach(&req, &u.server.name))
+        .collect();
+    drop(req);
     // Only the root's error count is the gateway's own; its other series are always zero.
     let root = merge(&[(None, gw.root.metrics.render())]);
     let errors: String = root
@@ -116,8 +126,8 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         .filter(|l| l.contains("mcp_bridge_http_errors_total"))
         .collect();
     let mut parts: Vec<(Option<String>, String)> = vec![(None, errors)];
-    for unit in gw.all_units() {
-        let text = unit.app.metrics_text().await;
+    for unit in units {
+        let text = unit.app.metrics_text(own.as_deref()).await;
         parts.push((Some(unit.server.name.clone()), text));
     }
     parts.push((None, gw.base.gate.render_metrics()));
