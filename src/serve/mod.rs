@@ -119,7 +119,7 @@ fn log_summary(cfg: &Config, listeners: &[Listener]) {
 }
 
 fn router(app: Arc<App>) -> Router {
-    mcp_routes(app.clone())
+    mcp_routes()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -131,32 +131,38 @@ fn router(app: Arc<App>) -> Router {
 }
 
 /// The MCP routes of one server (`/mcp`, `/sse`, `/messages`), without the guard.
-fn mcp_routes(app: Arc<App>) -> Router<Arc<App>> {
+fn mcp_routes() -> Router<Arc<App>> {
     Router::new()
-        .route(
-            "/mcp",
-            post(streamable::post)
-                .get(streamable::get)
-                .delete(streamable::delete)
-                .route_layer(axum::middleware::from_fn_with_state(
-                    app.clone(),
-                    by_revision,
-                )),
-        )
+        .route("/mcp", axum::routing::any(mcp))
         .route("/sse", get(sse::open))
         .route("/messages", post(sse::message))
 }
 
-/// Sends a `/mcp` request of the stateless revision to its handler; a session's goes on.
-async fn by_revision(
+/// `/mcp`: a request of the stateless revision goes to its handler, a session's to Streamable
+/// HTTP's (POST, GET, DELETE). One handler rather than a method router behind a middleware:
+/// each axum layer boxes every request's future.
+async fn mcp(
     State(app): State<Arc<App>>,
+    peer: axum::extract::ConnectInfo<crate::net::Peer>,
     req: axum::extract::Request,
-    next: axum::middleware::Next,
 ) -> axum::response::Response {
+    use axum::http::Method;
+    let method = req.method().clone();
+    if ![Method::POST, Method::GET, Method::HEAD, Method::DELETE].contains(&method) {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(axum::http::header::ALLOW, "GET,HEAD,POST,DELETE")],
+        )
+            .into_response();
+    }
     if stateless::is_stateless(req.headers()) {
-        stateless::handle(app, req).await.into_response()
-    } else {
-        next.run(req).await
+        return stateless::handle(app, req).await.into_response();
+    }
+    let state = State(app);
+    match method {
+        Method::POST => streamable::post(state, peer, req).await.into_response(),
+        Method::DELETE => streamable::delete(state, req).await.into_response(),
+        _ => streamable::get(state, req).await.into_response(),
     }
 }
 

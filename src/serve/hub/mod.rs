@@ -97,7 +97,7 @@ impl Gateway {
         let cfg = server_config(&self.base, server);
         let app = App::new(cfg, self.shutdown.child_token());
         tokio::spawn(app.clone().reap());
-        let router = crate::serve::mcp_routes(app.clone()).with_state(app.clone());
+        let router = crate::serve::mcp_routes().with_state(app.clone());
         Arc::new(Unit {
             server: server.clone(),
             app,
