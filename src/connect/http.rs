@@ -124,7 +124,7 @@ pub enum Outgoing {
     /// Through the reqwest client.
     Full(reqwest::RequestBuilder),
     /// Through [`super::lean::Lean`].
-    Lean(Arc<super::lean::Lean>, hyper::Request<Bytes>),
+    Lean(Arc<super::lean::Lean>, hyper::Request<Bytes>, url::Url),
 }
 
 impl From<reqwest::RequestBuilder> for Outgoing {
@@ -139,9 +139,9 @@ impl Outgoing {
     pub fn header(self, name: HeaderName, value: HeaderValue) -> Self {
         match self {
             Outgoing::Full(req) => Outgoing::Full(req.header(name, value)),
-            Outgoing::Lean(lean, mut req) => {
+            Outgoing::Lean(lean, mut req, url) => {
                 req.headers_mut().insert(name, value);
-                Outgoing::Lean(lean, req)
+                Outgoing::Lean(lean, req, url)
             }
         }
     }
@@ -169,7 +169,7 @@ async fn send_once(req: Outgoing) -> Option<Result<reqwest::Response, Failed>> {
                 Failed::Sent(Box::new(e))
             }
         }),
-        Outgoing::Lean(lean, req) => match lean.send(req).await {
+        Outgoing::Lean(lean, req, url) => match lean.send(req, url).await {
             Ok(Answer::Response(resp)) => Ok(resp),
             // Made again for reqwest, whose redirect policy applies.
             Ok(Answer::Redirect) => return None,

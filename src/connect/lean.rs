@@ -14,7 +14,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
-use reqwest::header::{ACCEPT, HOST, HeaderMap, HeaderValue, USER_AGENT};
+use reqwest::ResponseBuilderExt;
+use reqwest::header::{ACCEPT, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,7 +136,7 @@ impl Lean {
     pub fn post(
         self: &Arc<Self>,
         url: &url::Url,
-        extra: impl IntoIterator<Item = (&'static str, HeaderValue)>,
+        extra: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
         body: Bytes,
     ) -> Option<Outgoing> {
         if !self.on()
@@ -157,11 +158,15 @@ impl Lean {
             headers.insert(name, value);
         }
         *req.headers_mut() = headers;
-        Some(Outgoing::Lean(self.clone(), req))
+        Some(Outgoing::Lean(self.clone(), req, url.clone()))
     }
 
-    /// Sends `req` on an idle connection, or a new one.
-    pub async fn send(self: &Arc<Self>, req: hyper::Request<Bytes>) -> Result<Answer, LeanError> {
+    /// Sends `req`, a request to `url`, on an idle connection, or a new one.
+    pub async fn send(
+        self: &Arc<Self>,
+        req: hyper::Request<Bytes>,
+        url: url::Url,
+    ) -> Result<Answer, LeanError> {
         let mut req = req.map(Full::new);
         loop {
             let (mut sender, reused) = match self.checkout().await {
@@ -169,7 +174,7 @@ impl Lean {
                 None => (self.connect().await?, false),
             };
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.answer(resp, sender)),
+                Ok(resp) => return Ok(self.answer(resp, sender, url)),
                 Err(mut e) => match e.take_message() {
                     // Not sent: a reused connection the server had just closed. Try a new one.
                     Some(back) if reused => req = back,
@@ -179,7 +184,12 @@ impl Lean {
         }
     }
 
-    fn answer(self: &Arc<Self>, resp: hyper::Response<Incoming>, sender: Sender) -> Answer {
+    fn answer(
+        self: &Arc<Self>,
+        mut resp: hyper::Response<Incoming>,
+        sender: Sender,
+        url: url::Url,
+    ) -> Answer {
         if matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308)
             && resp.headers().contains_key(hyper::header::LOCATION)
         {
@@ -192,6 +202,14 @@ impl Lean {
             && let Some(s) = sender.take()
         {
             self.checkin(s);
+        }
+        // reqwest's conversion parses a placeholder URL (a few thousand instructions per
+        // response) unless the response names its URL, as one from its own client does.
+        if let Some(named) = hyper::http::response::Builder::new()
+            .url(url)
+            .extensions_mut()
+        {
+            resp.extensions_mut().extend(std::mem::take(named));
         }
         let lean = self.clone();
         Answer::Response(reqwest::Response::from(resp.map(|inner| {

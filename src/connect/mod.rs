@@ -98,9 +98,14 @@ impl Unsent {
         ids: Vec<jsonrpc::Id>,
         send: F,
     ) -> F::Output {
-        let cell = std::cell::RefCell::new(Some((self.clone(), ids.clone())));
-        let out = SENDING.scope(cell, send).await;
-        self.release(&ids);
+        let cell = std::cell::RefCell::new(Some((self, ids)));
+        let mut scoped = std::pin::pin!(SENDING.scope(cell, send));
+        let out = scoped.as_mut().await;
+        // Released here only if `send` did not mark them sent (which released them already).
+        let left = scoped.as_mut().take_value().and_then(|c| c.into_inner());
+        if let Some((unsent, ids)) = left {
+            unsent.release(&ids);
+        }
         out
     }
 

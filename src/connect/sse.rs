@@ -153,7 +153,7 @@ impl Sse {
             Err(f) => return self.shared.out.fail_message(&msg, &f).await,
         };
         let post = || {
-            let json = ("content-type", HeaderValue::from_static("application/json"));
+            let json = (CONTENT_TYPE, HeaderValue::from_static("application/json"));
             let lean = self.shared.lean.as_ref();
             match lean.and_then(|l| l.post(&url, [json], msg.raw.clone())) {
                 Some(req) => req,

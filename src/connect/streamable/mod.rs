@@ -8,7 +8,7 @@ use crate::jsonrpc::{self, Id, Kind, Message};
 use crate::wire::{BridgeError, LAST_EVENT_ID, PROTOCOL_VERSION, Reason, SESSION_ID};
 use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +18,10 @@ mod session;
 
 /// How many times in a row a broken stream is resumed without receiving anything new.
 const MAX_RESUMES: u32 = 5;
+
+/// The session headers as names (parsed once, not per request).
+const SESSION_ID_NAME: HeaderName = HeaderName::from_static(SESSION_ID);
+const PROTOCOL_VERSION_NAME: HeaderName = HeaderName::from_static(PROTOCOL_VERSION);
 
 #[derive(Clone, Default)]
 struct Session {
@@ -190,16 +194,20 @@ impl Streamable {
         // A new `initialize` starts a new session; it must not carry the old one.
         let session = msg.method() != Some("initialize");
         if let Some(lean) = &self.shared.lean {
-            let id = sess.id.clone().filter(|_| session).map(|v| (SESSION_ID, v));
+            let id = sess
+                .id
+                .clone()
+                .filter(|_| session)
+                .map(|v| (SESSION_ID_NAME, v));
             let version = sess.version.clone().filter(|_| session);
             let extra = [
                 Some((
-                    "accept",
+                    ACCEPT,
                     HeaderValue::from_static("application/json, text/event-stream"),
                 )),
-                Some(("content-type", HeaderValue::from_static("application/json"))),
+                Some((CONTENT_TYPE, HeaderValue::from_static("application/json"))),
                 id,
-                version.map(|v| (PROTOCOL_VERSION, v)),
+                version.map(|v| (PROTOCOL_VERSION_NAME, v)),
             ];
             let url = &self.shared.config.url;
             if let Some(req) = lean.post(url, extra.into_iter().flatten(), msg.raw.clone()) {
