@@ -15,7 +15,7 @@ use super::audit::Record;
 
 /// How long the writer gathers records after the first one of a batch arrives: the most a
 /// record waits before it is written, unless a flush, a reopen or a half-full queue hurries it.
-pub const GATHER: Duration = Duration::from_millis(20);
+pub const GATHER: Duration = Duration::from_millis(5);
 
 /// The queue (shared by the log and its writer thread).
 pub(super) struct Queue {
