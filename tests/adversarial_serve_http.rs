@@ -27,19 +27,7 @@ async fn a_flood_of_idle_and_half_sent_connections_is_bounded() {
     let gw = Serve::start(&["--max-connections", "128", "--header-timeout", "1s"]);
     let port = gw.port();
     let pid = gw.child.id();
-    let mut flood = flood(port, 2000).await;
-    // Past the cap, connections wait in the kernel's backlog (its size is the machine's): what
-    // matters is that the flood is well past --max-connections.
-    assert!(
-        flood.len() > 2 * 128,
-        "the flood itself connected ({})",
-        flood.len()
-    );
-    let fds = open_fds(pid);
-    assert!(
-        fds < 128 + 64,
-        "serve holds {fds} descriptors with --max-connections 128"
-    );
+    let mut flood = flood_past_the_cap(port, pid, 2000, 128).await;
     // A legitimate client gets through while the flood is held open.
     let s = tokio::time::timeout(Duration::from_secs(40), Session::open(&gw.mcp()))
         .await
@@ -49,6 +37,25 @@ async fn a_flood_of_idle_and_half_sent_connections_is_bounded() {
     // Connections serve accepted are closed by the header timeout, not kept forever.
     closed_by_serve(flood.swap_remove(0)).await;
     assert!(open_fds(pid) < 128 + 64);
+}
+
+/// Floods `port` with `n` connections and checks that serve (process `pid`, run with
+/// `--max-connections cap`) holds about `cap` of them, not all.
+async fn flood_past_the_cap(port: u16, pid: u32, n: usize, cap: usize) -> Vec<TcpStream> {
+    let flood = flood(port, n).await;
+    // Past the cap, connections wait in the kernel's backlog (its size is the machine's): what
+    // matters is that the flood is well past --max-connections.
+    assert!(
+        flood.len() > 2 * cap,
+        "the flood itself connected ({})",
+        flood.len()
+    );
+    let fds = open_fds(pid);
+    assert!(
+        fds < cap + 64,
+        "serve holds {fds} descriptors with --max-connections {cap}"
+    );
+    flood
 }
 
 /// Opens up to `n` connections to `port`, every other one with half a request's headers.
@@ -102,18 +109,7 @@ async fn the_gateway_bounds_connections_like_serve() {
         &["--max-connections", "16", "--header-timeout", "1s"],
         &[],
     );
-    let pid = gw.child.id();
-    let mut flood = flood(gw.port(), 300).await;
-    assert!(
-        flood.len() > 2 * 16,
-        "the flood itself connected ({})",
-        flood.len()
-    );
-    let fds = open_fds(pid);
-    assert!(
-        fds < 16 + 64,
-        "the gateway holds {fds} descriptors with --max-connections 16"
-    );
+    let mut flood = flood_past_the_cap(gw.port(), gw.child.id(), 300, 16).await;
     closed_by_serve(flood.swap_remove(0)).await;
 }
 
