@@ -196,6 +196,9 @@ fn the_denial_looks_like_an_unknown_name_and_keeps_the_id_bytes() {
 
 #[test]
 fn the_audit_name_of_a_request() {
+    let named = |method: &str, request: &[u8]| {
+        Asked::read(method, request).and_then(|a| a.name.map(|n| n.into_owned()))
+    };
     assert_eq!(named("tools/call", &call("echo")).as_deref(), Some("echo"));
     let read =
         br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}}"#;

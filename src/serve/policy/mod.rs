@@ -197,8 +197,8 @@ impl Gate {
             }
         };
         // What the request names, read once for the rules and the audit record.
-        let reads = audit.is_some() || rules.as_ref().is_some_and(|r| !r.passes_unread(method));
-        let asked = if reads {
+        let checks = rules.as_ref().is_some_and(|r| !r.passes_unread(method));
+        let asked = if checks || audit.is_some() {
             Asked::read(method, &msg.raw)
         } else {
             None
@@ -244,7 +244,7 @@ impl Gate {
             return Verdict::Answer(vec![answer]);
         }
         if let (Some(rules), Some(asked)) = (&ticket.rules, &asked)
-            && !rules.passes_unread(method)
+            && checks
             && let Err(denied) = rules.check_asked(asked, catalog)
         {
             self.denied.inc();
