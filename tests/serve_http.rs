@@ -365,3 +365,25 @@ async fn sse_round_trip() {
     assert_eq!(status, 404);
     gw.wait_log("child stopped");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_are_bounded_and_one_worker_serves() {
+    if !have_python3() {
+        return;
+    }
+    for bad in ["0", "1025", "-1", "many"] {
+        let mut cmd = std::process::Command::new(common::BIN);
+        cmd.args(["serve", &format!("--workers={bad}"), "--", "python3"])
+            .arg(common::serve::fixture());
+        let done = common::peer::run_bounded("serve --workers", &mut cmd, WAIT).unwrap();
+        assert!(!done.status.success(), "--workers {bad} was accepted");
+        assert!(done.stderr.contains("--workers"), "{}", done.stderr);
+    }
+    let gw = Serve::start(&["--workers", "1"]);
+    let s = Session::open(&gw.mcp()).await.unwrap();
+    let answer = s
+        .request(call_msg(json!(2), "echo", json!({"text": "one worker"})))
+        .await
+        .unwrap();
+    assert!(answer.to_string().contains("one worker"), "{answer}");
+}
