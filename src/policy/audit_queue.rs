@@ -75,6 +75,10 @@ impl Queue {
     /// Asks for everything queued so far to be written; `ack` is answered once it is.
     pub fn flush(&self, ack: oneshot::Sender<()>) {
         let mut st = self.lock();
+        if st.closed {
+            // The writer is gone or going: dropping `ack` answers the waiter at once.
+            return;
+        }
         st.flushes.push(ack);
         st.hurry = true;
         drop(st);
@@ -161,6 +165,19 @@ mod tests {
             request: None,
             answer: None,
         }
+    }
+
+    #[test]
+    fn a_flush_of_a_closed_queue_is_answered_at_once() {
+        let q = Queue::new(4);
+        q.close();
+        let (ack, mut done) = oneshot::channel();
+        q.flush(ack);
+        // Closed (the sender was dropped), not merely empty: the waiter is not left waiting.
+        assert_eq!(
+            done.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+        );
     }
 
     #[test]
