@@ -98,6 +98,7 @@ fn settings(quick: bool) -> Settings {
             latency_calls: 200,
             callers: 32,
             calls_per_caller: 10,
+            throughput_time: Duration::ZERO,
             payload_sizes: vec![1 << 20, 10 << 20],
             payload_reps: 1,
             target_limit: Duration::from_secs(60),
@@ -110,6 +111,7 @@ fn settings(quick: bool) -> Settings {
             latency_calls: 2000,
             callers: 32,
             calls_per_caller: 100,
+            throughput_time: Duration::from_secs(1),
             payload_sizes: vec![1 << 20, 10 << 20],
             payload_reps: 3,
             target_limit: Duration::from_secs(240),
@@ -319,7 +321,7 @@ fn header(args: &DriveArgs, s: &Settings, tools: &targets::Tools) -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
-        "## mcp-bridge benchmark{}\n\n- date: {}\n- machine: {cpu}, {cores} cores, {}\n- mcp-bridge: {}; node {}; {}\n- latency: {} sequential small tools/call after {} warm-up; throughput: {} callers × {} calls; payloads: median of {}\n",
+        "## mcp-bridge benchmark{}\n\n- date: {}\n- machine: {cpu}, {cores} cores, {}\n- mcp-bridge: {}; node {}; {}\n- latency: {} sequential small tools/call after {} warm-up; throughput: {} callers × at least {} calls, for at least {:.1} s; payloads: median of {}\n",
         if args.quick {
             " (quick mode: figures are indicative only)"
         } else {
@@ -334,6 +336,7 @@ fn header(args: &DriveArgs, s: &Settings, tools: &targets::Tools) -> String {
         s.warmup,
         s.callers,
         s.calls_per_caller,
+        s.throughput_time.as_secs_f64(),
         s.payload_reps,
     )
 }

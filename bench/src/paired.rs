@@ -256,11 +256,12 @@ pub fn report(p: &Result<Paired, String>, s: &Settings, dir: &Path, out: &mut St
     };
     let _ = writeln!(
         out,
-        "All started at once, {STARTS} times afresh. Each start: {} warm-up rounds of one call each; {} rounds in which each target, in a shuffled order, gets one untimed and {TURN} timed small calls; then each target's {} callers × {} calls in turns. Latency figures pool the {STARTS} starts.\n",
+        "All started at once, {STARTS} times afresh. Each start: {} warm-up rounds of one call each; {} rounds in which each target, in a shuffled order, gets one untimed and {TURN} timed small calls; then each target's {} callers × at least {} calls, for at least {:.1} s, in turns. Latency figures pool the {STARTS} starts.\n",
         s.warmup,
         s.latency_calls.div_ceil(TURN * STARTS),
         s.callers,
         s.calls_per_caller,
+        s.throughput_time.as_secs_f64(),
     );
     let _ = writeln!(
         out,
