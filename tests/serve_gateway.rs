@@ -389,3 +389,39 @@ async fn the_listing_shows_keyed_children_and_who_is_attached() {
     // Session ids are not listed: only the child's name (identity and key) and the counts.
     assert!(!list.to_string().contains(&a), "{list}");
 }
+
+/// Logs name the server they are about: a child started by a session's first request logs under
+/// its server's name, and so do its stderr lines, while later requests of the session run
+/// without a span of their own.
+#[tokio::test]
+async fn a_servers_children_log_under_its_name() {
+    if !have_python3() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.json");
+    let py = json!({"command": "python3", "args": [fixture()]});
+    write(
+        &file,
+        &json!({"mcpServers": {"alpha": py.clone(), "beta": py}}),
+    );
+    let gw = Serve::with_config(&file, &["--listen", "127.0.0.1:0"], &[]).unwrap();
+    let s = Session::open(&format!("{}/servers/beta/mcp", gw.url))
+        .await
+        .unwrap();
+    for id in 1..=3 {
+        let answer = s
+            .request(common::http::call_msg(
+                json!(id),
+                "echo",
+                json!({"text": "named"}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(answer["result"]["content"][0]["text"], "named");
+    }
+    let started = gw.wait_log("child started");
+    assert!(started.contains("name=beta"), "{started}");
+    let stderr = gw.wait_log("stdio fixture started");
+    assert!(stderr.contains("name=beta"), "{stderr}");
+}

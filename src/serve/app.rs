@@ -39,6 +39,9 @@ pub struct App {
     /// Children of ended sessions that have not exited yet: they still hold a process, so they
     /// count against `--max-sessions` until they are gone.
     stopping: Arc<AtomicUsize>,
+    /// What its children and sessions log under (the server's name in a gateway); none for a
+    /// plain `serve -- CMD`, whose logs need no name.
+    pub span: tracing::Span,
 }
 
 /// Why a session could not be created.
@@ -55,6 +58,11 @@ pub enum CreateError {
 impl App {
     /// The state of a gateway with no sessions yet.
     pub fn new(cfg: Config, shutdown: CancellationToken) -> Arc<App> {
+        Self::new_in(cfg, shutdown, tracing::Span::none())
+    }
+
+    /// As [`App::new`], logging under `span`.
+    pub fn new_in(cfg: Config, shutdown: CancellationToken, span: tracing::Span) -> Arc<App> {
         let bodies = crate::serve::http::BodyBudget::new(cfg.max_body_total);
         Arc::new(App {
             cfg,
@@ -67,6 +75,7 @@ impl App {
             stateless: Default::default(),
             bodies,
             stopping: Arc::default(),
+            span,
         })
     }
 

@@ -211,7 +211,11 @@ impl Keyed {
 
 fn spawn(app: &Arc<App>, key: &ChildKey) -> std::io::Result<Arc<SharedChild>> {
     let shared = Arc::new(SharedChild::default());
-    let span = tracing::info_span!("child", name = %key);
+    // Under the server's span in a gateway, whichever request happens to start the child.
+    let span = match app.span.is_none() {
+        true => tracing::info_span!("child", name = %key),
+        false => tracing::info_span!(parent: &app.span, "child", name = %key),
+    };
     let on_line = Child::messages_to(Arc::downgrade(&shared), SharedChild::dispatch);
     let app_w = Arc::downgrade(app);
     let weak = Arc::downgrade(&shared);

@@ -146,6 +146,15 @@ async fn mcp(
     peer: axum::extract::ConnectInfo<crate::net::Peer>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
+    mcp_request(app, peer, req).await
+}
+
+/// [`mcp`] for a caller that has routed the request itself (the gateway's `/servers/NAME/mcp`).
+pub(crate) async fn mcp_request(
+    app: Arc<App>,
+    peer: axum::extract::ConnectInfo<crate::net::Peer>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
     use axum::http::Method;
     let method = req.method().clone();
     if ![Method::POST, Method::GET, Method::HEAD, Method::DELETE].contains(&method) {

@@ -95,14 +95,15 @@ impl Gateway {
     /// Starts serving one server: its App, its reaper, its routes.
     fn unit(&self, server: &gateway::Server) -> Arc<Unit> {
         let cfg = server_config(&self.base, server);
-        let app = App::new(cfg, self.shutdown.child_token());
+        let span = tracing::info_span!(parent: None, "server", name = %server.name);
+        let app = App::new_in(cfg, self.shutdown.child_token(), span.clone());
         tokio::spawn(app.clone().reap());
         let router = crate::serve::mcp_routes().with_state(app.clone());
         Arc::new(Unit {
             server: server.clone(),
             app,
             router,
-            span: tracing::info_span!(parent: None, "server", name = %server.name),
+            span,
         })
     }
 
@@ -270,24 +271,44 @@ async fn forward(gw: &Gateway, name: &str, tail: &str, mut req: Request) -> Resp
         Ok(u) => u,
         Err(refusal) => return refusal.into_response(),
     };
-    let uri = match req.uri().query() {
-        Some(q) => format!("{tail}?{q}"),
-        None => tail.to_owned(),
-    };
-    match uri.parse::<Uri>() {
-        Ok(uri) => *req.uri_mut() = uri,
-        Err(_) => return not_found("not found").into_response(),
-    }
-    // Sessions and children started by this request log under the server's name.
-    let resp = match unit
-        .router
-        .clone()
-        .oneshot(req)
-        .instrument(unit.span.clone())
-        .await
-    {
-        Ok(r) => r,
-        Err(never) => match never {},
+    // The server's MCP endpoint is called straight away: no URI to rebuild, no second router.
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::net::Peer>>()
+        .cloned();
+    let resp = match peer {
+        // A request of a session needs no span of its own (entering one on every poll costs
+        // more than the rest of the routing): the session and its children log under the
+        // server's name already, and a child started later enters the server's span itself.
+        Some(peer) if tail == "/mcp" && session.is_some() => {
+            crate::serve::mcp_request(unit.app.clone(), peer, req).await
+        }
+        Some(peer) if tail == "/mcp" => {
+            crate::serve::mcp_request(unit.app.clone(), peer, req)
+                .instrument(unit.span.clone())
+                .await
+        }
+        _ => {
+            let uri = match req.uri().query() {
+                Some(q) => format!("{tail}?{q}"),
+                None => tail.to_owned(),
+            };
+            match uri.parse::<Uri>() {
+                Ok(uri) => *req.uri_mut() = uri,
+                Err(_) => return not_found("not found").into_response(),
+            }
+            // Sessions and children started by this request log under the server's name.
+            match unit
+                .router
+                .clone()
+                .oneshot(req)
+                .instrument(unit.span.clone())
+                .await
+            {
+                Ok(r) => r,
+                Err(never) => match never {},
+            }
+        }
     };
     if resp.status().is_client_error() || resp.status().is_server_error() {
         unit.app.metrics.http_errors.inc();
