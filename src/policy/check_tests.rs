@@ -218,3 +218,46 @@ fn a_huge_name_is_not_echoed_whole() {
     };
     assert!(d.response("1").len() < 1000);
 }
+
+#[test]
+fn remembered_verdicts_agree_with_the_patterns_and_a_flood_of_names_is_bounded() {
+    let r = rules(json!({"tools": {"allow": ["get_*", "echo", "*_doc"], "deny": ["get_secret*"]}}));
+    let names = [
+        "echo",
+        "get_sum",
+        "get_secret_key",
+        "rm",
+        "read_doc",
+        "",
+        "get_",
+    ];
+    let first: Vec<_> = names.iter().map(|n| r.tools.refusal(n)).collect();
+    let again: Vec<_> = names.iter().map(|n| r.tools.refusal(n)).collect();
+    assert_eq!(first, again);
+    assert_eq!(
+        first,
+        [
+            None,
+            None,
+            Some(Refusal::Denied),
+            Some(Refusal::NotAllowed),
+            None,
+            Some(Refusal::NotAllowed),
+            None
+        ]
+    );
+    // A hostile client naming endless made-up tools: verdicts stay right, memory stays bounded.
+    for i in 0..10_000 {
+        let denied = format!("get_secret{i}");
+        assert_eq!(r.tools.refusal(&denied), Some(Refusal::Denied));
+        let unknown = format!("tool{i}");
+        assert_eq!(r.tools.refusal(&unknown), Some(Refusal::NotAllowed));
+    }
+    assert!(r.tools.memo.remembered() <= crate::policy::rules::Memo::MAX);
+    let long = format!("get_{}", "x".repeat(10_000));
+    assert_eq!(r.tools.refusal(&long), None);
+    // A copy of the rules (a reload) starts with nothing remembered and still equals them.
+    let copy = (*r).clone();
+    assert_eq!(copy.tools.memo.remembered(), 0);
+    assert_eq!(copy, *r);
+}

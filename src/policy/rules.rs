@@ -30,6 +30,68 @@ pub struct Patterns {
     pub allow: Option<Vec<Glob>>,
     /// Names matching any of these are hidden, whatever `allow` says.
     pub deny: Vec<Glob>,
+    /// Verdicts already reached: a call names one of a handful of tools, and a memo lookup
+    /// costs the same however many patterns there are.
+    pub memo: Memo,
+}
+
+/// Names checked so far and their verdicts, at most [`Memo::MAX`] of them (then further names
+/// are matched every time: a client sending endless made-up names grows nothing). Belongs to
+/// one [`Patterns`]: a reload builds new rules, with an empty memo.
+#[derive(Default)]
+pub struct Memo(std::sync::RwLock<HashMap<Box<str>, Option<Refusal>>>);
+
+impl Memo {
+    /// Names remembered, at most.
+    pub const MAX: usize = 512;
+    /// Names longer than this are not remembered.
+    const LONGEST: usize = 256;
+
+    fn get(&self, name: &str) -> Option<Option<Refusal>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
+    }
+
+    fn put(&self, name: &str, verdict: Option<Refusal>) {
+        if name.len() > Self::LONGEST {
+            return;
+        }
+        let mut memo = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if memo.len() < Self::MAX {
+            memo.insert(name.into(), verdict);
+        }
+    }
+
+    /// How many names are remembered.
+    #[cfg(test)]
+    pub fn remembered(&self) -> usize {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// A copy starts with nothing remembered.
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+/// What is remembered is not part of the rules: equal patterns are equal rules.
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Memo {}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
 }
 
 /// Why a name is not exposed.
@@ -65,6 +127,16 @@ impl Patterns {
 
     /// Why `name` is not exposed, or `None` when it is.
     pub fn refusal(&self, name: &str) -> Option<Refusal> {
+        if let Some(verdict) = self.memo.get(name) {
+            return verdict;
+        }
+        let verdict = self.matched(name);
+        self.memo.put(name, verdict);
+        verdict
+    }
+
+    /// [`refusal`](Self::refusal), by the patterns themselves.
+    fn matched(&self, name: &str) -> Option<Refusal> {
         if self.deny.iter().any(|g| g.matches(name)) {
             return Some(Refusal::Denied);
         }
@@ -137,6 +209,7 @@ impl Layer {
         let kind = |k: &KindLayer| Patterns {
             allow: k.allow.clone(),
             deny: k.deny.clone().unwrap_or_default(),
+            memo: Memo::default(),
         };
         let rules = Rules {
             tools: kind(&self.tools),
