@@ -36,6 +36,22 @@ fn print_client_config(file: &Path, args: &[&str], env: &[(&str, &str)]) -> Stri
     done.stdout
 }
 
+/// A gateway on 127.0.0.1 serving the file `file` makes of the python fixture's entry; `None`
+/// without python3 (outside CI).
+fn python_gateway(file: impl FnOnce(Value) -> Value) -> Option<(tempfile::TempDir, Serve)> {
+    if !have_python3() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.json");
+    write(
+        &path,
+        &file(json!({"command": "python3", "args": [fixture()]})),
+    );
+    let gw = Serve::with_config(&path, &["--listen", "127.0.0.1:0"], &[]).unwrap();
+    Some((dir, gw))
+}
+
 async fn get_json(url: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = client().get(url);
     if let Some(t) = token {
@@ -286,14 +302,9 @@ async fn hostile_routes_do_not_escape_and_listing_needs_the_token() {
 
 #[tokio::test]
 async fn one_server_is_also_at_mcp_and_its_sse_endpoint_keeps_the_prefix() {
-    if !have_python3() {
+    let Some((_dir, gw)) = python_gateway(|py| json!({"mcpServers": {"only": py}})) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("gw.json");
-    let py = json!({"command": "python3", "args": [fixture()]});
-    write(&file, &json!({"mcpServers": {"only": py}}));
-    let gw = Serve::with_config(&file, &["--listen", "127.0.0.1:0"], &[]).unwrap();
+    };
     let s = Session::open(&format!("{}/mcp", gw.url)).await.unwrap();
     let answer = s.request(common::http::call_msg(
         json!(1),
@@ -349,17 +360,11 @@ async fn one_server_is_also_at_mcp_and_its_sse_endpoint_keeps_the_prefix() {
 
 #[tokio::test]
 async fn the_listing_shows_keyed_children_and_who_is_attached() {
-    if !have_python3() {
+    let Some((_dir, gw)) = python_gateway(
+        |py| json!({"mcpServers": {"k": py}, "mcpBridge": {"servers": {"k": {"scope": "per-key"}}}}),
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("gw.json");
-    let py = json!({"command": "python3", "args": [fixture()]});
-    write(
-        &file,
-        &json!({"mcpServers": {"k": py}, "mcpBridge": {"servers": {"k": {"scope": "per-key"}}}}),
-    );
-    let gw = Serve::with_config(&file, &["--listen", "127.0.0.1:0"], &[]).unwrap();
+    };
     let open = || async {
         let resp = client()
             .post(format!("{}/servers/k/mcp", gw.url))
@@ -395,17 +400,11 @@ async fn the_listing_shows_keyed_children_and_who_is_attached() {
 /// without a span of their own.
 #[tokio::test]
 async fn a_servers_children_log_under_its_name() {
-    if !have_python3() {
+    let Some((_dir, gw)) =
+        python_gateway(|py| json!({"mcpServers": {"alpha": py.clone(), "beta": py}}))
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("gw.json");
-    let py = json!({"command": "python3", "args": [fixture()]});
-    write(
-        &file,
-        &json!({"mcpServers": {"alpha": py.clone(), "beta": py}}),
-    );
-    let gw = Serve::with_config(&file, &["--listen", "127.0.0.1:0"], &[]).unwrap();
+    };
     let s = Session::open(&format!("{}/servers/beta/mcp", gw.url))
         .await
         .unwrap();
