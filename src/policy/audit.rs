@@ -155,8 +155,8 @@ pub struct Record {
     pub key: Option<Arc<str>>,
     /// The server's name in the gateway file.
     pub server: Option<Arc<str>>,
-    /// The JSON-RPC method.
-    pub method: String,
+    /// The JSON-RPC method (a known one without an allocation: see [`method_name`]).
+    pub method: std::borrow::Cow<'static, str>,
     /// The tool or prompt name or the resource URI.
     pub name: Option<String>,
     /// From the request's arrival to its answer.
@@ -171,6 +171,33 @@ pub struct Record {
     pub request: Option<Bytes>,
     /// The raw answer; set only when [`AuditLog::wants_arguments`].
     pub answer: Option<Bytes>,
+}
+
+/// `method` as a record keeps it: the methods a client sends a server (MCP 2024-11-05 to
+/// 2026-07-28) are shared constants; anything else is copied.
+pub fn method_name(method: &str) -> std::borrow::Cow<'static, str> {
+    const KNOWN: [&str; 16] = [
+        "tools/call",
+        "tools/list",
+        "resources/read",
+        "resources/list",
+        "resources/templates/list",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/get",
+        "prompts/list",
+        "completion/complete",
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "tasks/get",
+        "tasks/result",
+        "tasks/list",
+    ];
+    match KNOWN.iter().find(|k| **k == method) {
+        Some(k) => std::borrow::Cow::Borrowed(k),
+        None => std::borrow::Cow::Owned(method.to_owned()),
+    }
 }
 
 /// The running audit log. Cheap to share (`Arc<AuditLog>`); [`log`](Self::log) never waits.

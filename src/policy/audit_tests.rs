@@ -21,7 +21,7 @@ fn record(method: &str) -> Record {
         session: Some("s-1".into()),
         key: Some("k".into()),
         server: Some("everything".into()),
-        method: method.into(),
+        method: method.to_owned().into(),
         name: Some("echo".into()),
         duration: Duration::from_micros(1500),
         outcome: Outcome::Ok,
@@ -296,4 +296,20 @@ fn settings_are_checked() {
         bad(json!({"file": "stderr", "argument": true})).path,
         "mcpBridge.audit.argument"
     );
+}
+
+#[test]
+fn known_methods_are_kept_without_a_copy_and_others_as_sent() {
+    use std::borrow::Cow;
+    assert!(matches!(
+        super::method_name("tools/call"),
+        Cow::Borrowed("tools/call")
+    ));
+    assert!(matches!(
+        super::method_name("resources/templates/list"),
+        Cow::Borrowed(_)
+    ));
+    let odd = super::method_name("vendor/x\u{1}");
+    assert!(matches!(odd, Cow::Owned(_)));
+    assert_eq!(odd, "vendor/x\u{1}");
 }

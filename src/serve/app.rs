@@ -182,12 +182,12 @@ impl App {
                 tombs.clear();
             }
             tombs
-                .entry(session.id.clone())
+                .entry(session.id.to_string())
                 .or_insert_with(|| format!("session ended: {reason}"));
         }
         let removed = {
             let mut map = self.sessions();
-            let removed = map.remove(&session.id).is_some();
+            let removed = map.remove(&*session.id).is_some();
             // Under the table's lock, so that `create` never sees the place free in between.
             if removed && let Some(Link::Own(child)) = session.link.get() {
                 self.hold_until_exit(child.clone());

@@ -63,7 +63,7 @@ pub struct Config {
     /// How long sessions of a server a reload removed or changed may run on (`--drain-timeout`).
     pub drain_timeout: Duration,
     /// The server's name in a gateway file (`None` for `serve -- CMD`).
-    pub server_name: Option<String>,
+    pub server_name: Option<std::sync::Arc<str>>,
     /// Working directory of the child (a gateway file's `cwd`).
     pub cwd: Option<PathBuf>,
     /// A remote server: each child is an in-process `connect` relay to it instead of a process.

@@ -138,7 +138,7 @@ pub async fn post(
         .map_err(|body| Refusal::json(StatusCode::BAD_REQUEST, body))?;
     let batch = msg.batch;
     policy::forward(&app, &session, &requester, msg).await;
-    let sid = created.then_some(session.id.as_str());
+    let sid = created.then_some(&*session.id);
     match plan {
         Plan::Accepted => {
             let mut resp = StatusCode::ACCEPTED.into_response();

@@ -160,7 +160,7 @@ fn not_found(why: &str) -> Refusal {
 /// environment and working directory, and its `mcpBridge.servers.NAME` options.
 pub fn server_config(base: &Config, server: &gateway::Server) -> Config {
     let mut cfg = base.clone();
-    cfg.server_name = Some(server.name.clone());
+    cfg.server_name = Some(server.name.as_str().into());
     cfg.options = server.options.clone();
     if let Some(ttl) = server.options.session_ttl {
         cfg.session_ttl = ttl;

@@ -94,12 +94,12 @@ pub enum Verdict {
 pub struct Place<'a> {
     /// Who sent it.
     pub requester: &'a Requester,
-    /// The server's name (`""` for the one server of `serve -- CMD`).
-    pub server: &'a str,
+    /// The server's name (`None` for the one server of `serve -- CMD`).
+    pub server: Option<&'a Arc<str>>,
     /// The session id, for handshake-era sessions.
-    pub session: Option<&'a str>,
+    pub session: Option<&'a Arc<str>>,
     /// The session key the client presented, if any.
-    pub key: Option<&'a str>,
+    pub key: Option<&'a Arc<str>>,
 }
 
 impl Gate {
@@ -171,7 +171,8 @@ impl Gate {
         }
         let policy = self.policy();
         let client = at.requester.name();
-        let rules = policy.rules_for(at.server, client);
+        let server: &str = at.server.map_or("", |s| s);
+        let rules = policy.rules_for(server, client);
         let audit = self.audit();
         let limited = policy.default_rate.is_some()
             || at
@@ -206,7 +207,7 @@ impl Gate {
         let mut ticket = Ticket {
             rules,
             id: id.clone(),
-            method: method.to_owned(),
+            method: crate::policy::audit::method_name(method),
             audit: None,
             record: None,
             started: Instant::now(),
@@ -217,10 +218,10 @@ impl Gate {
                 client: at.requester.client.as_ref().map(|c| c.name.clone()),
                 peer_uid: at.requester.peer_uid,
                 peer_pid: at.requester.peer_pid,
-                session: at.session.map(Arc::from),
-                key: at.key.map(Arc::from),
-                server: (!at.server.is_empty()).then(|| Arc::from(at.server)),
-                method: method.to_owned(),
+                session: at.session.cloned(),
+                key: at.key.cloned(),
+                server: at.server.cloned(),
+                method: ticket.method.clone(),
                 name: asked
                     .as_ref()
                     .and_then(|a| a.name.as_deref().map(str::to_owned)),
@@ -250,7 +251,7 @@ impl Gate {
             self.denied.inc();
             tracing::info!(
                 client,
-                server = at.server,
+                server,
                 method,
                 rule = denied.refusal.as_str(),
                 "refused by policy"

@@ -31,11 +31,14 @@ fn call(id: u64, tool: &str) -> Message {
     )
 }
 
+static SERVER: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "everything".into());
+static SESSION: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "s1".into());
+
 fn at(requester: &Requester) -> Place<'_> {
     Place {
         requester,
-        server: "everything",
-        session: Some("s1"),
+        server: Some(&SERVER),
+        session: Some(&SESSION),
         key: None,
     }
 }

@@ -18,7 +18,7 @@ pub struct Ticket {
     pub(super) rules: Option<Arc<Rules>>,
     /// The request's id as the client sent it.
     pub(super) id: Id,
-    pub(super) method: String,
+    pub(super) method: std::borrow::Cow<'static, str>,
     pub(super) audit: Option<Arc<AuditLog>>,
     pub(super) record: Option<Box<Record>>,
     pub(super) started: Instant,

@@ -83,9 +83,9 @@ pub fn may_reach(req: &Request, name: &str) -> bool {
     }
 }
 
-/// The name the policy knows this gateway's server by.
-fn server_name(app: &App) -> &str {
-    app.cfg.server_name.as_deref().unwrap_or("")
+/// The name the policy knows this gateway's server by (`None` for `serve -- CMD`).
+fn server_name(app: &App) -> Option<&Arc<str>> {
+    app.cfg.server_name.as_ref()
 }
 
 /// Records which client opened a session: only that client may use it afterwards.
@@ -115,7 +115,7 @@ pub async fn forward(app: &App, session: &Arc<Session>, requester: &Requester, m
         requester,
         server: server_name(app),
         session: Some(&session.id),
-        key: requester.key.as_deref(),
+        key: requester.key.as_ref(),
     };
     match app.cfg.gate.inbound(at, &msg, &session.catalog) {
         Verdict::Forward(ticket) => {
@@ -144,7 +144,7 @@ pub fn admit(
         requester,
         server: server_name(app),
         session: None,
-        key: requester.key.as_deref(),
+        key: requester.key.as_ref(),
     };
     match app.cfg.gate.inbound(at, msg, catalog) {
         Verdict::Forward(ticket) => Ok(ticket),

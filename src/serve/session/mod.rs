@@ -121,7 +121,7 @@ pub enum Transport {
 #[derive(Debug)]
 pub struct Session {
     /// The `Mcp-Session-Id` (or `sessionId` of HTTP+SSE): 128 random bits in hex.
-    pub id: String,
+    pub id: Arc<str>,
     /// The transport it was opened on.
     pub transport: Transport,
     /// The span of everything logged about this session.
@@ -157,7 +157,7 @@ impl Session {
     ) -> Arc<Session> {
         let span = tracing::info_span!("session", id = %&id[..8]);
         Arc::new(Session {
-            id,
+            id: id.into(),
             transport,
             span,
             state: Mutex::new(State {
