@@ -196,39 +196,50 @@ mod tests {
         assert!(q.next(&mut got).closed);
     }
 
+    /// How long a test waits for the writer thread before it fails.
+    const BOUND: Duration = Duration::from_secs(5);
+
     #[test]
     fn records_pushed_while_the_writer_waits_all_reach_it() {
         let q = Arc::new(Queue::new(1000));
+        let (tx, rx) = std::sync::mpsc::channel();
         let writer = std::thread::spawn({
             let q = q.clone();
             move || {
-                let mut total = 0;
-                let mut batches = 0;
-                // Bounded: ten records arrive in at most ten batches.
-                while total < 10 && batches < 10 {
-                    let mut got = Vec::new();
-                    q.next(&mut got);
+                let (mut total, mut got) = (0, Vec::new());
+                loop {
+                    let batch = q.next(&mut got);
                     total += got.len();
-                    batches += 1;
+                    got.clear();
+                    if total == 10 {
+                        let _ = tx.send(total);
+                    }
+                    if batch.closed {
+                        return;
+                    }
                 }
-                total
             }
         });
         for _ in 0..10 {
             assert!(q.push(record()));
         }
-        assert_eq!(writer.join().unwrap(), 10);
+        let seen = rx.recv_timeout(BOUND);
+        // Closing ends the writer's loop whatever happened, so the join cannot hang.
+        q.close();
+        writer.join().unwrap();
+        assert_eq!(seen, Ok(10), "the ten records did not all reach the writer");
     }
 
     #[test]
     fn a_sleeping_writer_is_woken_by_the_first_push() {
         let q = Arc::new(Queue::new(1000));
+        let (tx, rx) = std::sync::mpsc::channel();
         let writer = std::thread::spawn({
             let q = q.clone();
             move || {
                 let mut got = Vec::new();
                 q.next(&mut got);
-                got.len()
+                let _ = tx.send(got.len());
             }
         });
         // Wait (bounded) until the writer has given up on its first period and sleeps.
@@ -238,7 +249,10 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(q.push(record()));
-        assert_eq!(writer.join().unwrap(), 1);
+        let woken = rx.recv_timeout(BOUND);
+        q.close();
+        writer.join().unwrap();
+        assert_eq!(woken, Ok(1), "the push did not wake the sleeping writer");
     }
 
     #[test]

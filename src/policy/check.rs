@@ -223,10 +223,10 @@ impl Rules {
     /// Checks one request (`request`: the whole message, a single JSON object; serve splits or
     /// refuses batches) before it is forwarded: the composition serve's gate makes of
     /// [`passes_unread`](Self::passes_unread), [`Asked::read`] and
-    /// [`check_asked`](Self::check_asked) (which also reuses what it read for the audit record). Methods that name nothing pass without parsing,
-    /// and so does every method whose kind has no rules. A request the gateway cannot read
-    /// (duplicate keys, a name that is not a string) is refused: the server might read it
-    /// differently.
+    /// [`check_asked`](Self::check_asked) (which also reuses what it read for the audit
+    /// record). Methods that name nothing pass without parsing, and so does every method whose
+    /// kind has no rules. A request the gateway cannot read (duplicate keys, a name that is not
+    /// a string) is refused: the server might read it differently.
     #[cfg(test)]
     pub fn check_call(
         &self,

@@ -212,9 +212,10 @@ impl Keyed {
 fn spawn(app: &Arc<App>, key: &ChildKey) -> std::io::Result<Arc<SharedChild>> {
     let shared = Arc::new(SharedChild::default());
     // Under the server's span in a gateway, whichever request happens to start the child.
-    let span = match app.span.is_none() {
-        true => tracing::info_span!("child", name = %key),
-        false => tracing::info_span!(parent: &app.span, "child", name = %key),
+    let span = if app.span.is_none() {
+        tracing::info_span!("child", name = %key)
+    } else {
+        tracing::info_span!(parent: &app.span, "child", name = %key)
     };
     let on_line = Child::messages_to(Arc::downgrade(&shared), SharedChild::dispatch);
     let app_w = Arc::downgrade(app);

@@ -277,16 +277,15 @@ async fn forward(gw: &Gateway, name: &str, tail: &str, mut req: Request) -> Resp
         .get::<axum::extract::ConnectInfo<crate::net::Peer>>()
         .cloned();
     let resp = match peer {
-        // A request of a session needs no span of its own (entering one on every poll costs
-        // more than the rest of the routing): the session and its children log under the
-        // server's name already, and a child started later enters the server's span itself.
-        Some(peer) if tail == "/mcp" && session.is_some() => {
-            crate::serve::mcp_request(unit.app.clone(), peer, req).await
-        }
         Some(peer) if tail == "/mcp" => {
-            crate::serve::mcp_request(unit.app.clone(), peer, req)
-                .instrument(unit.span.clone())
-                .await
+            let call = crate::serve::mcp_request(unit.app.clone(), peer, req);
+            // A request of a session needs no span of its own (entering one on every poll
+            // costs more than the rest of the routing): the session and its children log under
+            // the server's name already, and a child started later enters that span itself.
+            match session {
+                Some(_) => call.await,
+                None => call.instrument(unit.span.clone()).await,
+            }
         }
         _ => {
             let uri = match req.uri().query() {
