@@ -199,6 +199,19 @@ mod tests {
     /// How long a test waits for the writer thread before it fails.
     const BOUND: Duration = Duration::from_secs(5);
 
+    /// What the writer thread reported within [`BOUND`]; then closes the queue, which ends the
+    /// writer whatever happened, and joins it (so the join cannot hang).
+    fn reported<T>(
+        q: &Queue,
+        writer: std::thread::JoinHandle<()>,
+        rx: &std::sync::mpsc::Receiver<T>,
+    ) -> Result<T, std::sync::mpsc::RecvTimeoutError> {
+        let seen = rx.recv_timeout(BOUND);
+        q.close();
+        writer.join().unwrap();
+        seen
+    }
+
     #[test]
     fn records_pushed_while_the_writer_waits_all_reach_it() {
         let q = Arc::new(Queue::new(1000));
@@ -223,11 +236,11 @@ mod tests {
         for _ in 0..10 {
             assert!(q.push(record()));
         }
-        let seen = rx.recv_timeout(BOUND);
-        // Closing ends the writer's loop whatever happened, so the join cannot hang.
-        q.close();
-        writer.join().unwrap();
-        assert_eq!(seen, Ok(10), "the ten records did not all reach the writer");
+        assert_eq!(
+            reported(&q, writer, &rx),
+            Ok(10),
+            "the ten records did not all reach the writer"
+        );
     }
 
     #[test]
@@ -249,10 +262,11 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(q.push(record()));
-        let woken = rx.recv_timeout(BOUND);
-        q.close();
-        writer.join().unwrap();
-        assert_eq!(woken, Ok(1), "the push did not wake the sleeping writer");
+        assert_eq!(
+            reported(&q, writer, &rx),
+            Ok(1),
+            "the push did not wake the sleeping writer"
+        );
     }
 
     #[test]
