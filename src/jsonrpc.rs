@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 pub use crate::wire::{BRIDGE_ERROR, INVALID_REQUEST, PARSE_ERROR};
+pub use envelope::{Named, Text};
 pub use scan::{scan_request_id, scan_response_id};
 
+mod envelope;
 mod scan;
 
 /// A request id, kept as its JSON text (`1`, `"abc"`) so it can be a map key and be written back
@@ -55,6 +56,9 @@ pub struct Message {
     pub parts: Vec<Kind>,
     /// Whether the message is a JSON array (a batch).
     pub batch: bool,
+    /// Where a single message's `params.name` and `params.uri` are (all `Absent` for a batch
+    /// and for a message the bridge made itself).
+    pub named: Named,
 }
 
 /// Why a line or body could not be taken as a JSON-RPC message.
@@ -78,31 +82,20 @@ impl ParseError {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    result: Option<IgnoredAny>,
-    #[serde(default)]
-    error: Option<IgnoredAny>,
-}
-
 fn classify(value: &RawValue) -> Result<Kind, ParseError> {
     if !value.get().trim_start().starts_with('{') {
         return Err(ParseError::NotJsonRpc(
             "a JSON-RPC message must be an object".into(),
         ));
     }
-    classify_text(value.get())
+    classify_text(value.get()).map(|(kind, _)| kind)
 }
 
 /// Classifies one JSON object. Syntax errors are parse errors; a well-formed object that does
-/// not have the shape of a JSON-RPC message is an invalid request.
-fn classify_text(text: &str) -> Result<Kind, ParseError> {
-    let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
+/// not have the shape of a JSON-RPC message is an invalid request. Also says where its
+/// `params.name` and `params.uri` are in `text`.
+fn classify_text(text: &str) -> Result<(Kind, Named), ParseError> {
+    let env = envelope::read(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ParseError::NotJsonRpc(format!("malformed message: {e}"))
         }
@@ -119,20 +112,21 @@ fn classify_text(text: &str) -> Result<Kind, ParseError> {
             ));
         }
     }
-    match (env.method, id) {
-        (Some(method), Some(id)) => Ok(Kind::Request { id, method }),
-        (Some(method), None) => Ok(Kind::Notification { method }),
-        (None, Some(id)) if env.result.is_some() || env.error.is_some() => {
-            Ok(Kind::Response { id })
-        }
+    let kind = match (env.method, id) {
+        (Some(method), Some(id)) => Kind::Request { id, method },
+        (Some(method), None) => Kind::Notification { method },
+        (None, Some(id)) if env.result || env.error => Kind::Response { id },
         // serde reads `"id": null` as no id: an error answering an unparseable request.
-        (None, None) if env.error.is_some() => Ok(Kind::Response {
+        (None, None) if env.error => Kind::Response {
             id: Id("null".into()),
-        }),
-        _ => Err(ParseError::NotJsonRpc(
-            "neither a request (method), nor a response (id with result or error)".into(),
-        )),
-    }
+        },
+        _ => {
+            return Err(ParseError::NotJsonRpc(
+                "neither a request (method), nor a response (id with result or error)".into(),
+            ));
+        }
+    };
+    Ok((kind, env.named))
 }
 
 /// Parses one message (or batch). `raw` must hold the whole message and nothing else.
@@ -142,11 +136,12 @@ pub fn parse(raw: Bytes) -> Result<Message, ParseError> {
     let first = text.trim_start().as_bytes().first().copied();
     if first == Some(b'{') {
         // One pass: the envelope parse also checks that the whole text is JSON.
-        let kind = classify_text(text)?;
+        let (kind, named) = classify_text(text)?;
         return Ok(Message {
             raw,
             parts: vec![kind],
             batch: false,
+            named,
         });
     }
     let value: &RawValue =
@@ -165,6 +160,7 @@ pub fn parse(raw: Bytes) -> Result<Message, ParseError> {
             raw,
             parts,
             batch: true,
+            named: Named::default(),
         });
     }
     Err(ParseError::NotJsonRpc(
@@ -202,6 +198,16 @@ impl Message {
             Kind::Response { id } => Some(id),
             _ => None,
         })
+    }
+
+    /// The text of `params.name` or `params.uri` (from [`named`](Self::named)); `None` when it
+    /// is absent or not one readable string.
+    pub fn text<'a>(&'a self, text: &'a Text) -> Option<&'a str> {
+        match text {
+            Text::At(start, end) => std::str::from_utf8(self.raw.get(*start..*end)?).ok(),
+            Text::Decoded(s) => Some(s),
+            Text::Absent | Text::Unreadable => None,
+        }
     }
 
     /// Whether the message holds at least one request.
@@ -339,6 +345,60 @@ mod tests {
                 id: Id("null".into())
             }
         );
+    }
+
+    #[test]
+    fn the_names_a_request_gives_are_found_in_the_same_pass() {
+        let names = |s: &str| {
+            let m = parse(Bytes::from(s.to_owned())).unwrap();
+            let got = |t: &Text| m.text(t).map(str::to_owned);
+            (got(&m.named.name), got(&m.named.uri), m.named.clone())
+        };
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"name":"inner"},"name":"echo"}}"#;
+        assert_eq!(names(call).0.as_deref(), Some("echo"));
+        assert!(matches!(names(call).2.name, Text::At(..)));
+        let read = r#"{"id":1,"method":"resources/read","params":{"uri":"file:///a"}}"#;
+        assert_eq!(names(read).1.as_deref(), Some("file:///a"));
+        // An escaped name (or key) is read as the server reads it.
+        let escaped = r#"{"id":1,"method":"tools/call","params":{"n\u0061me":"get_\u0073ecret"}}"#;
+        assert_eq!(names(escaped).0.as_deref(), Some("get_secret"));
+        // Given twice, or not a string: there, but unreadable; the message still parses.
+        for odd in [
+            r#"{"id":1,"method":"tools/call","params":{"name":"ok","name":"x"}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":"ok","n\u0061me":"x"}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":"ok"},"params":{"name":"x"}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":7}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":null}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":["x"]}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":{"a":"x"}}}"#,
+            r#"{"id":1,"method":"tools/call","params":["x"]}"#,
+            r#"{"id":1,"method":"tools/call","params":"x"}"#,
+        ] {
+            let (name, _, named) = names(odd);
+            assert_eq!((name, named.name), (None, Text::Unreadable), "{odd}");
+        }
+        assert_eq!(
+            names(r#"{"id":1,"method":"tools/list"}"#).2,
+            Named::default()
+        );
+        // A batch's parts are not read for names.
+        let batch = parse(Bytes::from_static(
+            br#"[{"id":1,"method":"tools/call","params":{"name":"echo"}}]"#,
+        ))
+        .unwrap();
+        assert_eq!(batch.named, Named::default());
+        // The members the envelope needs stay strict, as before.
+        for bad in [
+            r#"{"id":1,"id":2,"method":"m"}"#,
+            r#"{"id":1,"method":"m","method":"n"}"#,
+            r#"{"id":1,"method":7}"#,
+        ] {
+            assert!(matches!(kind(bad), Err(ParseError::NotJsonRpc(_))), "{bad}");
+        }
+        assert!(matches!(
+            kind(r#"{"id":1,"method":"m","params":{"name":"x"}} x"#),
+            Err(ParseError::NotJson(_))
+        ));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::rules::{Refusal, Rules};
-use crate::jsonrpc::{self, Id};
+use crate::jsonrpc::{self, Id, Message};
 
 /// What servers answer for an unknown tool or prompt (the TypeScript SDK's InvalidParams).
 pub const UNKNOWN_NAME: i64 = -32602;
@@ -132,10 +132,6 @@ struct Request<'a> {
 
 #[derive(Deserialize)]
 struct Params<'a> {
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    uri: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "ref")]
     reference: Option<Reference<'a>>,
 }
@@ -164,25 +160,22 @@ pub struct Asked<'a> {
 }
 
 impl<'a> Asked<'a> {
-    /// Reads `params.name` of `tools/call` and `prompts/get`, `params.uri` of `resources/*`,
-    /// the reference of `completion/complete`; `None` for other methods (which are not parsed).
-    pub fn read(method: &str, request: &'a [u8]) -> Option<Asked<'a>> {
-        let (subject, by_uri) = match method {
-            "tools/call" => (Subject::Tool, false),
-            "prompts/get" => (Subject::Prompt, false),
+    /// What `msg` (a single request of `method`) names: `params.name` of `tools/call` and
+    /// `prompts/get` and `params.uri` of `resources/*`, as the envelope's pass found them; the
+    /// reference of `completion/complete`, which is parsed here. `None` for other methods.
+    pub fn of(method: &str, msg: &'a Message) -> Option<Asked<'a>> {
+        let (subject, text) = match method {
+            "tools/call" => (Subject::Tool, &msg.named.name),
+            "prompts/get" => (Subject::Prompt, &msg.named.name),
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                (Subject::Resource, true)
+                (Subject::Resource, &msg.named.uri)
             }
-            "completion/complete" => return Some(Asked::completion(request)),
+            "completion/complete" => return Some(Asked::completion(&msg.raw)),
             _ => return None,
         };
-        let params = serde_json::from_slice::<Request<'_>>(request)
-            .ok()
-            .and_then(|r| r.params);
-        let name = params.and_then(|p| if by_uri { p.uri } else { p.name });
         Some(Asked {
             subject,
-            name,
+            name: msg.text(text).map(Cow::Borrowed),
             odd_reference: false,
         })
     }
@@ -222,7 +215,7 @@ impl<'a> Asked<'a> {
 impl Rules {
     /// Checks one request (`request`: the whole message, a single JSON object; serve splits or
     /// refuses batches) before it is forwarded: the composition serve's gate makes of
-    /// [`passes_unread`](Self::passes_unread), [`Asked::read`] and
+    /// [`passes_unread`](Self::passes_unread), [`Asked::of`] and
     /// [`check_asked`](Self::check_asked) (which also reuses what it read for the audit
     /// record). Methods that name nothing pass without parsing, and so does every method whose
     /// kind has no rules. A request the gateway cannot read (duplicate keys, a name that is not
@@ -237,7 +230,8 @@ impl Rules {
         if self.passes_unread(method) {
             return Ok(());
         }
-        match Asked::read(method, request) {
+        let msg = tests::parsed(request);
+        match Asked::of(method, &msg) {
             Some(asked) => self.check_asked(&asked, catalog),
             None => Ok(()),
         }
@@ -257,7 +251,7 @@ impl Rules {
         }
     }
 
-    /// Checks what a request names, already read with [`Asked::read`]; call it only when
+    /// Checks what a request names, already read with [`Asked::of`]; call it only when
     /// [`passes_unread`](Self::passes_unread) is false.
     pub fn check_asked(&self, asked: &Asked<'_>, catalog: &ToolCatalog) -> Result<(), Denied> {
         let subject = asked.subject;

@@ -200,7 +200,7 @@ impl Gate {
         // What the request names, read once for the rules and the audit record.
         let checks = rules.as_ref().is_some_and(|r| !r.passes_unread(method));
         let asked = if checks || audit.is_some() {
-            Asked::read(method, &msg.raw)
+            Asked::of(method, msg)
         } else {
             None
         };

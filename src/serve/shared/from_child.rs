@@ -153,6 +153,7 @@ impl SharedChild {
                 raw: raw.clone(),
                 parts: msg.parts.clone(),
                 batch: msg.batch,
+                named: Default::default(),
             });
         }
     }
@@ -195,6 +196,7 @@ impl SharedChild {
                 raw: line,
                 parts: vec![Kind::Response { id: o.client_id }],
                 batch: false,
+                named: Default::default(),
             });
         }
         for (s, reply) in waiters {
