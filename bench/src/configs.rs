@@ -7,7 +7,7 @@ use crate::gateway::free_port;
 use crate::measure::Target;
 use crate::paired::{Diff, Paired, signed};
 use crate::report::Row;
-use crate::targets::{BARE, Tools, gateway_at};
+use crate::targets::{BARE, RELAY, Tools, gateway_at};
 use serde_json::{Value, json};
 use std::fmt::Write;
 use std::path::Path;
@@ -112,8 +112,14 @@ fn gateway_file(tools: &Tools, audit: Option<&Path>, per_key: bool) -> Value {
 }
 
 /// The layer comparisons: (with the layer, without it, what the difference is).
-pub const PAIRS: [(&str, &str, &str); 6] = [
+pub const PAIRS: [(&str, &str, &str); 8] = [
     (PLAIN, BARE, "serve − bare HTTP round trip"),
+    (
+        RELAY,
+        BARE,
+        "bare relay to the stdio server − bare HTTP round trip",
+    ),
+    (PLAIN, RELAY, "serve − bare relay to the stdio server"),
     (
         BY_NAME,
         PLAIN,
@@ -210,6 +216,19 @@ pub fn costs(rows: &[Row], paired: Option<&Paired>, dir: &Path, out: &mut String
         "- issue 16: serve p50 at most 40 µs above a bare HTTP round trip: {} µs{how}, holds: {holds}",
         above.map_or("n/a".into(), |v| format!("{v:.0}")),
     );
+    // What of that distance any gateway to a stdio server has here, and what is serve's own.
+    if let (Some(p), Some(floor), Some(own)) =
+        (paired, paired_diff(RELAY, BARE), paired_diff(PLAIN, RELAY))
+    {
+        let _ = writeln!(
+            out,
+            "- issue 16: of that, the floor of any HTTP gateway to a stdio server (bare relay − bare round trip): {:+.0} µs{}; serve's own part (serve − bare relay): {:+.0} µs{}",
+            floor.p50,
+            paired_note(&floor, &p.p50_diffs(RELAY, BARE)),
+            own.p50,
+            paired_note(&own, &p.p50_diffs(PLAIN, RELAY)),
+        );
+    }
     let paired_share = paired.and_then(|p| p.calls(PER_KEY).zip(p.calls(PLAIN)));
     let (share, how) = match paired_share {
         Some((a, b)) => (Some(100.0 * a / b), " (paired run below, medians)"),

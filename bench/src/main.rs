@@ -185,8 +185,7 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
     let mut serve_rows = Vec::new();
     if args.serve {
         for mut target in targets::serve_targets(&tools, &base, &logs) {
-            let baseline = target.name.starts_with("stdio server") || target.name == targets::BARE;
-            if !(wanted(&target.name) || baseline) {
+            if !(wanted(&target.name) || targets::is_baseline(&target.name)) {
                 continue;
             }
             skip_peer_if_quick(&args, &mut target);
@@ -203,7 +202,9 @@ async fn drive(args: DriveArgs) -> anyhow::Result<()> {
     let layers = || -> Vec<measure::Target> {
         targets::serve_targets(&tools, &base, &paired_dir)
             .into_iter()
-            .filter(|t| paired::is_layer(&t.name) && (wanted(&t.name) || t.name == targets::BARE))
+            .filter(|t| {
+                paired::is_layer(&t.name) && (wanted(&t.name) || targets::is_baseline(&t.name))
+            })
             .collect()
     };
     let paired = if args.serve && layers().len() >= 2 {

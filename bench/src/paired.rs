@@ -9,7 +9,7 @@
 
 use crate::configs::{self, PAIRS, PLAIN};
 use crate::measure::{self, Conn, INIT_PARAMS, Settings, Target};
-use crate::targets::BARE;
+use crate::targets::{BARE, RELAY};
 use anyhow::Context;
 use std::fmt::Write;
 use std::path::Path;
@@ -332,7 +332,7 @@ pub fn signed(v: &[f64]) -> String {
 
 /// Whether `name` is one of the paired run's targets.
 pub fn is_layer(name: &str) -> bool {
-    name == BARE || PAIRS.iter().any(|(a, b, _)| *a == name || *b == name)
+    name == BARE || name == RELAY || PAIRS.iter().any(|(a, b, _)| *a == name || *b == name)
 }
 
 #[cfg(test)]

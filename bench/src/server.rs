@@ -1,7 +1,8 @@
 //! The fixed remote MCP server every figure is measured against: Streamable HTTP with JSON
 //! answers on `/mcp`, legacy HTTP+SSE on `/sse` + `/messages`, and `/bench/mark`, which tells the
-//! driver when the first MCP request arrived after a mark (the startup figure), and
-//! `/bench/bare`, a fixed small JSON answer with no MCP processing (the bare HTTP round trip).
+//! driver when the first MCP request arrived after a mark (the startup figure),
+//! `/bench/bare`, a fixed small JSON answer with no MCP processing (the bare HTTP round trip),
+//! and `/bench/relay`, the least an HTTP gateway to a stdio server can do (see [`relay`]).
 
 use crate::mcp::{self, Reply};
 use axum::Router;
@@ -11,13 +12,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::AsyncBufReadExt;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Default)]
 struct Server {
@@ -26,6 +27,8 @@ struct Server {
     streams: Mutex<HashMap<String, mpsc::Sender<Bytes>>>,
     /// Microseconds since the epoch of the first MCP request after the last mark (0: none yet).
     first_request: AtomicU64,
+    /// The stdio server behind `/bench/relay`, started with the first request there.
+    relay: tokio::sync::OnceCell<Relay>,
 }
 
 impl Server {
@@ -59,6 +62,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         .route("/messages", post(sse_message))
         .route("/bench/mark", get(mark_read).post(mark_reset))
         .route("/bench/bare", post(bare))
+        .route("/bench/relay", post(relay))
         .layer(DefaultBodyLimit::max(mcp::MAX_PAYLOAD * 2))
         .with_state(Arc::new(Server::default()));
     let stdin_closed = async {
@@ -165,6 +169,92 @@ async fn bare(_body: Bytes) -> Response {
         BARE_ANSWER,
     )
         .into_response()
+}
+
+/// The stdio server (this program's `stdio-server`) behind `/bench/relay`.
+struct Relay {
+    /// Its stdin, held while a request is written and its place in `waiting` taken.
+    stdin: tokio::sync::Mutex<tokio::process::ChildStdin>,
+    /// Who waits for each answer still to come, in the order the requests were written: the
+    /// stdio server answers in order, so no id is read.
+    waiting: Arc<Mutex<VecDeque<oneshot::Sender<Bytes>>>>,
+    _child: tokio::process::Child,
+}
+
+impl Relay {
+    fn start() -> std::io::Result<Relay> {
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("stdio-server")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(std::io::Error::other("the stdio server has no pipes"));
+        };
+        let waiting: Arc<Mutex<VecDeque<oneshot::Sender<Bytes>>>> = Arc::default();
+        let answers = waiting.clone();
+        tokio::spawn(async move {
+            let mut out = tokio::io::BufReader::with_capacity(1 << 16, stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match out.read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                line.pop();
+                let next = answers.lock().expect("relay queue").pop_front();
+                if let Some(tx) = next {
+                    let _ = tx.send(Bytes::copy_from_slice(&line));
+                }
+            }
+        });
+        Ok(Relay {
+            stdin: tokio::sync::Mutex::new(stdin),
+            waiting,
+            _child: child,
+        })
+    }
+}
+
+/// The least any HTTP gateway to a stdio MCP server does: the body goes to the one stdio server
+/// as a line (one write) and its answer line comes back as the response, with nothing read,
+/// checked, routed or recorded. Its distance from the bare round trip is what a pipe hop and a
+/// second process cost on this machine. The benchmark's requests carry `"id":` and its
+/// notifications do not; a notification gets 202 without waiting, as the server answers none.
+async fn relay(State(s): State<Arc<Server>>, body: Bytes) -> Response {
+    let Ok(relay) = s.relay.get_or_try_init(|| async { Relay::start() }).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let mut line = Vec::with_capacity(body.len() + 1);
+    line.extend_from_slice(&body);
+    line.push(b'\n');
+    let request = body.windows(5).any(|w| w == b"\"id\":");
+    let (tx, rx) = oneshot::channel();
+    {
+        let mut stdin = relay.stdin.lock().await;
+        if request {
+            relay.waiting.lock().expect("relay queue").push_back(tx);
+        }
+        if stdin.write_all(&line).await.is_err() {
+            return StatusCode::BAD_GATEWAY.into_response();
+        }
+    }
+    if !request {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    match rx.await {
+        Ok(answer) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            answer,
+        )
+            .into_response(),
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
 }
 
 async fn mark_reset(State(s): State<Arc<Server>>) -> StatusCode {

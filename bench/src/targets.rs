@@ -209,6 +209,11 @@ pub fn serve_targets(tools: &Tools, base: &str, dir: &Path) -> Vec<Target> {
             via: Via::Bare(format!("{base}/bench/bare")),
             unavailable: None,
         },
+        Target {
+            name: RELAY.into(),
+            via: Via::Bare(format!("{base}/bench/relay")),
+            unavailable: None,
+        },
     ];
     let port = || free_port().unwrap_or(0);
     let p = port();
@@ -262,6 +267,14 @@ pub fn serve_targets(tools: &Tools, base: &str, dir: &Path) -> Vec<Target> {
 
 /// The bare HTTP round trip's row.
 pub const BARE: &str = "bare HTTP round trip (axum, fixed JSON)";
+/// The floor of any HTTP gateway to a stdio server: the bare round trip plus one pipe hop each
+/// way to the stdio server, nothing read or checked (the benchmark server's `/bench/relay`).
+pub const RELAY: &str = "bare relay to the stdio server (axum + pipe, nothing else)";
+
+/// Whether `name` is a baseline row, measured whenever serve is.
+pub fn is_baseline(name: &str) -> bool {
+    name.starts_with("stdio server") || name == BARE || name == RELAY
+}
 
 fn shell_words(program: &Path, args: &[String]) -> String {
     std::iter::once(program.display().to_string())
