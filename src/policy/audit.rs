@@ -158,7 +158,7 @@ pub struct Record {
     /// The JSON-RPC method (a known one without an allocation: see [`method_name`]).
     pub method: std::borrow::Cow<'static, str>,
     /// The tool or prompt name or the resource URI.
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// From the request's arrival to its answer.
     pub duration: Duration,
     /// How it ended.
@@ -171,6 +171,55 @@ pub struct Record {
     pub request: Option<Bytes>,
     /// The raw answer; set only when [`AuditLog::wants_arguments`].
     pub answer: Option<Bytes>,
+}
+
+/// A tool or prompt name or a resource URI as a record keeps it: up to [`Name::INLINE`] bytes
+/// inside the record, so that the common case allocates nothing on the request's thread for
+/// the writer's thread to free (which starves the allocator's per-thread cache on the request
+/// path); longer ones on the heap.
+#[derive(Clone)]
+pub enum Name {
+    /// A short name: its length and bytes.
+    Inline(u8, [u8; Name::INLINE]),
+    /// A longer one.
+    Heap(Box<str>),
+}
+
+impl Name {
+    /// The longest name kept inline.
+    pub const INLINE: usize = 46;
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        if s.len() <= Name::INLINE {
+            let mut bytes = [0; Name::INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline(s.len() as u8, bytes)
+        } else {
+            Name::Heap(s.into())
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            // Copied whole from a `str` at a char boundary: always valid.
+            Name::Inline(len, bytes) => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
 }
 
 /// `method` as a record keeps it: the methods a client sends a server (MCP 2024-11-05 to

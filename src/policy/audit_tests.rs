@@ -313,3 +313,18 @@ fn known_methods_are_kept_without_a_copy_and_others_as_sent() {
     assert!(matches!(odd, Cow::Owned(_)));
     assert_eq!(odd, "vendor/x\u{1}");
 }
+
+#[test]
+fn names_short_and_long_read_back_whole() {
+    let at_limit = "é".repeat(Name::INLINE / 2);
+    let over = "é".repeat(Name::INLINE / 2 + 1);
+    let long = format!("file:///{}", "x".repeat(10_000));
+    for s in ["", "echo", at_limit.as_str(), over.as_str(), long.as_str()] {
+        let name = Name::from(s);
+        assert_eq!(&*name, s);
+        assert_eq!(&*name.clone(), s);
+        assert_eq!(format!("{name:?}"), format!("{s:?}"));
+    }
+    assert!(matches!(Name::from(at_limit.as_str()), Name::Inline(..)));
+    assert!(matches!(Name::from(over.as_str()), Name::Heap(_)));
+}

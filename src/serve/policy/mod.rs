@@ -12,7 +12,7 @@ pub use wiring::{admit, check_owner, claim, forward, gate_of, identify, may_reac
 
 use crate::jsonrpc::{Id, Kind, Message};
 use crate::policy::Policy;
-use crate::policy::audit::{AuditConfig, AuditLog, Outcome, Record};
+use crate::policy::audit::{AuditConfig, AuditLog, Name, Outcome, Record};
 use crate::policy::check::{Asked, ToolCatalog};
 use crate::policy::clients::Client;
 use crate::policy::ratelimit::RateLimiter;
@@ -224,7 +224,7 @@ impl Gate {
                 method: ticket.method.clone(),
                 name: asked
                     .as_ref()
-                    .and_then(|a| a.name.as_deref().map(str::to_owned)),
+                    .and_then(|a| a.name.as_deref().map(Name::from)),
                 duration: Default::default(),
                 outcome: Outcome::Ok,
                 bytes_in: msg.raw.len() as u64,
