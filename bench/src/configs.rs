@@ -1,6 +1,7 @@
 //! serve's configurations beyond `serve -- CMD`, each in front of the same stdio server: a
-//! gateway file with three servers, the measured one reached by name; the same with a tool
-//! policy of 20 patterns and the audit log on; and that with `per-key` scope and a session key.
+//! gateway file with three servers, the measured one reached by name (and an identical copy);
+//! the same with a tool policy of 20 patterns and the audit log on, with each of the two alone,
+//! and with `per-key` scope and a session key.
 //! Then what each layer costs: the differences between their rows and the bare HTTP round trip.
 
 use crate::gateway::free_port;
@@ -21,6 +22,10 @@ pub const BY_NAME: &str = "mcp-bridge serve --config (3 servers, by name)";
 pub const TWIN: &str = "mcp-bridge serve --config (3 servers, by name), identical copy";
 /// [`BY_NAME`] with a 20-pattern tool policy and the audit log.
 pub const POLICY: &str = "mcp-bridge serve --config + policy + audit";
+/// [`BY_NAME`] with the 20-pattern tool policy alone: the rules' part of [`POLICY`].
+pub const RULES_ONLY: &str = "mcp-bridge serve --config + policy, no audit";
+/// [`BY_NAME`] with the audit log alone: the audit line's part of [`POLICY`].
+pub const AUDIT_ONLY: &str = "mcp-bridge serve --config + audit, no policy";
 /// [`POLICY`] with `per-key` scope, driven with a session key.
 pub const PER_KEY: &str = "mcp-bridge serve --config + per-key + policy + audit";
 
@@ -52,18 +57,21 @@ const DENY: [&str; 10] = [
 
 /// The gateway-file targets, their files written to `dir`.
 pub fn serve_configs(tools: &Tools, dir: &Path) -> Vec<Target> {
+    // (row, file name, tool policy, audit log, per-key)
     let variants = [
-        (BY_NAME, "by-name", false, false),
-        (TWIN, "by-name-twin", false, false),
-        (POLICY, "policy", true, false),
-        (PER_KEY, "per-key", true, true),
+        (BY_NAME, "by-name", false, false, false),
+        (TWIN, "by-name-twin", false, false, false),
+        (POLICY, "policy", true, true, false),
+        (RULES_ONLY, "rules-only", true, false, false),
+        (AUDIT_ONLY, "audit-only", false, true, false),
+        (PER_KEY, "per-key", true, true, true),
     ];
     variants
         .into_iter()
-        .map(|(name, slug, policy, per_key)| {
+        .map(|(name, slug, rules, audit, per_key)| {
             let file = dir.join(format!("{slug}.json"));
-            let audit = policy.then(|| dir.join(format!("audit-{slug}.jsonl")));
-            let text = gateway_file(tools, audit.as_deref(), per_key);
+            let audit = audit.then(|| dir.join(format!("audit-{slug}.jsonl")));
+            let text = gateway_file(tools, rules, audit.as_deref(), per_key);
             let cmd = std::fs::write(&file, text.to_string())
                 .map_err(|e| format!("cannot write {}: {e}", file.display()))
                 .and_then(|()| tools.bridge());
@@ -89,16 +97,18 @@ pub fn serve_configs(tools: &Tools, dir: &Path) -> Vec<Target> {
 }
 
 /// A gateway file (README: "The gateway file") with three entries of the stdio server.
-fn gateway_file(tools: &Tools, audit: Option<&Path>, per_key: bool) -> Value {
+fn gateway_file(tools: &Tools, rules: bool, audit: Option<&Path>, per_key: bool) -> Value {
     let server = tools.stdio_server();
     let entry = json!({"command": server.program, "args": server.args});
     let mut driven = serde_json::Map::new();
     let mut bridge = serde_json::Map::new();
-    if let Some(audit) = audit {
+    if rules {
         driven.insert(
             "policy".into(),
             json!({"tools": {"allow": ALLOW, "deny": DENY}}),
         );
+    }
+    if let Some(audit) = audit {
         bridge.insert("audit".into(), json!({ "file": audit }));
     }
     if per_key {
@@ -112,7 +122,7 @@ fn gateway_file(tools: &Tools, audit: Option<&Path>, per_key: bool) -> Value {
 }
 
 /// The layer comparisons: (with the layer, without it, what the difference is).
-pub const PAIRS: [(&str, &str, &str); 8] = [
+pub const PAIRS: [(&str, &str, &str); 10] = [
     (PLAIN, BARE, "serve − bare HTTP round trip"),
     (
         RELAY,
@@ -130,6 +140,12 @@ pub const PAIRS: [(&str, &str, &str); 8] = [
         BY_NAME,
         "policy (20 patterns) + audit − routing by name",
     ),
+    (
+        RULES_ONLY,
+        BY_NAME,
+        "policy (20 patterns), no audit − routing by name",
+    ),
+    (AUDIT_ONLY, BY_NAME, "audit, no policy − routing by name"),
     (PER_KEY, POLICY, "per-key scope − policy + audit"),
     (PER_KEY, PLAIN, "per-key + policy + audit − `serve -- CMD`"),
     (
@@ -246,27 +262,26 @@ pub fn costs(rows: &[Row], paired: Option<&Paired>, dir: &Path, out: &mut String
         share.map_or("n/a".into(), |v| format!("{v:.0}%")),
         verdict(share.map(|v| v >= 95.0)),
     );
+    // Two identical gateways are told apart by the method too (where the processes landed, in
+    // which order they run): a layer is measurable only beyond that.
+    let control = paired_diff(BY_NAME, TWIN);
+    let beyond = |d: &Diff| match &control {
+        Some(c) if d.ci.0 > c.ci.1 || d.ci.1 < c.ci.0 => "**yes**",
+        Some(_) => "no",
+        None => "n/a",
+    };
     match paired.zip(paired_diff(POLICY, BY_NAME)) {
         Some((p, d)) => {
-            // Two identical gateways are told apart by the method too (where the processes
-            // landed, in which order they run): a layer is measurable only beyond that.
-            let control = paired_diff(BY_NAME, TWIN);
-            let (aa, beyond) = match &control {
-                Some(c) => (
-                    format!(
-                        "; A/A control (routing by name against an identical copy): median {:+.0} µs, 95% interval {:+.0} … {:+.0}",
-                        c.median, c.ci.0, c.ci.1
-                    ),
-                    match d.ci.0 > c.ci.1 || d.ci.1 < c.ci.0 {
-                        true => "**yes**",
-                        false => "no",
-                    },
-                ),
-                None => (String::new(), "n/a"),
-            };
+            let aa = control.as_ref().map_or(String::new(), |c| {
+                format!(
+                    "; A/A control (routing by name against an identical copy): median {:+.0} µs, 95% interval {:+.0} … {:+.0}",
+                    c.median, c.ci.0, c.ci.1
+                )
+            });
+            let apart = beyond(&d);
             let _ = writeln!(
                 out,
-                "- issue 13: a policy check (20 patterns) + an audit line, over routing by name (paired run below): median of paired differences {:+.0} µs, 95% interval {:+.0} … {:+.0} (p50 − p50: {:+.0} µs; each start {}){aa}; the interval excludes 0: {}; measurable beyond the A/A control (the two intervals are apart): {beyond}",
+                "- issue 13: a policy check (20 patterns) + an audit line, over routing by name (paired run below): median of paired differences {:+.0} µs, 95% interval {:+.0} … {:+.0} (p50 − p50: {:+.0} µs; each start {}){aa}; the interval excludes 0: {}; measurable beyond the A/A control (the two intervals are apart): {apart}",
                 d.median,
                 d.ci.0,
                 d.ci.1,
@@ -277,6 +292,24 @@ pub fn costs(rows: &[Row], paired: Option<&Paired>, dir: &Path, out: &mut String
                 } else {
                     "no"
                 },
+            );
+            // Its two parts, each alone over routing by name.
+            let part = |name| {
+                paired_diff(name, BY_NAME).map_or("n/a".into(), |d: Diff| {
+                    format!(
+                        "{:+.0} µs (95% interval {:+.0} … {:+.0}; measurable beyond the A/A control: {})",
+                        d.median,
+                        d.ci.0,
+                        d.ci.1,
+                        beyond(&d)
+                    )
+                })
+            };
+            let _ = writeln!(
+                out,
+                "- issue 13, the two parts alone over routing by name (medians of paired differences): the policy check {}; the audit line {}",
+                part(RULES_ONLY),
+                part(AUDIT_ONLY),
             );
         }
         None => {
@@ -290,8 +323,9 @@ pub fn costs(rows: &[Row], paired: Option<&Paired>, dir: &Path, out: &mut String
     let lines = |slug| audit_lines(dir, slug).map_or("n/a".into(), |n| n.to_string());
     let _ = writeln!(
         out,
-        "- audit lines written (one per request): policy + audit {}, per-key + policy + audit {}",
+        "- audit lines written (one per request): policy + audit {}, audit alone {}, per-key + policy + audit {}",
         lines("policy"),
+        lines("audit-only"),
         lines("per-key"),
     );
 }

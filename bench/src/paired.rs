@@ -315,8 +315,9 @@ pub fn report(p: &Result<Paired, String>, s: &Settings, dir: &Path, out: &mut St
     let lines = |slug| configs::audit_lines(dir, slug).map_or("n/a".into(), |n| n.to_string());
     let _ = writeln!(
         out,
-        "\n- audit lines written in the paired run: policy + audit {}, per-key + policy + audit {}",
+        "\n- audit lines written in the paired run: policy + audit {}, audit alone {}, per-key + policy + audit {}",
         lines("policy"),
+        lines("audit-only"),
         lines("per-key"),
     );
     for skip in &p.skipped {
