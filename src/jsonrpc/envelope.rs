@@ -292,3 +292,68 @@ impl<'de> Visitor<'de> for TextOf<'de> {
         Ok(Text::Decoded(v.into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::{Kind, ParseError};
+    use bytes::Bytes;
+
+    fn kind(s: &str) -> Result<Kind, ParseError> {
+        crate::jsonrpc::parse(Bytes::from(s.to_owned())).map(|m| m.parts[0].clone())
+    }
+
+    #[test]
+    fn the_names_a_request_gives_are_found_in_the_same_pass() {
+        let names = |s: &str| {
+            let m = crate::jsonrpc::parse(Bytes::from(s.to_owned())).unwrap();
+            let got = |t: &Text| m.text(t).map(str::to_owned);
+            (got(&m.named.name), got(&m.named.uri), m.named.clone())
+        };
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"name":"inner"},"name":"echo"}}"#;
+        assert_eq!(names(call).0.as_deref(), Some("echo"));
+        assert!(matches!(names(call).2.name, Text::At(..)));
+        let read = r#"{"id":1,"method":"resources/read","params":{"uri":"file:///a"}}"#;
+        assert_eq!(names(read).1.as_deref(), Some("file:///a"));
+        // An escaped name (or key) is read as the server reads it.
+        let escaped = r#"{"id":1,"method":"tools/call","params":{"n\u0061me":"get_\u0073ecret"}}"#;
+        assert_eq!(names(escaped).0.as_deref(), Some("get_secret"));
+        // Given twice, or not a string: there, but unreadable; the message still parses.
+        for odd in [
+            r#"{"id":1,"method":"tools/call","params":{"name":"ok","name":"x"}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":"ok","n\u0061me":"x"}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":"ok"},"params":{"name":"x"}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":7}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":null}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":["x"]}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":{"a":"x"}}}"#,
+            r#"{"id":1,"method":"tools/call","params":["x"]}"#,
+            r#"{"id":1,"method":"tools/call","params":"x"}"#,
+        ] {
+            let (name, _, named) = names(odd);
+            assert_eq!((name, named.name), (None, Text::Unreadable), "{odd}");
+        }
+        assert_eq!(
+            names(r#"{"id":1,"method":"tools/list"}"#).2,
+            Named::default()
+        );
+        // A batch's parts are not read for names.
+        let batch = crate::jsonrpc::parse(Bytes::from_static(
+            br#"[{"id":1,"method":"tools/call","params":{"name":"echo"}}]"#,
+        ))
+        .unwrap();
+        assert_eq!(batch.named, Named::default());
+        // The members the envelope needs stay strict, as before.
+        for bad in [
+            r#"{"id":1,"id":2,"method":"m"}"#,
+            r#"{"id":1,"method":"m","method":"n"}"#,
+            r#"{"id":1,"method":7}"#,
+        ] {
+            assert!(matches!(kind(bad), Err(ParseError::NotJsonRpc(_))), "{bad}");
+        }
+        assert!(matches!(
+            kind(r#"{"id":1,"method":"m","params":{"name":"x"}} x"#),
+            Err(ParseError::NotJson(_))
+        ));
+    }
+}
