@@ -200,9 +200,18 @@ impl Message {
         })
     }
 
-    /// The text of `params.name` or `params.uri` (from [`named`](Self::named)); `None` when it
-    /// is absent or not one readable string.
-    pub fn text<'a>(&'a self, text: &'a Text) -> Option<&'a str> {
+    /// `params.name` of a single message, as the envelope's pass found it; `None` when it is
+    /// absent or not one readable string.
+    pub fn param_name(&self) -> Option<&str> {
+        self.text(&self.named.name)
+    }
+
+    /// `params.uri` of a single message, read like [`param_name`](Self::param_name).
+    pub fn param_uri(&self) -> Option<&str> {
+        self.text(&self.named.uri)
+    }
+
+    fn text<'a>(&'a self, text: &'a Text) -> Option<&'a str> {
         match text {
             Text::At(start, end) => std::str::from_utf8(self.raw.get(*start..*end)?).ok(),
             Text::Decoded(s) => Some(s),

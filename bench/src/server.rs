@@ -200,7 +200,11 @@ impl Relay {
             loop {
                 line.clear();
                 match out.read_until(b'\n', &mut line).await {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => {
+                        // The stdio server is gone: whoever still waits gets 502, not a hang.
+                        answers.lock().expect("relay queue").clear();
+                        break;
+                    }
                     Ok(_) => {}
                 }
                 line.pop();
@@ -238,6 +242,10 @@ async fn relay(State(s): State<Arc<Server>>, body: Bytes) -> Response {
             relay.waiting.lock().expect("relay queue").push_back(tx);
         }
         if stdin.write_all(&line).await.is_err() {
+            if request {
+                // Ours is the last place taken: places are taken only under this lock.
+                relay.waiting.lock().expect("relay queue").pop_back();
+            }
             return StatusCode::BAD_GATEWAY.into_response();
         }
     }

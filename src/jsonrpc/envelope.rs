@@ -307,8 +307,11 @@ mod tests {
     fn the_names_a_request_gives_are_found_in_the_same_pass() {
         let names = |s: &str| {
             let m = crate::jsonrpc::parse(Bytes::from(s.to_owned())).unwrap();
-            let got = |t: &Text| m.text(t).map(str::to_owned);
-            (got(&m.named.name), got(&m.named.uri), m.named.clone())
+            (
+                m.param_name().map(str::to_owned),
+                m.param_uri().map(str::to_owned),
+                m.named.clone(),
+            )
         };
         let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"name":"inner"},"name":"echo"}}"#;
         assert_eq!(names(call).0.as_deref(), Some("echo"));

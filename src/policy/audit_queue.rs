@@ -35,7 +35,8 @@ struct State {
     /// A flush or a reopen is waiting: write now.
     hurry: bool,
     closed: bool,
-    /// The writer is idle: it saw a whole period without a record.
+    /// The writer is idle: it saw a whole period without a record. Nothing on the push side
+    /// needs it (a push never wakes the writer); tests read it to know the writer got there.
     idle: bool,
 }
 

@@ -164,18 +164,18 @@ impl<'a> Asked<'a> {
     /// `prompts/get` and `params.uri` of `resources/*`, as the envelope's pass found them; the
     /// reference of `completion/complete`, which is parsed here. `None` for other methods.
     pub fn of(method: &str, msg: &'a Message) -> Option<Asked<'a>> {
-        let (subject, text) = match method {
-            "tools/call" => (Subject::Tool, &msg.named.name),
-            "prompts/get" => (Subject::Prompt, &msg.named.name),
+        let (subject, name) = match method {
+            "tools/call" => (Subject::Tool, msg.param_name()),
+            "prompts/get" => (Subject::Prompt, msg.param_name()),
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                (Subject::Resource, &msg.named.uri)
+                (Subject::Resource, msg.param_uri())
             }
             "completion/complete" => return Some(Asked::completion(&msg.raw)),
             _ => return None,
         };
         Some(Asked {
             subject,
-            name: msg.text(text).map(Cow::Borrowed),
+            name: name.map(Cow::Borrowed),
             odd_reference: false,
         })
     }
